@@ -1,0 +1,73 @@
+"""Corpora, tokenizer and token cache behind one call.
+
+    data = prepare(config["data"])      # tokenizer + memory-mapped train/dev token arrays
+    data.tokenizer, data.train, data.dev, data.tokenizer_dir
+
+`builtin` sources are the synthetic grammar corpus of babysweep.data.builtin, generated once into
+the cache folder. The cache folder defaults to <project>/sweeps/.cache, where <project> is
+$BABYSWEEP_PROJECT or the current directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from babysweep.data.cache import token_array, tokenizer_entry
+from babysweep.data.corpus import source_files
+from babysweep.data.tokenizer import load_tokenizer
+
+BUILTIN = "builtin"
+
+
+def project_dir() -> Path:
+    return Path(os.environ.get("BABYSWEEP_PROJECT") or os.getcwd()).resolve()
+
+
+def cache_dir(data_cfg: dict) -> Path:
+    return Path(data_cfg.get("cache_dir") or project_dir() / "sweeps" / ".cache").expanduser().resolve()
+
+
+def builtin_folder(data_cfg: dict) -> Path:
+    from babysweep.data import builtin  # the grammar is only loaded when used
+
+    return builtin.build(cache_dir(data_cfg) / "builtin", words=data_cfg["builtin_words"], seed=data_cfg["builtin_seed"])
+
+
+def split_files(data_cfg: dict, split: str) -> list[Path]:
+    source = data_cfg[split]
+    if source == BUILTIN:
+        return source_files(builtin_folder(data_cfg) / split, split)
+    return source_files(source, split)
+
+
+def blimp_source(eval_cfg: dict, data_cfg: dict) -> Path | None:
+    """The BLiMP folder a run evaluates on: None for "none", the built-in pairs for "builtin"."""
+    source = eval_cfg["blimp"]
+    if source == "none":
+        return None
+    if source == BUILTIN:
+        return builtin_folder(data_cfg) / "blimp"
+    return Path(source).expanduser()
+
+
+@dataclass
+class PreparedData:
+    tokenizer: object  # PreTrainedTokenizerFast
+    tokenizer_dir: Path
+    train: np.ndarray
+    dev: np.ndarray
+    train_files: list[Path]
+    dev_files: list[Path]
+
+
+def prepare(data_cfg: dict) -> PreparedData:
+    train_files = split_files(data_cfg, "train")
+    dev_files = split_files(data_cfg, "dev")
+    tok_cfg = data_cfg["tokenizer"]
+    entry = tokenizer_entry(cache_dir(data_cfg), train_files, tok_cfg["vocab_size"], tok_cfg["min_frequency"])
+    tok = load_tokenizer(entry)
+    return PreparedData(tok, entry, token_array(entry, train_files, tok), token_array(entry, dev_files, tok), train_files, dev_files)

@@ -1,0 +1,136 @@
+"""Token cache: each (corpus content, tokenizer settings) is tokenised once, memory-mapped after.
+
+    entry = tokenizer_entry(cache_dir, train_files, vocab_size=8000, min_frequency=2)
+    tok = load_tokenizer(entry)                         # data.tokenizer; trained on train files only
+    train = token_array(entry, train_files, tok)         # np.memmap of token ids
+    dev = token_array(entry, dev_files, tok)
+
+Layout: <cache_dir>/tok-<key>/tokenizer.json and <cache_dir>/tok-<key>/split-<key>.bin (+ .json),
+where each key is a SHA-256 of the files' bytes (and of the tokenizer settings). Every entry is built
+in a temporary folder or file and renamed into place, so a half-written entry is never read; an
+entry whose metadata is missing or inconsistent is rebuilt. A file lock makes concurrent trials wait
+for one builder instead of all tokenising the same corpus.
+
+Each non-empty cleaned line becomes `<s>` followed by its tokens; lines are concatenated in file order.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from babysweep.data.corpus import read_corpus
+from babysweep.data.tokenizer import BOS_ID, train_tokenizer
+
+CACHE_VERSION = 1  # bump when the encoding rule changes
+_ENCODE_CHUNK = 20_000  # lines per encode_batch call: bounds memory of the Encoding objects
+
+
+def content_key(files: list[Path], extra: str = "") -> str:
+    digest = hashlib.sha256(f"v{CACHE_VERSION}|{extra}".encode())
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        digest.update(b"\1")
+    return digest.hexdigest()[:20]
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def tokenizer_entry(cache_dir: str | Path, train_files: list[Path], vocab_size: int, min_frequency: int) -> Path:
+    """The cache folder holding the tokenizer trained on these files with these settings."""
+    cache_dir = Path(cache_dir)
+    key = content_key(train_files, f"bpe|{vocab_size}|{min_frequency}")
+    entry = cache_dir / f"tok-{key}"
+    if (entry / "tokenizer.json").is_file():
+        return entry
+    with _locked(cache_dir / f"tok-{key}.lock"):
+        if (entry / "tokenizer.json").is_file():
+            return entry
+        lines = (line for doc in read_corpus(train_files) for line in doc.lines)
+        tok = train_tokenizer(lines, vocab_size=vocab_size, min_frequency=min_frequency)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
+        tok.save_pretrained(tmp)
+        if entry.exists():  # a stale, incomplete entry: never read, replaced
+            shutil.rmtree(entry)
+        os.replace(tmp, entry)
+    return entry
+
+
+def encode_documents(docs, tok) -> np.ndarray:
+    """Token ids of every line, each preceded by <s>, concatenated."""
+    backend = tok.backend_tokenizer
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # fast: no offsets
+    pieces: list[np.ndarray] = []
+    for doc in docs:
+        for start in range(0, len(doc.lines), _ENCODE_CHUNK):
+            batch = encode(doc.lines[start : start + _ENCODE_CHUNK], add_special_tokens=False)
+            ids = [[BOS_ID, *enc.ids] for enc in batch]
+            lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+            flat = np.fromiter((t for x in ids for t in x), dtype=np.int32, count=int(lengths.sum()))
+            pieces.append(flat)
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
+
+
+def _valid(bin_path: Path, meta_path: Path) -> dict | None:
+    try:
+        meta = json.loads(meta_path.read_text())
+        if bin_path.stat().st_size == meta["tokens"] * np.dtype(meta["dtype"]).itemsize:
+            return meta
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def token_array(entry: Path, files: list[Path], tok) -> np.memmap:
+    """Memory-mapped token ids of these files under this tokenizer entry (built once)."""
+    key = content_key(files)
+    bin_path, meta_path = entry / f"split-{key}.bin", entry / f"split-{key}.json"
+    meta = _valid(bin_path, meta_path)
+    if meta is None:
+        with _locked(entry / f"split-{key}.lock"):
+            meta = _valid(bin_path, meta_path)
+            if meta is None:
+                meta = _build_split(entry, files, tok, bin_path, meta_path)
+    return np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["tokens"],))
+
+
+def _build_split(entry: Path, files: list[Path], tok, bin_path: Path, meta_path: Path) -> dict:
+    docs = read_corpus(files)
+    ids = encode_documents(docs, tok)
+    dtype = "uint16" if len(tok) <= np.iinfo(np.uint16).max else "uint32"
+    meta = {
+        "tokens": int(ids.size),
+        "dtype": dtype,
+        "files": [str(p) for p in files],
+        "words": sum(doc.words for doc in docs),
+        "lines": sum(len(doc.lines) for doc in docs),
+    }
+    # The .bin is renamed into place before its metadata: a reader validates the size against the
+    # metadata, so a crash between the two renames leaves an entry that is rebuilt, never misread.
+    for target, write in ((bin_path, lambda f: ids.astype(dtype).tofile(f)), (meta_path, lambda f: f.write(json.dumps(meta).encode()))):
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=entry)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, target)
+    return meta
+

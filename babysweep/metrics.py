@@ -1,0 +1,24 @@
+"""Metric names shared by the trainer, BLiMP, sweeps, tracking and reports (one place each)."""
+
+EPOCH = "epoch"
+STEP = "step"
+TRAIN_LOSS = "train/loss"
+EVAL_LOSS = "eval/loss"
+EVAL_PPL = "eval/ppl"
+TOKENS_PER_S = "train/tokens_per_s"
+ELAPSED_S = "time/elapsed_s"
+PHASE = "antlm/phase_is_mlm"  # 1.0 in an MLM epoch, 0.0 in a CLM epoch
+PARAMS = "model/params"
+
+BLIMP_OVERALL = "blimp/overall"
+BLIMP_FIELD_PREFIX = "blimp/field/"
+BLIMP_PARADIGM_PREFIX = "blimp/paradigm/"
+BLIMP_SUBSET_OVERALL = "blimp_subset/overall"  # per-epoch seeded subset
+
+
+def blimp_field(field: str) -> str:
+    return BLIMP_FIELD_PREFIX + field
+
+
+def blimp_paradigm(paradigm: str) -> str:
+    return BLIMP_PARADIGM_PREFIX + paradigm
