@@ -141,18 +141,135 @@ def validate(
     console.print(f"[green]{spec}: valid[/green] ({len(loaded.distributions())} distributions)")
 
 
+def _print_result(result) -> None:
+    from babysweep.config import flatten
+
+    counts = result.counts
+    console.print(f"sweep [bold]{result.name}[/bold]: {counts['finished']} finished, {counts['errored']} errored, "
+                  f"{counts['unfinished']} unfinished of {counts['trials']} trials; folder {result.folder}")
+    if result.best:
+        best = result.best
+        console.print(f"[bold]best trial[/bold] {best['trial_id']}: model {best['model_dir']}")
+        console.print("  sampled: " + ", ".join(f"{k}={v}" for k, v in best["params"].items()))
+        shown = {k: round(v, 5) for k, v in best["metrics"].items() if not k.startswith("blimp/paradigm/")}
+        console.print("  metrics: " + ", ".join(f"{k}={v}" for k, v in shown.items()), highlight=False)
+        console.print("  config: " + ", ".join(f"{k}={v}" for k, v in flatten(best["config"]).items()), highlight=False)
+    if result.interrupted:
+        err_console.print(f"interrupted: run the same command again, or `babysweep resume {result.name}`, to continue where it stopped.")
+        raise typer.Exit(130)
+
+
+SWEEP_OPTIONS = dict(
+    address=typer.Option(None, "--address", help="Ray cluster address (else RAY_ADDRESS, else a local Ray)."),
+    storage=typer.Option(None, "--storage", help="Sweep state folder (default <project>/sweeps); shared on a cluster."),
+    tracking_uri=typer.Option(None, "--tracking-uri", help="MLflow store (else MLFLOW_TRACKING_URI, else mlruns/)."),
+)
+
+
+@app.command()
+def run(
+    spec: Path = typer.Argument(..., help="A sweep spec YAML, e.g. search_spaces/teachers.yaml."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run under another sweep name than the spec's."),
+    fresh: bool = typer.Option(False, "--fresh", help="Delete this sweep's state and start over."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    address: Optional[str] = SWEEP_OPTIONS["address"],
+    storage: Optional[str] = SWEEP_OPTIONS["storage"],
+    tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
+) -> None:
+    """Run a sweep with Ray Tune, or continue it if it was interrupted."""
+    from babysweep.spec import load_spec
+    from babysweep.sweep import run_sweep
+
+    overrides = _overrides(set_)
+    if name:
+        overrides["name"] = name
+    loaded = load_spec(spec, overrides)
+    _print_result(run_sweep(loaded, fresh=fresh, address=address, storage=storage, tracking_uri=tracking_uri))
+
+
+@app.command()
+def resume(
+    name: str = typer.Argument(..., help="The sweep's name (its folder under sweeps/)."),
+    address: Optional[str] = SWEEP_OPTIONS["address"],
+    storage: Optional[str] = SWEEP_OPTIONS["storage"],
+    tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
+) -> None:
+    """Continue an interrupted sweep from its folder."""
+    from babysweep.spec import load_spec
+    from babysweep.sweep import run_sweep, sweep_folder
+
+    saved = sweep_folder(name, storage) / "spec.yaml"
+    if not saved.is_file():
+        raise UserError(f"{saved.parent}: no sweep named '{name}' to resume.")
+    loaded = load_spec(saved)
+    _print_result(run_sweep(loaded, address=address, storage=storage, tracking_uri=tracking_uri))
+
+
+@app.command()
+def status(
+    name: Optional[str] = typer.Argument(None, help="A sweep name; without it, every sweep is listed."),
+    storage: Optional[str] = SWEEP_OPTIONS["storage"],
+) -> None:
+    """Show a sweep's trials (state, epochs, metrics, best) from its folder, without starting Ray."""
+    from rich.table import Table
+
+    from babysweep.spec import load_spec
+    from babysweep.sweep import best_row, default_storage, sweep_status
+
+    root = Path(storage).expanduser().resolve() if storage else default_storage()
+    names = [name] if name else sorted(p.name for p in root.glob("*") if (p / "spec.yaml").is_file())
+    if not names:
+        raise UserError(f"{root}: holds no sweep yet (run `babysweep run SPEC`).")
+    for sweep_name in names:
+        rows = sweep_status(sweep_name, root)
+        search = load_spec(root / sweep_name / "spec.yaml").search
+        best = best_row(rows, search.metric, search.mode)
+        table = Table(title=f"{sweep_name}: {len(rows)} of {search.samples * search.repeats} trials")
+        for column in ("trial", "state", "epochs", search.metric, "blimp/overall", "note"):
+            table.add_column(column)
+        for row in rows:
+            value, blimp = row["metrics"].get(search.metric), row["metrics"].get("blimp/overall")
+            note = "best" if best is row else (row["error"] or "")[:70]
+            table.add_row(row["trial_id"], row["state"], str(row["iterations"]), f"{value:.4g}" if value is not None else "-",
+                          f"{blimp:.3f}" if blimp is not None else "-", note)
+        console.print(table)
+
+
+@app.command()
+def ui(
+    port: int = typer.Option(5000, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address; loopback unless you mean to share it."),
+    tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
+) -> None:
+    """Open MLflow's UI on the project's store, where sweeps and trials compare."""
+    from babysweep.data import project_dir
+    from babysweep.tracking import resolve_tracking_uri, serve_ui, wait_until_up
+
+    uri = resolve_tracking_uri(tracking_uri, project_dir())
+    process, address = serve_ui(uri, host=host, port=port)
+    try:
+        wait_until_up(address, timeout=60)
+        console.print(f"MLflow UI on [bold]{address}[/bold] (store {uri}); Ctrl-C to stop.")
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def main() -> None:
     from pydantic import ValidationError
 
     try:
         code = app(standalone_mode=False)
     except UserError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False)
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        err_console.print(f"error: {where}: {first['msg']}.", markup=False, highlight=False)
+        err_console.print(f"error: {where}: {first['msg']}.", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))

@@ -1,0 +1,274 @@
+"""Sweeps on Ray Tune: the only module that imports ray.
+
+    result = run_sweep(load_spec("search_spaces/teachers.yaml"))      # runs, or resumes, the sweep
+    rows = sweep_status("teachers")                                    # from the folder, no Ray started
+
+A sweep lives in <storage>/<name>/ (storage defaults to <project>/sweeps): Ray Tune's experiment
+state, `spec.yaml` (the spec it was started with), `teachers.json` (resolved teachers of a student
+sweep), `mlflow_runs.json` (trial -> MLflow run) and `models/<trial_id>/` (each trial's run folder:
+checkpoints, final/ HF model, metrics.jsonl). Running a spec whose sweep folder exists restores it:
+finished trials stay finished, unfinished ones continue from their last checkpoint, and Optuna's
+study comes back with the searcher. ASHA's rungs are not restored by Ray (STACK-NOTES): trials
+that resume are judged afresh at the rungs they still have to pass.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from babysweep import metrics as M
+from babysweep.data import project_dir
+from babysweep.errors import UserError
+from babysweep.spec import OptunaSpace, Spec, diff_specs, grid_points
+
+GRID_KEY = "grid_point"
+REPEAT_KEY = "__trial_index__"  # set by Ray's Repeater: which seed of a repeated config
+
+
+def default_storage() -> Path:
+    return project_dir() / "sweeps"
+
+
+def sweep_folder(name: str, storage: str | Path | None = None) -> Path:
+    return Path(storage or default_storage()).expanduser().resolve() / name
+
+
+def max_epochs(spec: Spec) -> int:
+    """The largest epoch count a trial of this spec can run (ASHA's max_t)."""
+    dist = spec.distributions().get("train.epochs")
+    if dist is None:
+        return int(spec.materialize({})["train"]["epochs"]) if spec.is_fixed() else int(_fixed(spec, "train.epochs", 4))
+    values = dist.args if dist.kind in ("choice", "grid") else dist.args[:2]
+    return int(max(values))
+
+
+def _fixed(spec: Spec, name: str, default: Any) -> Any:
+    node: Any = spec.space
+    for part in name.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+# --------------------------------------------------------------------------- the trial function
+def run_trial(params: dict, payload: dict) -> None:
+    """A Ray Tune function trainable: one training run of one sampled config."""
+    from ray import tune
+
+    from babysweep.spec import Spec  # noqa: F401  (unpickling the payload needs it importable)
+    from babysweep.trainer import train
+
+    spec: Spec = payload["spec"]
+    params = dict(params)
+    repeat = int(params.pop(REPEAT_KEY, 0) or 0)
+    if GRID_KEY in params:
+        params.update(params.pop(GRID_KEY))
+    config = spec.materialize(params, teachers=payload["teachers"])
+    config["data"]["cache_dir"] = config["data"]["cache_dir"] or payload["cache_dir"]
+    config["train"]["seed"] += repeat
+    config["train"]["threads"] = config["train"]["threads"] or max(1, int(payload["cpu"]))
+    trial_id = tune.get_context().get_trial_id()
+    out_dir = Path(payload["models_dir"]) / trial_id
+
+    def report(metrics: dict, folder: Path | None) -> None:
+        checkpoint = tune.Checkpoint.from_directory(str(folder)) if folder else None
+        tune.report({**metrics, "trial_out_dir": str(out_dir)}, checkpoint=checkpoint)
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        train(config, out_dir, reporter=report)
+        return
+    with checkpoint.as_directory() as folder:
+        with open(out_dir / "resumes.log", "a") as log:  # evidence that a trial continued, not restarted
+            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resumed from {folder}\n")
+        train(config, out_dir, reporter=report, resume=folder)
+
+
+# --------------------------------------------------------------------------- driver
+@dataclass
+class SweepResult:
+    name: str
+    folder: Path
+    interrupted: bool
+    best: dict | None  # {"trial_id", "config", "metrics", "model_dir"}
+    counts: dict[str, int]
+
+
+def _prepare_folder(spec: Spec, folder: Path, fresh: bool) -> bool:
+    """Returns True when an existing sweep is to be restored."""
+    from ray.tune import Tuner
+
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    if folder.exists() and Tuner.can_restore(str(folder)):
+        old = (folder / "spec.yaml").read_text() if (folder / "spec.yaml").is_file() else ""
+        changed = diff_specs(old, spec)
+        if changed:
+            raise UserError(
+                f"{spec.path}: sweep '{spec.name}' already exists in {folder} with a different "
+                f"{', '.join(changed)}; Ray cannot change a search space on restore, so run it under "
+                "another name (--name NEW) or start over (--fresh)."
+            )
+        return True
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.yaml").write_text(spec.text)
+    return False
+
+
+def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> list[str] | None:
+    """Teacher folders of a student sweep: given in the spec, or the best trials of another sweep
+    (resolved once and kept in the sweep folder so that a resume uses the same teachers)."""
+    from babysweep.tracking import best_runs
+
+    source = spec.teachers_from_sweep
+    if source is None:
+        return None
+    saved = folder / "teachers.json"
+    if saved.is_file():
+        return [t["model_dir"] for t in json.loads(saved.read_text())]
+    refs = best_runs(tracking_uri, source.sweep, source.top, metric=source.metric, mode=source.mode)
+    rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "metric": r.metric} for r in refs]
+    saved.write_text(json.dumps(rows, indent=1))
+    return [r["model_dir"] for r in rows]
+
+
+def _searcher(spec: Spec):
+    import optuna
+    from ray.tune.search import Repeater
+    from ray.tune.search.optuna import OptunaSearch
+
+    search = spec.search
+    sampler = optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "optuna" else optuna.samplers.RandomSampler(seed=search.seed)
+    searcher = OptunaSearch(space=OptunaSpace(spec.space), metric=search.metric, mode=search.mode, sampler=sampler)
+    if search.repeats > 1:
+        searcher = Repeater(searcher, repeat=search.repeats, set_index=True)
+    return searcher
+
+
+def _scheduler(spec: Spec):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if spec.search.scheduler == "none":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="training_iteration", metric=spec.search.metric, mode=spec.search.mode,
+                         max_t=max_epochs(spec), grace_period=spec.search.grace_period,
+                         reduction_factor=spec.search.reduction_factor)
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 object_store_memory=300 * 1024**2)
+
+
+def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, storage: str | Path | None = None,
+              tracking_uri: str | None = None, live: bool = True) -> SweepResult:
+    """Run the sweep of a spec, or continue it where it stopped."""
+    from ray import tune
+
+    from babysweep.sweep_view import SweepCallback
+    from babysweep.tracking import resolve_tracking_uri
+
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # experiment state saved at least every second
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    folder = sweep_folder(spec.name, storage)
+    restoring = _prepare_folder(spec, folder, fresh)
+    uri = resolve_tracking_uri(tracking_uri, project_dir())
+    teachers = _resolve_teachers(spec, folder, uri)
+    search = spec.search
+    if search.algorithm == "grid":
+        points = grid_points(spec)
+        seeds = range(search.repeats)
+        param_space = {GRID_KEY: tune.grid_search(points), REPEAT_KEY: tune.grid_search(list(seeds))}
+        total = len(points) * search.repeats
+    else:
+        param_space = None
+        total = search.samples * search.repeats
+    payload = {"spec": spec, "teachers": teachers, "cache_dir": str(folder.parent / ".cache"),
+               "models_dir": str(folder / "models"), "cpu": spec.resources.cpu}
+    trainable = tune.with_resources(tune.with_parameters(run_trial, payload=payload),
+                                    {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    callback = SweepCallback(name=spec.name, folder=str(folder), tracking_uri=uri, spec_text=spec.text,
+                             role=spec.role, metric=search.metric, mode=search.mode, total=total,
+                             max_epochs=max_epochs(spec), models=spec.tracking.models,
+                             search_settings={"search." + k: v for k, v in search.model_dump().items()}, live=live,
+                             spec=spec, teachers=teachers)
+
+    _init_ray(address)
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))  # stop like Ctrl-C
+    try:
+        if restoring:
+            tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=False,
+                                       param_space=param_space)
+            tuner._local_tuner.get_run_config().callbacks = [callback]  # callbacks hold live objects: set anew
+        else:
+            tune_config = tune.TuneConfig(
+                search_alg=None if param_space else _searcher(spec),
+                scheduler=_scheduler(spec),
+                metric=search.metric, mode=search.mode,
+                num_samples=1 if param_space else total,
+                max_concurrent_trials=search.concurrent,
+            )
+            run_config = tune.RunConfig(
+                name=spec.name, storage_path=str(folder.parent), callbacks=[callback], verbose=0,
+                failure_config=tune.FailureConfig(max_failures=search.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            )
+            tuner = tune.Tuner(trainable, param_space=param_space or {}, tune_config=tune_config, run_config=run_config)
+        tuner.fit()
+    except KeyboardInterrupt:
+        callback.interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    best = callback.finish(callback.interrupted)
+    return SweepResult(spec.name, folder, callback.interrupted, best, callback.counts())
+
+
+# --------------------------------------------------------------------------- status (no Ray started)
+def sweep_status(name: str, storage: str | Path | None = None) -> list[dict]:
+    """The trials of a sweep as read from its folder: id, state, iterations, metrics, config."""
+    from ray.tune import ExperimentAnalysis
+
+    folder = sweep_folder(name, storage)
+    if not folder.is_dir() or not any(folder.glob("experiment_state-*.json")):
+        raise UserError(f"{folder}: no sweep named '{name}' (run `babysweep run SPEC` first).")
+    analysis = ExperimentAnalysis(str(folder))
+    rows = []
+    for trial in analysis.trials:
+        result = trial.last_result or {}
+        rows.append({"trial_id": trial.trial_id, "state": trial.status, "iterations": result.get("training_iteration", 0),
+                     "metrics": {k: v for k, v in result.items() if isinstance(v, (int, float)) and "/" in k},
+                     "config": trial.config, "error": _error_line(trial)})
+    return rows
+
+
+def _error_line(trial) -> str | None:
+    path = getattr(trial, "error_file", None)
+    if not path or not os.path.exists(path):
+        return None
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
+
+
+def best_row(rows: list[dict], metric: str, mode: str) -> dict | None:
+    scored = [r for r in rows if isinstance(r["metrics"].get(metric), (int, float)) and math.isfinite(r["metrics"][metric])]
+    if not scored:
+        return None
+    return (min if mode == "min" else max)(scored, key=lambda r: r["metrics"][metric])

@@ -1,0 +1,676 @@
+"""MLflow tracking for sweeps: one experiment per sweep, a parent run, one child run per trial.
+
+The only module that imports mlflow (and it never imports ray). The sweep layer calls a
+`SweepTracker` from the driver; a `NullTracker` stands in when tracking is off.
+
+    uri = resolve_tracking_uri(None, project_dir)     # explicit > $MLFLOW_TRACKING_URI > sqlite default
+    tracker = SweepTracker(uri, "teachers", project_dir / "sweeps" / "teachers",
+                           metric="eval/loss", mode="min", role="teacher",
+                           spec_text=spec_yaml, search_settings={"algorithm": "optuna"})
+    tracker.trial_started("t1", params={"train.lr": 1e-3}, config=resolved_config)
+    tracker.trial_result("t1", {"eval/loss": 3.2}, step=1)          # one log_batch per report
+    tracker.trial_finished("t1", "FINISHED", final_metrics={...}, blimp={...}, model_dir="...")
+    tracker.sweep_finished(best_trial_id="t1")                          # or tracker.interrupted()
+
+    teachers = best_runs(uri, "teachers", top=2)     # -> [RunRef(run_id, trial_id, model_dir, ...)]
+    proc, address = serve_ui(uri)                     # `mlflow server` on the project's store
+
+Resume safety: the trial-id -> run-id map lives in `<sweep_dir>/mlflow_runs.json` (written
+atomically). A new tracker on the same folder reuses the parent run and every known trial's run,
+and skips metric steps that are already logged, so a driver killed with SIGKILL and resumed
+leaves one run per trial, one value per step, and no run RUNNING after `sweep_finished`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import numbers
+import os
+import posixpath
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag, ViewType
+from mlflow.exceptions import MlflowException
+
+import babysweep
+from babysweep.config import flatten
+from babysweep.errors import UserError
+
+log = logging.getLogger(__name__)
+
+MAP_FILE = "mlflow_runs.json"
+MODEL_ARTIFACT = "model"
+# MLflow's limits (mlflow.utils.validation): longer values are truncated here, longer keys skipped.
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+MAX_KEY = 250
+MAX_PER_BATCH = 100  # params or tags per log_batch call
+MAX_METRICS_PER_BATCH = 1000
+_TRUNCATED = "...[truncated]"
+_KEY_OK = re.compile(r"^[/\w.\- ]+$")  # MLflow's portable key characters
+TERMINAL = ("FINISHED", "FAILED", "STOPPED")
+
+
+# ---------------------------------------------------------------------------------------- store
+
+
+def default_tracking_uri(project_dir: Path) -> str:
+    """sqlite:///<project>/mlruns/mlflow.db (MLflow 3 refuses the file store)."""
+    return "sqlite:///" + str(Path(project_dir).resolve() / "mlruns" / "mlflow.db")
+
+
+def resolve_tracking_uri(explicit: str | None, project_dir: Path) -> str:
+    """The explicit argument wins, then $MLFLOW_TRACKING_URI, then the project's sqlite store."""
+    for uri, source in ((explicit, "the tracking URI given"), (os.environ.get("MLFLOW_TRACKING_URI"), "MLFLOW_TRACKING_URI")):
+        if uri:
+            return _checked_uri(uri, source, project_dir)
+    return default_tracking_uri(project_dir)
+
+
+def _checked_uri(uri: str, source: str, project_dir: Path) -> str:
+    is_path = "://" not in uri and not uri.startswith(("sqlite:", "databricks"))
+    if is_path and uri.endswith(".db"):  # a bare database file: make it a sqlite URI
+        return "sqlite:///" + str(Path(uri).expanduser().resolve())
+    if (is_path or uri.startswith("file:")) and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
+        raise UserError(
+            f"{source} '{uri}' is an MLflow file store, which MLflow 3 refuses; "
+            f"use a database such as {default_tracking_uri(project_dir)}"
+        )
+    return uri
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite URI (None for other stores or in-memory databases)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _artifact_root(uri: str) -> Path | None:
+    """Artifacts of a sqlite store live beside the database: <db dir>/artifacts."""
+    db = _sqlite_path(uri)
+    return None if db is None else db.resolve().parent / "artifacts"
+
+
+def _client(uri: str) -> mlflow.MlflowClient:
+    db = _sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)  # sqlite creates the file, not its folder
+    return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def _missing(exc: MlflowException) -> bool:
+    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
+# --------------------------------------------------------------------------------- value shaping
+
+
+def _safe_key(key: str) -> str | None:
+    """A key MLflow accepts (odd characters -> '_'), or None when it cannot be made one."""
+    key = re.sub(r"[^/\w.\- ]", "_", str(key))
+    ok = _KEY_OK.match(key) and len(key) <= MAX_KEY
+    norm = posixpath.normpath(key)
+    return key if ok and norm == key and not norm.startswith(("/", "..")) and norm != "." else None
+
+
+def _text(value: Any, limit: int) -> str:
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()  # numpy / torch scalars
+    if isinstance(value, (list, tuple, dict)):
+        text = json.dumps(value, default=str, separators=(",", ":"))
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - len(_TRUNCATED)] + _TRUNCATED
+
+
+def _number(value: Any) -> float | None:
+    """A float for real numbers (numpy/torch scalars included); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if hasattr(value, "item") and getattr(value, "shape", None) in ((), (1,)):
+        return _number(value.item())
+    return None
+
+
+def _params(flat: dict[str, Any]) -> list[Param]:
+    out = []
+    for key, value in flat.items():
+        name = _safe_key(key)
+        if name is None:
+            log.debug("param %r has a name MLflow refuses; it is only in config.json", key)
+            continue
+        out.append(Param(name, _text(value, MAX_PARAM_VALUE)))
+    return out
+
+
+def _tag_dict(tags: dict[str, Any]) -> dict[str, str]:
+    """Tags as MLflow takes them: strings, truncated; None values and unloggable keys dropped."""
+    return {k: _text(v, MAX_TAG_VALUE) for k, v in tags.items() if v is not None and _safe_key(k) == k}
+
+
+def _tags(tags: dict[str, Any]) -> list[RunTag]:
+    return [RunTag(k, v) for k, v in _tag_dict(tags).items()]
+
+
+def _log_batch(client, run_id: str, metrics=(), params=(), tags=()) -> None:
+    """One log_batch call unless MLflow's per-call limits force more."""
+    metrics, params, tags = list(metrics), list(params), list(tags)
+    while metrics or params or tags:
+        client.log_batch(run_id, metrics=metrics[:MAX_METRICS_PER_BATCH], params=params[:MAX_PER_BATCH], tags=tags[:MAX_PER_BATCH])
+        metrics, params, tags = metrics[MAX_METRICS_PER_BATCH:], params[MAX_PER_BATCH:], tags[MAX_PER_BATCH:]
+
+
+def _git_commit(directory: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
+
+
+def _blimp_table(blimp: dict) -> dict[str, list]:
+    """{paradigm: acc} or {paradigm: {col: v}} or {col: [..]} -> columns {name: [values]}."""
+    if blimp and all(isinstance(v, (list, tuple)) for v in blimp.values()):
+        return {k: list(v) for k, v in blimp.items()}
+    rows = sorted(blimp)
+    if all(isinstance(blimp[r], dict) for r in rows):
+        columns = sorted({c for r in rows for c in blimp[r]})
+        return {"paradigm": rows, **{c: [blimp[r].get(c) for r in rows] for c in columns}}
+    return {"paradigm": rows, "accuracy": [blimp[r] for r in rows]}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write atomically: a SIGKILL leaves either the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ------------------------------------------------------------------------------------- tracker
+
+
+class SweepTracker:
+    """Logs one sweep to MLflow; resume-safe through `<sweep_dir>/mlflow_runs.json`.
+
+    Call it from one process (the driver). `warnings` lists what the tracker repaired on
+    opening (a deleted parent run, a deleted trial run), each also sent to the logger.
+    """
+
+    def __init__(self, tracking_uri: str, sweep_name: str, sweep_dir: Path, *, metric: str, mode: str,
+                 role: str, spec_text: str, search_settings: dict, models: str = "best",
+                 tags: dict | None = None, project_dir: Path | None = None):
+        if models not in ("best", "all", "none"):
+            raise UserError(f"models must be best, all or none, not '{models}'")
+        if mode not in ("min", "max"):
+            raise UserError(f"mode must be min or max, not '{mode}'")
+        self.tracking_uri, self.sweep_name, self.metric, self.mode = tracking_uri, sweep_name, metric, mode
+        self.role, self.models = role, models
+        self.sweep_dir = Path(sweep_dir)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        self.map_path = self.sweep_dir / MAP_FILE
+        self.warnings: list[str] = []
+        self._lock = threading.Lock()  # Ray callbacks run on one thread, but be safe
+        self._client = _client(tracking_uri)
+        commit = _git_commit(Path(project_dir) if project_dir else self.sweep_dir)
+        # Tags every run of this sweep carries.
+        self._common = {"sweep": sweep_name, "role": role, "babysweep.version": babysweep.__version__,
+                        "mlflow.source.git.commit": commit}
+        self._synced: set[str] = set()  # trials checked against MLflow in this process
+        self._keys_at_last: dict[str, set[str]] = {}  # per trial: metric keys logged at its last step
+        self._state = self._load_map()
+        self._reopened = bool(self._state.get("parent_run_id"))
+        self._experiment_id = self._experiment()
+        self._open_parent(spec_text, search_settings, tags or {})
+
+    # -- opening
+
+    def _load_map(self) -> dict:
+        if not self.map_path.exists():
+            return {"version": 1, "trials": {}}
+        try:
+            state = json.loads(self.map_path.read_text())
+            if not isinstance(state.get("trials"), dict):
+                raise ValueError("no 'trials' object")
+            return state
+        except (ValueError, AttributeError) as exc:
+            raise UserError(f"{self.map_path} is not a valid run map ({exc}); delete it to start new MLflow runs for this sweep") from exc
+
+    def _save(self) -> None:
+        self._state["tracking_uri"] = self.tracking_uri
+        _write_json(self.map_path, self._state)
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning(message)
+
+    def _experiment(self) -> str:
+        exp = self._client.get_experiment_by_name(self.sweep_name)
+        if exp is None:
+            root = _artifact_root(self.tracking_uri)
+            location = None
+            if root is not None:
+                location = (root / re.sub(r"[^\w.\-]", "_", self.sweep_name)).as_uri()
+            return self._client.create_experiment(self.sweep_name, artifact_location=location)
+        if exp.lifecycle_stage == "deleted":  # its name is still taken: bring it back
+            self._client.restore_experiment(exp.experiment_id)
+            self._warn(f"MLflow experiment '{self.sweep_name}' was deleted; restored it")
+        return exp.experiment_id
+
+    def _run_alive(self, run_id: str | None):
+        """The run if it exists, is not deleted and belongs to this sweep's experiment."""
+        if not run_id:
+            return None
+        try:
+            run = self._client.get_run(run_id)
+        except MlflowException as exc:
+            if _missing(exc):
+                return None
+            raise
+        ok = run.info.lifecycle_stage == "active" and run.info.experiment_id == self._experiment_id
+        return run if ok else None
+
+    def _open_parent(self, spec_text: str, search_settings: dict, tags: dict) -> None:
+        old = self._state.get("parent_run_id")
+        if self._run_alive(old):
+            self._client.update_run(old, "RUNNING")
+            return
+        if old:
+            self._warn(f"the parent MLflow run {old} of sweep '{self.sweep_name}' is gone (deleted?); "
+                       f"created a new parent run and will move this sweep's trial runs under it")
+        parent_tags = {**self._common, "kind": "sweep", "metric": self.metric, "mode": self.mode, "models": self.models, **tags}
+        run = self._client.create_run(self._experiment_id, tags=_tag_dict(parent_tags), run_name=self.sweep_name)
+        self._state["parent_run_id"] = run.info.run_id
+        self._save()
+        for trial_id, entry in self._state["trials"].items():
+            if self._run_alive(entry["run_id"]):  # keep the sweep's trials under its (new) parent
+                self._client.set_tag(entry["run_id"], "mlflow.parentRunId", run.info.run_id)
+        flat = {**flatten(search_settings, "search."), "search.metric": self.metric, "search.mode": self.mode}
+        _log_batch(self._client, run.info.run_id, params=_params(flat))
+        self._client.log_text(run.info.run_id, spec_text, "spec.yaml")
+
+    @property
+    def parent_run_id(self) -> str:
+        return self._state["parent_run_id"]
+
+    # -- trials
+
+    def _entry(self, trial_id: str) -> dict | None:
+        return self._state["trials"].get(trial_id)
+
+    def _sync(self, trial_id: str) -> bool:
+        """First touch of a known trial in this process: check its run, learn its last logged step."""
+        if trial_id in self._synced:
+            return True
+        entry = self._entry(trial_id)
+        run = self._run_alive(entry["run_id"])
+        if run is None:
+            self._warn(f"the MLflow run {entry['run_id']} of trial {trial_id} is gone (deleted?); starting a new run for it")
+            del self._state["trials"][trial_id]
+            return False
+        last_per_key = {}
+        for key in run.data.metrics:  # one history query per key, once per reopen
+            steps = [m.step for m in self._client.get_metric_history(run.info.run_id, key)]
+            if steps:
+                last_per_key[key] = max(steps)
+        # The map can be one report behind MLflow (a kill between log_batch and the map write).
+        known = [s for s in (max(last_per_key.values(), default=None), entry.get("last_step")) if s is not None]
+        entry["last_step"] = max(known, default=None)
+        self._keys_at_last[trial_id] = {k for k, s in last_per_key.items() if s == entry["last_step"]}
+        self._synced.add(trial_id)
+        return True
+
+    def _adopt_orphan(self, trial_id: str) -> str | None:
+        """A run created just before a SIGKILL, before the map recorded it."""
+        if not self._reopened or "'" in trial_id:
+            return None
+        query = f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent_run_id}'"
+        runs = self._client.search_runs([self._experiment_id], query, max_results=1)
+        return runs[0].info.run_id if runs else None
+
+    def _open_trial(self, trial_id: str, params: dict | None = None, config: dict | None = None,
+                    tags: dict | None = None, reopen: bool = False) -> str:
+        """The trial's run id: its known run (RUNNING again when `reopen`), or a new child run."""
+        entry = self._entry(trial_id)
+        if entry is not None and not self._sync(trial_id):
+            entry = None  # its run was deleted
+        if entry is None:
+            run_id = self._adopt_orphan(trial_id)
+            if run_id is None:
+                flat = {**flatten(config or {}), **flatten(params or {})}
+                child_tags = {**self._common, "kind": "trial", "trial_id": trial_id, "mlflow.parentRunId": self.parent_run_id,
+                              "seed": flat.get("train.seed"), "sampled": ",".join(sorted(flatten(params or {}))) or None, **(tags or {})}
+                run = self._client.create_run(self._experiment_id, run_name=trial_id, tags=_tag_dict(child_tags))
+                run_id = run.info.run_id
+            entry = {"run_id": run_id, "status": "RUNNING", "last_step": None, "params_logged": False}
+            self._state["trials"][trial_id] = entry
+            self._save()  # before logging anything: a kill from here on reuses this run
+            self._synced.add(trial_id)
+            self._keys_at_last[trial_id] = set()
+        elif entry["status"] != "RUNNING" and (reopen or entry["status"] == "KILLED"):
+            if entry["status"] == "FAILED":
+                self._client.delete_tag(entry["run_id"], "error")  # restarted after an error
+            self._client.update_run(entry["run_id"], "RUNNING")
+            entry["status"] = "RUNNING"
+            self._save()
+        if not entry["params_logged"] and (params is not None or config is not None):
+            flat = {**flatten(config or {}), **flatten(params or {})}  # sampled values win
+            _log_batch(self._client, entry["run_id"], params=_params(flat))
+            if config:
+                self._client.log_text(entry["run_id"], json.dumps(config, indent=2, sort_keys=True, default=str), "config.json")
+            entry["params_logged"] = True
+            self._save()
+        return entry["run_id"]
+
+    def trial_started(self, trial_id: str, params: dict, config: dict, tags: dict | None = None) -> str:
+        """Open (or reopen) the trial's child run; returns its run id. Idempotent."""
+        with self._lock:
+            return self._open_trial(trial_id, params, config, tags, reopen=True)
+
+    def trial_result(self, trial_id: str, metrics: dict[str, Any], step: int) -> None:
+        """Log one report at `step` in one log_batch; steps already logged are skipped."""
+        with self._lock:
+            run_id = self._open_trial(trial_id)
+            entry = self._entry(trial_id)
+            if entry["last_step"] is not None and step <= entry["last_step"]:
+                log.debug("trial %s: step %s already logged (last %s); skipped", trial_id, step, entry["last_step"])
+                return
+            logged, nonfinite = self._metrics(metrics, step)
+            _log_batch(self._client, run_id, metrics=logged, tags=nonfinite)
+            entry["last_step"] = step
+            self._keys_at_last[trial_id] = {m.key for m in logged}
+            self._save()
+
+    def _metrics(self, metrics: dict[str, Any], step: int, skip: set[str] = frozenset()):
+        now = int(time.time() * 1000)
+        logged, nonfinite = [], []
+        for key, value in metrics.items():
+            number, name = _number(value), _safe_key(key)
+            if number is None or name is None or name in skip:
+                continue  # strings, dicts, bools and unloggable names are not metrics
+            if math.isfinite(number):
+                logged.append(Metric(name, number, now, int(step)))
+            elif _safe_key("nonfinite." + name):
+                nonfinite.append(RunTag("nonfinite." + name, f"{number} at step {step}"))
+        return logged, nonfinite
+
+    def trial_finished(self, trial_id: str, status: str, *, error: str | None = None, final_metrics: dict | None = None,
+                       blimp: dict | None = None, model_dir: str | None = None) -> None:
+        """Close the trial's run. status: FINISHED, FAILED (with `error`) or STOPPED (early, by the scheduler)."""
+        if status not in TERMINAL:
+            raise ValueError(f"status must be one of {TERMINAL}, not {status!r}")
+        with self._lock:
+            run_id = self._open_trial(trial_id)
+            entry = self._entry(trial_id)
+            step = entry["last_step"] if entry["last_step"] is not None else 0
+            # Final metrics go at the last step; a key already logged at that step is not repeated.
+            done = self._keys_at_last.setdefault(trial_id, set()) if entry["last_step"] is not None else set()
+            logged, nonfinite = self._metrics(final_metrics or {}, step, skip=done)
+            tags = {"error": error if status == "FAILED" else None, "stopped_early": "true" if status == "STOPPED" else None,
+                    "model_dir": str(model_dir) if model_dir else None}
+            _log_batch(self._client, run_id, metrics=logged, tags=nonfinite + _tags(tags))
+            entry["last_step"] = step if (logged or entry["last_step"] is not None) else None
+            done |= {m.key for m in logged}
+            self._keys_at_last[trial_id] = done
+            if blimp:
+                self._client.log_dict(run_id, _blimp_table(blimp), "blimp.json")  # overwrites: idempotent
+            if model_dir:
+                entry["model_dir"] = str(model_dir)
+            if self.models == "all" and status != "FAILED":
+                self._log_model(trial_id)
+            self._client.set_terminated(run_id, "FAILED" if status == "FAILED" else "FINISHED")
+            entry["status"] = status
+            self._save()
+
+    def _log_model(self, trial_id: str) -> bool:
+        entry = self._entry(trial_id)
+        folder = entry.get("model_dir")
+        if entry.get("model_logged"):
+            return True
+        if not folder or not Path(folder).is_dir():
+            return False
+        self._client.log_artifacts(entry["run_id"], folder, MODEL_ARTIFACT)
+        entry["model_logged"] = True
+        self._save()
+        return True
+
+    def _best_known_trial(self) -> str | None:
+        """The best trial that finished fully with a saved model, by the sweep's metric and mode."""
+        candidates = []
+        for trial_id, entry in self._state["trials"].items():
+            if entry["status"] != "FINISHED" or not entry.get("model_dir") or not Path(entry["model_dir"]).is_dir():
+                continue
+            run = self._run_alive(entry["run_id"])
+            value = run.data.metrics.get(self.metric) if run else None
+            if value is not None and math.isfinite(value):
+                candidates.append((value if self.mode == "min" else -value, trial_id))
+        return min(candidates)[1] if candidates else None
+
+    def sweep_finished(self, best_trial_id: str | None) -> None:
+        """Log the best model (models=best), close every open trial run and the parent run."""
+        with self._lock:
+            if self.models == "best":
+                entry = self._entry(best_trial_id) if best_trial_id else None
+                if entry is None or entry["status"] == "FAILED" or not entry.get("model_dir"):
+                    best_trial_id = self._best_known_trial()
+                if best_trial_id and self._log_model(best_trial_id):
+                    self._client.set_tag(self.parent_run_id, "best_trial_id", best_trial_id)
+                    self._client.set_tag(self.parent_run_id, "best_run_id", self._entry(best_trial_id)["run_id"])
+            for trial_id, entry in self._state["trials"].items():
+                if entry["status"] in TERMINAL:
+                    continue
+                # Never reported an end (stopped by the scheduler, or the sweep ended first).
+                try:
+                    self._client.set_tag(entry["run_id"], "stopped_early", "true")
+                    self._client.set_terminated(entry["run_id"], "FINISHED")
+                except MlflowException as exc:
+                    self._warn(f"could not close the MLflow run {entry['run_id']} of trial {trial_id}: {exc.message}")
+                entry["status"] = "STOPPED"
+            self._client.set_terminated(self.parent_run_id, "FINISHED")
+            self._save()
+
+    def interrupted(self) -> None:
+        """The sweep was stopped (Ctrl+C): parent and open trial runs KILLED; a resume reopens them."""
+        with self._lock:
+            for trial_id, entry in self._state["trials"].items():
+                if entry["status"] == "RUNNING":
+                    try:
+                        self._client.set_terminated(entry["run_id"], "KILLED")
+                    except MlflowException as exc:
+                        self._warn(f"could not mark the MLflow run of trial {trial_id} KILLED: {exc.message}")
+                    entry["status"] = "KILLED"
+            self._client.set_terminated(self.parent_run_id, "KILLED")
+            self._save()
+
+
+class NullTracker:
+    """Tracking off: the same methods, doing nothing, so callers need no `if tracking:` branches."""
+
+    parent_run_id = ""
+
+    def __init__(self, *args, **kwargs):
+        self.warnings: list[str] = []
+
+    def trial_started(self, trial_id: str, params: dict, config: dict, tags: dict | None = None) -> str:
+        return ""
+
+    def trial_result(self, trial_id: str, metrics: dict, step: int) -> None:
+        pass
+
+    def trial_finished(self, trial_id: str, status: str, *, error: str | None = None, final_metrics: dict | None = None,
+                       blimp: dict | None = None, model_dir: str | None = None) -> None:
+        pass
+
+    def sweep_finished(self, best_trial_id: str | None) -> None:
+        pass
+
+    def interrupted(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A finished trial run with a saved model: what a student needs to name its teachers."""
+
+    sweep: str
+    run_id: str
+    trial_id: str
+    model_dir: str
+    metric: str
+    value: float
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def _parent(client, uri: str, sweep_name: str):
+    """(experiment id, the sweep's newest parent run) or UserError."""
+    exp = client.get_experiment_by_name(sweep_name)
+    if exp is None or exp.lifecycle_stage != "active":
+        raise UserError(f"there is no MLflow experiment for sweep '{sweep_name}' in {uri}; run that sweep first or check its name")
+    parents = client.search_runs([exp.experiment_id], "tags.kind = 'sweep'", max_results=1, order_by=["attributes.start_time DESC"])
+    if not parents:
+        raise UserError(f"the MLflow experiment '{sweep_name}' in {uri} has no sweep run; run that sweep first")
+    return exp.experiment_id, parents[0]
+
+
+def _children(client, experiment_id: str, parent_id: str, extra: str = "") -> list:
+    runs, token = [], None
+    query = f"tags.`mlflow.parentRunId` = '{parent_id}'" + (f" and {extra}" if extra else "")
+    while True:
+        page = client.search_runs([experiment_id], query, ViewType.ACTIVE_ONLY, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def best_runs(tracking_uri: str, sweep_name: str, top: int, metric: str | None = None, mode: str | None = None) -> list[RunRef]:
+    """The `top` best fully finished trials of a sweep that saved a model, best first.
+
+    metric/mode default to the sweep's own. Trials stopped early by the scheduler do not count:
+    their metric comes from fewer epochs.
+    """
+    if top < 1:
+        raise UserError(f"top must be at least 1, not {top}")
+    client = _client(tracking_uri)
+    experiment_id, parent = _parent(client, tracking_uri, sweep_name)
+    metric = metric or parent.data.tags.get("metric")
+    mode = mode or parent.data.tags.get("mode")
+    if not metric or mode not in ("min", "max"):
+        raise UserError(f"sweep '{sweep_name}' records no metric/mode (got {metric!r}, {mode!r}); give both explicitly")
+    refs = []
+    for run in _children(client, experiment_id, parent.info.run_id, "attributes.status = 'FINISHED'"):
+        tags, value = run.data.tags, run.data.metrics.get(metric)
+        model_dir = tags.get("model_dir")
+        if tags.get("stopped_early") == "true" or not model_dir or not Path(model_dir).is_dir():
+            continue
+        if value is None or not math.isfinite(value):
+            continue
+        refs.append(RunRef(sweep_name, run.info.run_id, tags.get("trial_id", run.info.run_name), model_dir, metric, value, dict(run.data.params)))
+    refs.sort(key=lambda r: (r.value if mode == "min" else -r.value, r.trial_id))
+    if len(refs) < top:
+        n = len(refs)
+        raise UserError(f"sweep '{sweep_name}' has {n} finished trial{'' if n == 1 else 's'} with a saved model "
+                        f"and a value of {metric}; the spec asks for top {top}")
+    return refs[:top]
+
+
+def lineage_tags(teachers: list[RunRef]) -> dict[str, str]:
+    """Tags a student run carries to name its teachers' runs (its params hold their paths)."""
+    return {"teachers.run_ids": ",".join(r.run_id for r in teachers),
+            "teachers.sweeps": ",".join(sorted({r.sweep for r in teachers}))}
+
+
+def sweep_parent(tracking_uri: str, sweep_name: str) -> dict:
+    """The sweep's parent run as a plain dict: run_id, status, params (search.*), tags (metric, mode...)."""
+    _, parent = _parent(_client(tracking_uri), tracking_uri, sweep_name)
+    return {"run_id": parent.info.run_id, "status": parent.info.status, "params": dict(parent.data.params), "tags": dict(parent.data.tags)}
+
+
+def sweep_runs(tracking_uri: str, sweep_name: str, histories: bool | list[str] = False) -> list[dict]:
+    """The sweep's trial runs as plain dicts, oldest first, for reports built from MLflow alone.
+
+    Each: run_id, trial_id, status, start_time, end_time (ms), params, metrics (last values),
+    tags, and with `histories` (True = every metric, or a list of keys) histories = {key: [(step, value)]}.
+    """
+    client = _client(tracking_uri)
+    experiment_id, parent = _parent(client, tracking_uri, sweep_name)
+    out = []
+    for run in sorted(_children(client, experiment_id, parent.info.run_id), key=lambda r: (r.info.start_time, r.info.run_id)):
+        row = {"run_id": run.info.run_id, "trial_id": run.data.tags.get("trial_id", run.info.run_name),
+               "status": run.info.status, "start_time": run.info.start_time, "end_time": run.info.end_time,
+               "params": dict(run.data.params), "metrics": dict(run.data.metrics), "tags": dict(run.data.tags)}
+        if histories:
+            keys = list(run.data.metrics) if histories is True else [k for k in histories if k in run.data.metrics]
+            row["histories"] = {k: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, k)) for k in keys}
+        out.append(row)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- UI
+
+
+def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000, *, log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """Start `mlflow server` (what `mlflow ui` runs) on the store; returns (process, address).
+
+    Terminate the process to stop it (MLflow passes SIGTERM on to its workers). Its output goes
+    to the terminal, or to `log_path` when given.
+    """
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+           "--host", host, "--port", str(port), "--workers", "1"]  # one user: one worker is plenty
+    root = _artifact_root(tracking_uri)
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+        cmd += ["--default-artifact-root", root.as_uri(), "--artifacts-destination", root.as_uri()]
+    out = open(log_path, "ab") if log_path else None
+    try:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out else None, stdin=subprocess.DEVNULL)
+    finally:
+        if out:
+            out.close()  # the child holds its own copy
+    shown = f"[{host}]" if ":" in host else host
+    return proc, f"http://{shown}:{port}"
+
+
+def wait_until_up(address: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> bool:
+    """Poll the server's experiments API until it answers (True), `timeout` passes or `process` exits (False)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # local: never via a proxy
+    url = f"{address}/api/2.0/mlflow/experiments/search?max_results=1"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        try:
+            with opener.open(url, timeout=5) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    return False
