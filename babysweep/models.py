@@ -62,6 +62,9 @@ def count_params(model: torch.nn.Module) -> int:
 
 def save_model(model: PreTrainedModel, tokenizer, folder: str | Path) -> Path:
     """Write safetensors weights, config and tokenizer files; the folder appears complete or not at all."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in every trial's output
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))

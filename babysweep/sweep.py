@@ -62,9 +62,9 @@ def _fixed(spec: Spec, name: str, default: Any) -> Any:
 # --------------------------------------------------------------------------- the trial function
 def run_trial(params: dict, payload: dict) -> None:
     """A Ray Tune function trainable: one training run of one sampled config."""
+    import ray
     from ray import tune
 
-    from babysweep.spec import Spec  # noqa: F401  (unpickling the payload needs it importable)
     from babysweep.trainer import train
 
     spec: Spec = payload["spec"]
@@ -77,11 +77,12 @@ def run_trial(params: dict, payload: dict) -> None:
     config["train"]["seed"] += repeat
     config["train"]["threads"] = config["train"]["threads"] or max(1, int(payload["cpu"]))
     trial_id = tune.get_context().get_trial_id()
+    node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it
     out_dir = Path(payload["models_dir"]) / trial_id
 
     def report(metrics: dict, folder: Path | None) -> None:
         checkpoint = tune.Checkpoint.from_directory(str(folder)) if folder else None
-        tune.report({**metrics, "trial_out_dir": str(out_dir)}, checkpoint=checkpoint)
+        tune.report({**metrics, "trial_out_dir": str(out_dir), "node_id": node_id}, checkpoint=checkpoint)
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
@@ -255,7 +256,7 @@ def sweep_status(name: str, storage: str | Path | None = None) -> list[dict]:
         result = trial.last_result or {}
         rows.append({"trial_id": trial.trial_id, "state": trial.status, "iterations": result.get("training_iteration", 0),
                      "metrics": {k: v for k, v in result.items() if isinstance(v, (int, float)) and "/" in k},
-                     "config": trial.config, "error": _error_line(trial)})
+                     "config": trial.config, "error": _error_line(trial), "metrics_raw": result})
     return rows
 
 

@@ -1,0 +1,328 @@
+"""BLiMP minimal pairs: read them, score a causal LM on them, aggregate and show the results.
+
+    pairs = load_pairs("../shared/data/blimp")          # a folder of jsonl files, or one jsonl file
+    results = evaluate(model, tokenizer, pairs)         # {"overall", "fields", "paradigms", "pairs", ...}
+    metrics = to_metrics(results)                       # {"blimp/overall": .., "blimp/field/..": ..}
+    console.print(results_table(results)); save_results(results, "out/blimp.json")
+    sample = subset(pairs, per_paradigm=20, seed=0)     # the same seeded sample every epoch
+
+Scoring rule (lm-evaluation-harness's BLiMP task for causal models, as the BabyLM pipeline runs it):
+a sentence's score is the sum of its tokens' log-probabilities, each given a <s> (bos_token_id) and
+the tokens before it, with no length normalisation; a pair is right when score(good) > score(bad),
+strictly (a tie counts as wrong). Sentences are encoded without special tokens and <s> is put first
+here. Sentences in a batch are sorted by length and right-padded; padding is masked out, so batched
+and one-at-a-time scores agree to float rounding.
+
+Truncation: a sequence (<s> + sentence) longer than the model's max_position_embeddings keeps its
+first max_position_embeddings tokens; the dropped tail is simply not scored. BLiMP's longest
+sentence is about 30 tokens, so this only matters for other data or tiny-context models.
+
+scorer="pll" scores by pseudo-log-likelihood, for models trained with MLM phases: each token in
+turn is replaced by <mask> and log p(token | all the others) is summed, with bidirectional
+attention (objectives.bidirectional_mask). The masked token at position i is read from the logits
+at position i (PLL_SHIFT = 0), as babysweep.objectives.mlm_loss trains it; <s> is never masked.
+
+Results: accuracy per paradigm; per field the mean of its paradigms' accuracies; overall the mean
+over paradigms (not over pairs, so every paradigm weighs the same). The one upstream file whose
+field is spelled "syntax/semantics" counts as "syntax_semantics" (a "/" would also split the
+metric name).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from babysweep import metrics as M
+from babysweep.errors import UserError
+from babysweep.objectives import bidirectional_mask
+
+PLL_SHIFT = 0  # PLL reads the masked token at i from the logits at i - PLL_SHIFT (as mlm_loss trains)
+SCORERS = ("causal", "pll")
+
+
+@dataclass(frozen=True)
+class Pair:
+    good: str
+    bad: str
+    paradigm: str
+    field: str
+    term: str
+    pair_id: str
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+
+def load_pairs(source: str | Path) -> list[Pair]:
+    """Every pair of a folder of *.jsonl files (sorted by name) or of one jsonl file."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.jsonl") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise UserError(f"{path}: the BLiMP folder holds no .jsonl file.")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise UserError(f"{path}: no such BLiMP file or folder.")
+    pairs = [pair for file in files for pair in _read_file(file)]
+    if not pairs:
+        raise UserError(f"{path}: holds no minimal pair (every line is blank).")
+    return pairs
+
+
+def _read_file(path: Path) -> Iterator[Pair]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot be read as UTF-8 text ({exc.__class__.__name__}).") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            yield _parse_row(line, path, number)
+
+
+def _parse_row(line: str, path: Path, number: int) -> Pair:
+    where = f"{path}, line {number}"
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{where}: is not valid JSON ({exc.msg}).") from None
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: expected a JSON object with sentence_good and sentence_bad.")
+    good, bad = (_sentence(row, key, where) for key in ("sentence_good", "sentence_bad"))
+    paradigm = _text(row.get("UID")) or path.stem
+    field = (_text(row.get("field")) or "unknown").replace("/", "_")
+    pair_id = row.get("pairID")
+    pair_id = str(pair_id) if pair_id is not None and str(pair_id) else str(number)
+    return Pair(good, bad, paradigm, field, _text(row.get("linguistics_term")), f"{paradigm}/{pair_id}")
+
+
+def _sentence(row: dict, key: str, where: str) -> str:
+    if key not in row:
+        raise UserError(f"{where}: has no {key!r}.")
+    value = row[key]
+    if not isinstance(value, str):
+        raise UserError(f"{where}: {key!r} must be a string, got {type(value).__name__}.")
+    value = " ".join(value.split())  # line breaks and runs of spaces (BabyLM's supplement) -> one space
+    if not value:
+        raise UserError(f"{where}: {key!r} is empty.")
+    return value
+
+
+def _text(value) -> str:
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def subset(pairs: Sequence[Pair], per_paradigm: int, seed: int) -> list[Pair]:
+    """At most `per_paradigm` pairs of each paradigm, drawn with `seed`, in their original order.
+    Each paradigm has its own generator, so adding or removing a paradigm changes no other's sample."""
+    by_paradigm: dict[str, list[int]] = defaultdict(list)
+    for i, pair in enumerate(pairs):
+        by_paradigm[pair.paradigm].append(i)
+    keep: list[int] = []
+    for paradigm, indices in by_paradigm.items():
+        rng = random.Random(f"{seed}:{paradigm}")  # str seeds hash deterministically (not PYTHONHASHSEED)
+        keep += indices if len(indices) <= per_paradigm else rng.sample(indices, per_paradigm)
+    return [pairs[i] for i in sorted(keep)]
+
+
+# ---------------------------------------------------------------------------------------- scoring
+
+
+def sentence_logprobs(model, tokenizer, sentences: Sequence[str], batch_size: int = 64, device=None) -> list[float]:
+    """Sum of log p(token | <s>, earlier tokens) per sentence (lm-eval's causal BLiMP score)."""
+    seqs = _encode(model, tokenizer, sentences)
+    pad = _pad_id(tokenizer)
+    scores = [0.0] * len(seqs)
+    with _scoring(model, device) as device:
+        for batch in _batches([len(s) for s in seqs], batch_size):
+            ids, keep = _pad([seqs[i] for i in batch], pad, device)
+            # Target of position t is token t+1; the last position and padding predict nothing.
+            targets = torch.full_like(ids, -100)
+            targets[:, :-1] = ids[:, 1:].masked_fill(~keep[:, 1:], -100)
+            logits = model(input_ids=ids, attention_mask=keep.long()).logits
+            # cross_entropy on the flat [B*L, V] view: float32 log_softmax and the gather in one op,
+            # no sliced copy of the logits; ignored targets add exactly 0.
+            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none")
+            for i, value in zip(batch, (-nll.view(ids.shape).sum(1)).tolist()):
+                scores[i] = value
+    return scores
+
+
+def pll_logprobs(model, tokenizer, sentences: Sequence[str], batch_size: int = 64, device=None,
+                 shift: int = PLL_SHIFT) -> list[float]:
+    """Pseudo-log-likelihood: sum over tokens of log p(token | all other tokens, bidirectionally),
+    the token replaced by <mask>. `batch_size` counts masked copies per forward pass."""
+    mask_id = tokenizer.mask_token_id
+    if mask_id is None:
+        raise ValueError("pseudo-log-likelihood needs a tokenizer with a mask token")
+    seqs = _encode(model, tokenizer, sentences)
+    # One masked copy per (sentence, scored position); position 0 is <s> and is never scored.
+    copies = [(s, pos) for s, seq in enumerate(seqs) for pos in range(max(1, shift), len(seq))]
+    pad = _pad_id(tokenizer)
+    scores = [0.0] * len(seqs)
+    with _scoring(model, device) as device:
+        dtype = getattr(model, "dtype", None) or next(model.parameters()).dtype
+        for batch in _batches([len(seqs[s]) for s, _ in copies], batch_size):
+            ids, keep = _pad([seqs[copies[c][0]] for c in batch], pad, device)
+            rows = torch.arange(len(batch), device=device)
+            pos = torch.tensor([copies[c][1] for c in batch], device=device)
+            targets = ids[rows, pos]
+            ids[rows, pos] = mask_id
+            attn = bidirectional_mask(keep, dtype)  # every query sees every real key
+            logits = model(input_ids=ids, attention_mask=attn).logits[rows, pos - shift].float()
+            logp = logits.log_softmax(-1).gather(1, targets[:, None]).squeeze(1)
+            for c, value in zip(batch, logp.tolist()):
+                scores[copies[c][0]] += value
+    return scores
+
+
+def score_pairs(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 64, scorer: str = "causal",
+                device=None) -> list[bool]:
+    """One decision per pair: score(good) > score(bad). Both sentences of all pairs share batches."""
+    if scorer not in SCORERS:
+        raise ValueError(f"scorer must be one of {SCORERS}, got {scorer!r}")
+    fn = sentence_logprobs if scorer == "causal" else pll_logprobs
+    scores = fn(model, tokenizer, [p.good for p in pairs] + [p.bad for p in pairs], batch_size, device)
+    n = len(pairs)
+    return [scores[i] > scores[n + i] for i in range(n)]
+
+
+def _encode(model, tokenizer, sentences: Sequence[str]) -> list[list[int]]:
+    """<s> + tokens per sentence, one batch tokenizer call; truncated to the model's positions."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        raise ValueError("BLiMP scoring needs a tokenizer with a bos token (<s> goes before each sentence)")
+    max_len = getattr(model.config, "max_position_embeddings", None) or None
+    encoded = tokenizer(list(sentences), add_special_tokens=False)["input_ids"] if sentences else []
+    return [([bos] + ids)[:max_len] for ids in encoded]
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0  # never attended to
+
+
+def _batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices in batches of similar length, longest first (an out-of-memory shows at once)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for start in range(0, len(order), max(1, batch_size)):
+        yield order[start:start + batch_size]
+
+
+def _pad(seqs: list[list[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids [B, L] and a bool mask of real tokens. Right padding leaves every real
+    token's position id unchanged, for models that count positions from 0 whatever the mask."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    keep = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for row, seq in enumerate(seqs):
+        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        keep[row, :len(seq)] = True
+    return ids.to(device), keep.to(device)
+
+
+class _scoring:
+    """inference_mode + eval mode for the duration; the model's train/eval mode comes back after."""
+
+    def __init__(self, model, device):
+        self.model = model
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.model.eval()
+        self.inference = torch.inference_mode()
+        self.inference.__enter__()
+        return self.device
+
+    def __exit__(self, *exc):
+        self.inference.__exit__(*exc)
+        self.model.train(self.was_training)
+        return False
+
+
+# ---------------------------------------------------------------------------------------- results
+
+
+def aggregate(pairs: Sequence[Pair], correct: Sequence[bool]) -> dict:
+    """Accuracy per paradigm, per field (mean of its paradigms) and overall (mean of paradigms)."""
+    if len(pairs) != len(correct):
+        raise ValueError(f"{len(pairs)} pairs but {len(correct)} decisions")
+    if not pairs:
+        raise ValueError("no pairs to aggregate")
+    right: dict[str, list[bool]] = defaultdict(list)
+    field_of: dict[str, str] = {}
+    for pair, ok in zip(pairs, correct):
+        right[pair.paradigm].append(bool(ok))
+        field_of.setdefault(pair.paradigm, pair.field)
+    paradigms = {p: sum(v) / len(v) for p, v in sorted(right.items())}
+    by_field: dict[str, list[float]] = defaultdict(list)
+    for p, acc in paradigms.items():
+        by_field[field_of[p]].append(acc)
+    return {
+        "overall": sum(paradigms.values()) / len(paradigms),
+        "fields": {f: sum(v) / len(v) for f, v in sorted(by_field.items())},
+        "paradigms": paradigms,
+        "pairs": len(pairs),
+        "counts": {p: len(right[p]) for p in paradigms},  # pairs per paradigm
+        "field_of": {p: field_of[p] for p in paradigms},
+    }
+
+
+def evaluate(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 64, scorer: str = "causal",
+             device=None) -> dict:
+    """aggregate(score_pairs(...)), plus the scorer's name."""
+    results = aggregate(pairs, score_pairs(model, tokenizer, pairs, batch_size, scorer, device))
+    results["scorer"] = scorer
+    return results
+
+
+def to_metrics(results: dict) -> dict[str, float]:
+    out = {M.BLIMP_OVERALL: results["overall"]}
+    out.update({M.blimp_field(f): acc for f, acc in results["fields"].items()})
+    out.update({M.blimp_paradigm(p): acc for p, acc in results["paradigms"].items()})
+    return out
+
+
+def results_table(results: dict):
+    """A rich table: each field (mean of its paradigms) followed by its paradigms, then overall."""
+    from rich.table import Table
+
+    table = Table(title=f"BLiMP ({results.get('scorer', 'causal')} scorer)")
+    table.add_column("field / paradigm")
+    table.add_column("pairs", justify="right")
+    table.add_column("accuracy", justify="right")
+    counts = results.get("counts", {})
+    field_of = results.get("field_of", {})
+    for field, acc in results["fields"].items():
+        members = [p for p in results["paradigms"] if field_of.get(p) == field]
+        table.add_row(f"[bold]{field}[/bold] ({len(members)} paradigms)",
+                      f"{sum(counts.get(p, 0) for p in members):,}", f"[bold]{acc:.3f}[/bold]")
+        for p in members:
+            table.add_row(f"  {p}", f"{counts.get(p, 0):,}", f"{results['paradigms'][p]:.3f}")
+    table.add_section()
+    table.add_row(f"[bold]overall[/bold] (mean of {len(results['paradigms'])} paradigms)",
+                  f"{results['pairs']:,}", f"[bold]{results['overall']:.3f}[/bold]")
+    return table
+
+
+def save_results(results: dict, path: str | Path) -> Path:
+    """Write the results as JSON; the file appears complete or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = ["Pair", "load_pairs", "subset", "sentence_logprobs", "pll_logprobs", "score_pairs", "aggregate",
+           "evaluate", "to_metrics", "results_table", "save_results", "PLL_SHIFT"]

@@ -1,0 +1,134 @@
+"""Sweeps end to end on a real (small) Ray instance: one per test session where possible."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from babysweep.spec import load_spec
+
+pytestmark = pytest.mark.slow
+
+TINY = """
+name: {name}
+data: {{seq_len: 32, builtin_words: 20000, tokenizer: {{vocab_size: 500}}, cache_dir: {cache}}}
+model: {{layers: 1, hidden: {hidden}, heads: 2}}
+train: {{epochs: {epochs}, batch_size: 32, lr: {lr}, warmup_steps: 5}}
+eval: {{dev_batches: 2, blimp: builtin}}
+search: {{algorithm: {algorithm}, samples: {samples}, scheduler: none, concurrent: 2, max_failures: 0}}
+resources: {{cpu: 1}}
+"""
+
+
+def write_spec(folder: Path, cache: Path, **values) -> Path:
+    fields = dict(name="tiny", hidden=32, epochs=2, lr="{loguniform: [1.0e-3, 1.0e-2]}", algorithm="random", samples=3)
+    fields.update(values)
+    path = folder / f"{fields['name']}.yaml"
+    path.write_text(TINY.format(cache=cache, **fields))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _runs(project: Path, name: str) -> list[dict]:
+    from babysweep.tracking import default_tracking_uri, sweep_runs
+
+    return sweep_runs(default_tracking_uri(project), name)
+
+
+def test_tiny_sweep_end_to_end(ray_session, project, cache_dir):
+    from babysweep.sweep import run_sweep, sweep_status
+
+    result = run_sweep(load_spec(write_spec(project, cache_dir)), live=False)
+    assert not result.interrupted and result.counts["finished"] == 3
+    rows = sweep_status("tiny")
+    assert len(rows) == 3 and {r["state"] for r in rows} == {"TERMINATED"}
+    assert all(r["iterations"] == 2 for r in rows)
+    assert Path(result.best["model_dir"], "config.json").is_file()
+    runs = _runs(project, "tiny")
+    assert len(runs) == 3 and {r["status"] for r in runs} == {"FINISHED"}
+    for run in runs:
+        assert "train.lr" in run["params"] and "blimp/overall" in run["metrics"]
+        assert run["tags"]["sweep"] == "tiny" and run["tags"]["role"] == "teacher"
+
+
+def test_failing_trial_is_errored_and_the_sweep_goes_on(ray_session, project, cache_dir):
+    from babysweep.sweep import run_sweep, sweep_status
+
+    # hidden 30 is not divisible by 2 heads... but 31 is not: that config fails inside its trial.
+    spec = write_spec(project, cache_dir, name="faulty", hidden="{grid: [32, 31]}", lr=0.003, algorithm="grid", epochs=1)
+    result = run_sweep(load_spec(spec), live=False)
+    assert result.counts == {"trials": 2, "finished": 1, "errored": 1, "unfinished": 0}
+    errored = [r for r in sweep_status("faulty") if r["state"] == "ERROR"]
+    assert len(errored) == 1 and "divisible" in errored[0]["error"]
+    runs = _runs(project, "faulty")
+    failed = [r for r in runs if r["status"] == "FAILED"]
+    assert len(runs) == 2 and len(failed) == 1 and "divisible" in failed[0]["tags"]["error"]
+
+
+def test_changed_spec_is_refused(ray_session, project, cache_dir):
+    from babysweep.errors import UserError
+    from babysweep.sweep import run_sweep
+
+    run_sweep(load_spec(write_spec(project, cache_dir, name="fixed", samples=1, epochs=1)), live=False)
+    changed = write_spec(project, cache_dir, name="fixed", samples=1, epochs=1, lr="{loguniform: [1.0e-4, 1.0e-2]}")
+    with pytest.raises(UserError, match=r"train\.lr.*--name.*--fresh"):
+        run_sweep(load_spec(changed), live=False)
+
+
+def test_sigkill_and_resume(project, cache_dir):
+    """A real driver in a subprocess, killed (with its Ray) mid-trial, then run again."""
+    spec = write_spec(project, cache_dir, name="killed", epochs=4, samples=2)
+    spec_text = spec.read_text().replace("concurrent: 2", "concurrent: 1")
+    spec.write_text(spec_text)
+    command = [sys.executable, "-m", "babysweep.cli", "run", str(spec)]
+    env = {**os.environ, "BABYSWEEP_PROJECT": str(project)}
+    driver = subprocess.Popen(command, cwd=project, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    models = project / "sweeps" / "killed" / "models"
+    deadline = time.time() + 180
+    try:
+        while time.time() < deadline:  # wait until a trial has reported at least one epoch, mid-run
+            histories = [p.read_text().splitlines() for p in models.glob("*/metrics.jsonl")] if models.exists() else []
+            if any(1 <= len(h) < 4 for h in histories) and any(p.name.startswith("checkpoint_") for p in (project / "sweeps" / "killed").rglob("checkpoint_*")):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the sweep never reached its first checkpoint")
+        time.sleep(1.5)  # let Ray's experiment state catch up with the checkpoint
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started: a lost machine
+        driver.wait()
+    again = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0, again.stderr[-2000:]
+    from babysweep.sweep import sweep_status
+
+    rows = sweep_status("killed")
+    assert len(rows) == 2 and {r["state"] for r in rows} == {"TERMINATED"}
+    resumed = list(models.glob("*/resumes.log"))
+    assert resumed, "no trial continued from a checkpoint"
+    for log in resumed:
+        epochs = [json.loads(line)["epoch"] for line in (log.parent / "metrics.jsonl").read_text().splitlines()]
+        assert epochs == [1, 2, 3, 4]
+    runs = _runs(project, "killed")
+    assert len(runs) == 2 and {r["status"] for r in runs} == {"FINISHED"}
