@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from babysweep import metrics as M
+from babysweep.checkpoint import checkpoints
 from babysweep.data import project_dir
 from babysweep.errors import UserError
 from babysweep.spec import OptunaSpace, Spec, diff_specs, grid_points
@@ -81,17 +82,21 @@ def run_trial(params: dict, payload: dict) -> None:
     out_dir = Path(payload["models_dir"]) / trial_id
 
     def report(metrics: dict, folder: Path | None) -> None:
-        checkpoint = tune.Checkpoint.from_directory(str(folder)) if folder else None
-        tune.report({**metrics, "trial_out_dir": str(out_dir), "node_id": node_id}, checkpoint=checkpoint)
+        tune.report({**metrics, "trial_out_dir": str(out_dir), "node_id": node_id})
 
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        train(config, out_dir, reporter=report)
-        return
-    with checkpoint.as_directory() as folder:
+    # Checkpoints live in the trial's own folder in the sweep (shared storage on a cluster), not in
+    # Ray's checkpoint registry: Ray prunes old checkpoints before its experiment state says so,
+    # and a driver killed in between leaves a trial pointing at a deleted checkpoint. A restarted
+    # trial (resume, retry) continues from the newest loadable checkpoint of its folder.
+    if checkpoints(out_dir / "checkpoints"):
+        out_dir.mkdir(parents=True, exist_ok=True)
         with open(out_dir / "resumes.log", "a") as log:  # evidence that a trial continued, not restarted
-            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resumed from {folder}\n")
-        train(config, out_dir, reporter=report, resume=folder)
+            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resumed from {checkpoints(out_dir / 'checkpoints')[-1]}\n")
+    train(config, out_dir, reporter=report, resume=True)
+
+
+def trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"  # Ray's default name spells out every sampled value
 
 
 # --------------------------------------------------------------------------- driver
@@ -160,7 +165,8 @@ def _scheduler(spec: Spec):
 
     if spec.search.scheduler == "none":
         return FIFOScheduler()
-    return ASHAScheduler(time_attr="training_iteration", metric=spec.search.metric, mode=spec.search.mode,
+    # time_attr is our epoch, not Ray's iteration count, which restarts when a trial resumes.
+    return ASHAScheduler(time_attr=M.EPOCH, metric=spec.search.metric, mode=spec.search.mode,
                          max_t=max_epochs(spec), grace_period=spec.search.grace_period,
                          reduction_factor=spec.search.reduction_factor)
 
@@ -226,11 +232,11 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
                 metric=search.metric, mode=search.mode,
                 num_samples=1 if param_space else total,
                 max_concurrent_trials=search.concurrent,
+                trial_dirname_creator=trial_dirname,
             )
             run_config = tune.RunConfig(
                 name=spec.name, storage_path=str(folder.parent), callbacks=[callback], verbose=0,
                 failure_config=tune.FailureConfig(max_failures=search.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             )
             tuner = tune.Tuner(trainable, param_space=param_space or {}, tune_config=tune_config, run_config=run_config)
         tuner.fit()
@@ -261,8 +267,12 @@ def sweep_status(name: str, storage: str | Path | None = None) -> list[dict]:
 
 
 def _error_line(trial) -> str | None:
-    path = getattr(trial, "error_file", None)
-    if not path or not os.path.exists(path):
+    """The last line of a trial's error.txt (the exception), read from storage: works without Ray running."""
+    try:
+        path = os.path.join(trial.storage.trial_fs_path, "error.txt")
+    except Exception:
+        return None
+    if not os.path.exists(path):
         return None
     lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
     return lines[-1].strip() if lines else None

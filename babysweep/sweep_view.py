@@ -67,7 +67,10 @@ class SweepCallback(Callback):
         params = dict(trial.config)
         repeat = int(params.pop(REPEAT_KEY, 0) or 0)
         params.update(params.pop(GRID_KEY, {}) or {})
-        config = self.spec.materialize(params, teachers=self.teachers) if self.spec is not None else {}
+        try:
+            config = self.spec.materialize(params, teachers=self.teachers) if self.spec is not None else {}
+        except Exception:  # an invalid sampled config: the trial itself fails and records why
+            config = {}
         if config:
             config["train"]["seed"] += repeat
         return params, config, repeat
@@ -109,7 +112,7 @@ class SweepCallback(Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         from babysweep.sweep import _error_line
 
-        reason = _error_line(trial) or "the trial raised an error"
+        reason = _error_line(trial) or _exception_line(trial) or "the trial raised an error"
         self.tracker.trial_finished(trial.trial_id, "FAILED", error=reason)
         self._row(trial).update(state="ERROR", error=reason)
         self._refresh(trials, f"{trial.trial_id} errored: {reason}")
@@ -192,6 +195,19 @@ class SweepCallback(Callback):
         elif self.live and line:  # not a terminal (CI, a log file): one plain line per event
             finished = sum(r["state"] in ("DONE", "STOPPED", "ERROR") for r in self.rows.values())
             self._console.print(f"[{self.name} {finished}/{self.total} done] {line}", highlight=False, markup=False)
+
+def _exception_line(trial) -> str | None:
+    """The exception's own message (its last line), from the trial object on the driver."""
+    try:  # on the driver, Ray has just written error.txt to the trial's staging folder
+        text = open(trial.error_file).read()
+    except Exception:
+        try:
+            text = str(trial.get_error() or "")
+        except Exception:
+            return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
 
 def _numeric(result: dict) -> dict:
     return {k: float(v) for k, v in result.items() if "/" in k and isinstance(v, (int, float)) and not isinstance(v, bool)}
