@@ -22,8 +22,8 @@ from babysweep import __version__
 from babysweep.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Hyperparameter sweeps and ablations for small-data LM pretraining.")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:

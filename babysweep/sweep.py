@@ -229,7 +229,6 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
             tune_config = tune.TuneConfig(
                 search_alg=None if param_space else _searcher(spec),
                 scheduler=_scheduler(spec),
-                metric=search.metric, mode=search.mode,
                 num_samples=1 if param_space else total,
                 max_concurrent_trials=search.concurrent,
                 trial_dirname_creator=trial_dirname,

@@ -38,7 +38,7 @@ class SweepCallback(Callback):
         self.rows: dict[str, dict] = {}
         self._tracker = None
         self._live = None
-        self._console = Console()
+        self._console = Console(soft_wrap=True)
         self._started = time.time()
         self._iterations_at_start = None
 
@@ -194,7 +194,7 @@ class SweepCallback(Callback):
             self._live.update(self._table())
         elif self.live and line:  # not a terminal (CI, a log file): one plain line per event
             finished = sum(r["state"] in ("DONE", "STOPPED", "ERROR") for r in self.rows.values())
-            self._console.print(f"[{self.name} {finished}/{self.total} done] {line}", highlight=False, markup=False)
+            self._console.print(f"[{self.name} {finished}/{self.total} done] {line}", highlight=False, markup=False, soft_wrap=True)
 
 def _exception_line(trial) -> str | None:
     """The exception's own message (its last line), from the trial object on the driver."""

@@ -1,0 +1,124 @@
+import math
+
+import pytest
+import torch
+
+from babysweep import objectives as O
+
+
+def _log_softmax(row, t=1.0):
+    m = max(x / t for x in row)
+    z = math.log(sum(math.exp(x / t - m) for x in row)) + m
+    return [x / t - z for x in row]
+
+
+def test_causal_lm_loss_by_hand():
+    logits = torch.tensor([[[1.0, 2.0, 0.5], [0.1, 0.2, 3.0], [2.0, 0.0, 1.0]]])
+    ids = torch.tensor([[0, 2, 1]])
+    expected = -(_log_softmax([1.0, 2.0, 0.5])[2] + _log_softmax([0.1, 0.2, 3.0])[1]) / 2
+    assert O.causal_lm_loss(logits, ids).item() == pytest.approx(expected, rel=1e-6)
+    mask = torch.tensor([[1, 1, 0]])  # last target is padding: only the first prediction counts
+    assert O.causal_lm_loss(logits, ids, mask).item() == pytest.approx(-_log_softmax([1.0, 2.0, 0.5])[2], rel=1e-6)
+
+
+def _kl_by_hand(student_rows, teacher_rows_list, t, ensemble):
+    total = 0.0
+    for pos, srow in enumerate(student_rows):
+        slp = _log_softmax(srow, t)
+        rows = [rows[pos] for rows in teacher_rows_list]
+        if ensemble == "logits":
+            tlp = _log_softmax([sum(c) / len(c) for c in zip(*rows)], t)
+            tp = [math.exp(x) for x in tlp]
+        else:
+            tp = [sum(math.exp(x) for x in col) / len(col) for col in zip(*[_log_softmax(r, t) for r in rows])]
+        total += sum(p * (math.log(p) - s) for p, s in zip(tp, slp))
+    return total
+
+
+@pytest.mark.parametrize("ensemble", ["logits", "probs"])
+def test_distillation_by_hand(ensemble):
+    g = torch.Generator().manual_seed(0)
+    student = torch.randn(1, 4, 5, generator=g)
+    teachers = [torch.randn(1, 4, 5, generator=g) * 2, torch.randn(1, 4, 5, generator=g)]
+    ids = torch.tensor([[1, 4, 0, 2]])
+    t, alpha = 2.0, 0.3
+    out = O.distillation_loss(student, ids, teachers, alpha=alpha, temperature=t, ensemble=ensemble)
+    kl = _kl_by_hand(student[0, :3].tolist(), [x[0, :3].tolist() for x in teachers], t, ensemble) / 3  # per token
+    ce = O.causal_lm_loss(student, ids).item()
+    assert out.kd.item() == pytest.approx(kl, rel=1e-5)
+    assert out.total.item() == pytest.approx(alpha * ce + (1 - alpha) * t * t * kl, rel=1e-5)
+
+
+def test_logits_and_probs_ensembles_differ_and_babyllama_scaling():
+    g = torch.Generator().manual_seed(1)
+    student, ids = torch.randn(2, 6, 7, generator=g), torch.randint(0, 7, (2, 6), generator=g)
+    teachers = [torch.randn(2, 6, 7, generator=g) * 3, torch.randn(2, 6, 7, generator=g)]
+    a = O.distillation_loss(student, ids, teachers, 0.5, 2.0, "logits").kd
+    b = O.distillation_loss(student, ids, teachers, 0.5, 2.0, "probs").kd
+    assert not torch.isclose(a, b)
+    orig = O.distillation_loss(student, ids, teachers, 0.5, 2.0, "logits", kd_reduction="babyllama").kd
+    assert orig.item() == pytest.approx(5 * a.item(), rel=1e-5)  # 5 predicted positions per sequence
+
+
+def test_alpha_one_is_plain_ce_without_teachers():
+    logits, ids = torch.randn(2, 5, 9), torch.randint(0, 9, (2, 5))
+    out = O.distillation_loss(logits, ids, None, alpha=1.0, temperature=2.0)
+    assert torch.equal(out.total, O.causal_lm_loss(logits, ids)) and out.kd is None
+
+
+def test_mask_tokens_statistics_and_determinism():
+    ids = torch.randint(4, 1000, (200, 128))
+    ids[:, 0] = 1  # BOS: special, never chosen
+    masked, labels = O.mask_tokens(ids, torch.Generator().manual_seed(0), mask_id=3, vocab_size=1000)
+    chosen = labels != -100
+    assert not chosen[:, 0].any()
+    assert chosen.float().mean().item() == pytest.approx(0.15 * 127 / 128, abs=0.005)
+    assert torch.equal(labels[chosen], ids[chosen]) and torch.equal(masked[~chosen], ids[~chosen])
+    as_mask = (masked[chosen] == 3).float().mean().item()
+    unchanged = (masked[chosen] == ids[chosen]).float().mean().item()
+    assert as_mask == pytest.approx(0.8, abs=0.02) and unchanged == pytest.approx(0.1 + 0.1 / 996, abs=0.02)
+    assert (masked[chosen] >= 3).all()
+    again = O.mask_tokens(ids, torch.Generator().manual_seed(0), mask_id=3, vocab_size=1000)
+    assert torch.equal(again[0], masked) and torch.equal(again[1], labels)
+
+
+def test_mlm_loss_counts_chosen_positions_only():
+    logits = torch.randn(1, 3, 4)
+    labels = torch.tensor([[-100, 2, -100]])
+    assert O.mlm_loss(logits, labels).item() == pytest.approx(-_log_softmax(logits[0, 1].tolist())[2], rel=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_bidirectional_attention_only_in_mlm_mode(arch):
+    from babysweep.config import resolve
+    from babysweep.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(resolve({"model": {"arch": arch, "layers": 2, "hidden": 32, "heads": 2}})["model"], 50, 16).eval()
+    a = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    b = a.clone()
+    b[0, 4] = 20  # a later token changes
+    causal = lambda x: model(input_ids=x, attention_mask=torch.ones_like(x)).logits
+    full = lambda x: model(input_ids=x, attention_mask=O.bidirectional_mask(torch.ones_like(x), torch.float32)).logits
+    with torch.no_grad():
+        assert torch.allclose(causal(a)[0, 1], causal(b)[0, 1])
+        assert not torch.allclose(full(a)[0, 1], full(b)[0, 1])
+        padded = torch.tensor([[5, 6, 7, 0, 0]])
+        padded2 = torch.tensor([[5, 6, 7, 30, 31]])
+        keep = torch.tensor([[1, 1, 1, 0, 0]])
+        m = O.bidirectional_mask(keep, torch.float32)
+        torch.testing.assert_close(model(input_ids=padded, attention_mask=m).logits[0, :3],
+                                   model(input_ids=padded2, attention_mask=m).logits[0, :3])
+
+
+def test_schedules():
+    assert O.parse_schedule("4clm+16mlm+4clm") == ["clm"] * 4 + ["mlm"] * 16 + ["clm"] * 4
+    assert O.parse_schedule(" 2MLM + 1clm ") == ["mlm", "mlm", "clm"]
+    assert O.schedule_from_ratio(8, 0.5) == ["clm"] * 2 + ["mlm"] * 4 + ["clm"] * 2
+    assert O.schedule_from_ratio(5, 0.4) == ["clm", "clm", "mlm", "mlm", "clm"]
+    assert O.phases({"schedule": None, "mlm_ratio": 0.0}, 3) == ["clm"] * 3
+    for bad in ("", "4xlm", "0clm", "4clm++2mlm", "clm"):
+        with pytest.raises(ValueError, match="AntLM schedule"):
+            O.parse_schedule(bad)
+    with pytest.raises(ValueError, match="train.epochs is 5"):
+        O.phases({"schedule": "4clm"}, 5)
