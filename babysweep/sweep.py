@@ -46,7 +46,10 @@ def max_epochs(spec: Spec) -> int:
     """The largest epoch count a trial of this spec can run (ASHA's max_t)."""
     dist = spec.distributions().get("train.epochs")
     if dist is None:
-        return int(spec.materialize({})["train"]["epochs"]) if spec.is_fixed() else int(_fixed(spec, "train.epochs", 4))
+        from babysweep.config import TrainConfig
+
+        default = TrainConfig.model_fields["train"].default.epochs
+        return int(_fixed(spec, "train.epochs", default))
     values = dist.args if dist.kind in ("choice", "grid") else dist.args[:2]
     return int(max(values))
 
@@ -130,21 +133,23 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool) -> bool:
     return False
 
 
-def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> list[str] | None:
-    """Teacher folders of a student sweep: given in the spec, or the best trials of another sweep
-    (resolved once and kept in the sweep folder so that a resume uses the same teachers)."""
+def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> tuple[list[str] | None, dict]:
+    """Teacher folders of a student sweep and the lineage tags its runs carry: the spec's folders, or
+    the best trials of another sweep (resolved once and kept in the sweep folder, so that a resume
+    uses the same teachers)."""
     from babysweep.tracking import best_runs
 
     source = spec.teachers_from_sweep
     if source is None:
-        return None
+        return None, {}
     saved = folder / "teachers.json"
-    if saved.is_file():
-        return [t["model_dir"] for t in json.loads(saved.read_text())]
-    refs = best_runs(tracking_uri, source.sweep, source.top, metric=source.metric, mode=source.mode)
-    rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "metric": r.metric} for r in refs]
-    saved.write_text(json.dumps(rows, indent=1))
-    return [r["model_dir"] for r in rows]
+    if not saved.is_file():
+        refs = best_runs(tracking_uri, source.sweep, source.top, metric=source.metric, mode=source.mode)
+        rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "value": r.value} for r in refs]
+        saved.write_text(json.dumps(rows, indent=1))
+    rows = json.loads(saved.read_text())
+    tags = {"teachers.run_ids": ",".join(r["run_id"] for r in rows), "teachers.sweeps": source.sweep}
+    return [r["model_dir"] for r in rows], tags
 
 
 def _searcher(spec: Spec):
@@ -197,7 +202,7 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     folder = sweep_folder(spec.name, storage)
     restoring = _prepare_folder(spec, folder, fresh)
     uri = resolve_tracking_uri(tracking_uri, project_dir())
-    teachers = _resolve_teachers(spec, folder, uri)
+    teachers, lineage = _resolve_teachers(spec, folder, uri)
     search = spec.search
     if search.algorithm == "grid":
         points = grid_points(spec)
@@ -215,7 +220,7 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
                              role=spec.role, metric=search.metric, mode=search.mode, total=total,
                              max_epochs=max_epochs(spec), models=spec.tracking.models,
                              search_settings={"search." + k: v for k, v in search.model_dump().items()}, live=live,
-                             spec=spec, teachers=teachers)
+                             spec=spec, teachers=teachers, lineage=lineage)
 
     _init_ray(address)
     previous = signal.getsignal(signal.SIGTERM)

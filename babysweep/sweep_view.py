@@ -26,10 +26,11 @@ UNFINISHED = ("PENDING", "RUNNING", "PAUSED")
 class SweepCallback(Callback):
     def __init__(self, *, name: str, folder: str, tracking_uri: str, spec_text: str, role: str, metric: str, mode: str,
                  total: int, max_epochs: int, models: str, search_settings: dict, live: bool = True,
-                 spec=None, teachers: list[str] | None = None):
+                 spec=None, teachers: list[str] | None = None, lineage: dict | None = None):
         self.settings = dict(name=name, folder=folder, tracking_uri=tracking_uri, spec_text=spec_text, role=role,
                              metric=metric, mode=mode, total=total, max_epochs=max_epochs, models=models,
-                             search_settings=search_settings, live=live, spec=spec, teachers=teachers)
+                             search_settings=search_settings, live=live, spec=spec, teachers=teachers,
+                             lineage=lineage or {})
         self.__dict__.update(self.settings)
         self._reset()
 
@@ -82,7 +83,7 @@ class SweepCallback(Callback):
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         params, config, repeat = self._config(trial)
         seed = config.get("train", {}).get("seed", repeat)
-        self.tracker.trial_started(trial.trial_id, params, config, tags={"seed": str(seed), "repeat": str(repeat)})
+        self.tracker.trial_started(trial.trial_id, params, config, tags={"seed": str(seed), "repeat": str(repeat), **self.lineage})
         self._row(trial).update(state="RUNNING")
         self._refresh(trials, f"{trial.trial_id} started: {self._row(trial)['params']}")
 

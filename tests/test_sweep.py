@@ -131,3 +131,22 @@ def test_sigkill_and_resume(project, cache_dir):
         assert epochs == list(range(1, 9))
     runs = _runs(project, "killed")
     assert len(runs) == 2 and {r["status"] for r in runs} == {"FINISHED"}
+
+
+def test_student_sweep_distils_from_the_best_teachers(ray_session, project, cache_dir):
+    from babysweep.errors import UserError
+    from babysweep.sweep import run_sweep
+
+    student = write_spec(project, cache_dir, name="pupils", samples=1, epochs=1, lr=0.003)
+    student.write_text(student.read_text().replace("name: pupils", "name: pupils\ndistill: {teachers: {from_sweep: tutors, top: 2}, alpha: 0.5}"))
+    with pytest.raises(UserError, match="tutors"):  # no such sweep yet
+        run_sweep(load_spec(student), live=False)
+    run_sweep(load_spec(write_spec(project, cache_dir, name="tutors", samples=2, epochs=1)), live=False)
+    result = run_sweep(load_spec(student), live=False, fresh=True)
+    assert result.counts["finished"] == 1
+    teachers = {r["run_id"]: r for r in _runs(project, "tutors")}
+    (run,) = _runs(project, "pupils")
+    assert set(run["tags"]["teachers.run_ids"].split(",")) == set(teachers)
+    assert run["tags"]["role"] == "student"
+    chosen = json.loads((project / "sweeps" / "pupils" / "teachers.json").read_text())
+    assert sorted(t["model_dir"] for t in chosen) == sorted(t["tags"]["model_dir"] for t in teachers.values())

@@ -1,6 +1,6 @@
 """Token cache timing: cold (train the tokenizer and encode) vs warm (cache hit, memory-mapped).
 
-    python bench/tokenize.py [SOURCE]     # default ../shared/data/storybooks, else the built-in corpus
+    python bench/tokenize_cache.py [SOURCE]     # default ../shared/data/storybooks, else the built-in corpus
 
 Also times building the default built-in corpus (250k words) from nothing. Prints the figures and
 the cold/warm ratio; each cold run uses a fresh temporary cache folder.
