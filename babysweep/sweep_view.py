@@ -144,7 +144,9 @@ class SweepCallback(Callback):
             return None
         best = (min if self.mode == "min" else max)(trials, key=lambda t: t.last_result[self.metric])
         out_dir = Path(best.last_result.get("trial_out_dir") or Path(self.folder) / "models" / best.trial_id)
-        return {"trial_id": best.trial_id, "config": self._config(best)[1], "params": self._config(best)[0],
+        params, config, _ = self._config(best)
+        sampled = self.spec.distributions() if self.spec is not None else params
+        return {"trial_id": best.trial_id, "config": config, "params": {k: v for k, v in params.items() if k in sampled},
                 "metrics": _numeric(best.last_result), "model_dir": str(out_dir / "final")}
 
     # ------------------------------------------------------------------ display
