@@ -22,19 +22,22 @@ import torch.nn.functional as F
 N_SPECIAL = 4  # <pad>, <s>, </s>, <mask>: never chosen for masking, never a random replacement
 
 
-def _shifted(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor | None):
-    """Prediction logits [N, V], targets [N] and a 0/1 weight [N] for next-token positions."""
-    pred = logits[:, :-1].float().reshape(-1, logits.size(-1))
-    target = input_ids[:, 1:].reshape(-1)
-    weight = torch.ones_like(target, dtype=torch.float32) if mask is None else mask[:, 1:].reshape(-1).float()
-    return pred, target, weight
+def _targets(input_ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Flat next-token targets: position t's target is token t+1; the last position and padded
+    targets are -100. Shifting the targets, not the logits, keeps the logits a view (no copy)."""
+    target = F.pad(input_ids[:, 1:], (0, 1), value=-100)
+    if mask is not None:
+        target = target.masked_fill(F.pad(mask[:, 1:], (0, 1), value=0) == 0, -100)
+    return target.reshape(-1)
+
+
+def _flat(logits: torch.Tensor) -> torch.Tensor:
+    return logits.reshape(-1, logits.size(-1)).float()  # float32 math; a view when already float32
 
 
 def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean next-token cross-entropy over real target tokens (float32 whatever the logits' dtype)."""
-    pred, target, weight = _shifted(logits, input_ids, mask)
-    losses = F.cross_entropy(pred, target, reduction="none")
-    return (losses * weight).sum() / weight.sum().clamp(min=1)
+    return F.cross_entropy(_flat(logits), _targets(input_ids, mask), ignore_index=-100)
 
 
 @dataclass
@@ -53,17 +56,22 @@ def distillation_loss(logits, input_ids, teacher_logits, alpha: float, temperatu
     "babyllama": summed over positions and divided by the batch size, as the original code's
     KLDivLoss(reduction="batchmean") on [batch, length, vocab] does (seq_len times the per-token value).
     """
-    ce = causal_lm_loss(logits, input_ids, mask)
+    flat, target = _flat(logits), _targets(input_ids, mask)
+    ce = F.cross_entropy(flat, target, ignore_index=-100)
     if alpha >= 1.0:
         return DistillLoss(ce, ce, None)
-    pred, _, weight = _shifted(logits, input_ids, mask)
-    student_logp = F.log_softmax(pred / temperature, dim=-1)
-    stacked = torch.stack([t[:, :-1].float().reshape(-1, t.size(-1)) for t in teacher_logits])
-    if ensemble == "logits":
-        teacher_logp = F.log_softmax(stacked.mean(0) / temperature, dim=-1)
-    else:
-        teacher_logp = torch.logsumexp(F.log_softmax(stacked / temperature, dim=-1), dim=0) - torch.log(torch.tensor(float(len(teacher_logits))))
-    kl = (teacher_logp.exp() * (teacher_logp - student_logp)).sum(-1) * weight  # per position
+    weight = (target != -100).float()
+    with torch.no_grad():  # the teachers' side: KL = sum p_t log p_t - sum p_t log p_s
+        if ensemble == "logits":
+            summed = sum(_flat(t) for t in teacher_logits)
+            teacher_logp = F.log_softmax(summed.mul_(1.0 / (len(teacher_logits) * temperature)), dim=-1)
+            teacher_p = teacher_logp.exp()
+        else:
+            teacher_p = sum(F.softmax(_flat(t) / temperature, dim=-1) for t in teacher_logits) / len(teacher_logits)
+            teacher_logp = teacher_p.clamp_min(torch.finfo(teacher_p.dtype).tiny).log()
+        neg_entropy = torch.linalg.vecdot(teacher_p, teacher_logp)  # fused dot: no [N, V] temporary
+    cross = -torch.linalg.vecdot(teacher_p, F.log_softmax(flat / temperature, dim=-1))
+    kl = (neg_entropy + cross) * weight  # per position
     kd = kl.sum() / (logits.size(0) if kd_reduction == "babyllama" else weight.sum().clamp(min=1))
     return DistillLoss(alpha * ce + (1 - alpha) * temperature**2 * kd, ce, kd)
 
