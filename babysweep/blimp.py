@@ -6,16 +6,23 @@
     console.print(results_table(results)); save_results(results, "out/blimp.json")
     sample = subset(pairs, per_paradigm=20, seed=0)     # the same seeded sample every epoch
 
-Scoring rule (lm-evaluation-harness's BLiMP task for causal models, as the BabyLM pipeline runs it):
-a sentence's score is the sum of its tokens' log-probabilities, each given a <s> (bos_token_id) and
-the tokens before it, with no length normalisation; a pair is right when score(good) > score(bad),
-strictly (a tie counts as wrong). Sentences are encoded without special tokens and <s> is put first
-here. Sentences in a batch are sorted by length and right-padded; padding is masked out, so batched
-and one-at-a-time scores agree to float rounding.
+Scoring rule (lm-evaluation-harness's loglikelihood with an empty context, the BabyLM pipeline's
+rule for causal models): a sentence's score is the sum of its tokens' log-probabilities, each given
+<s> (bos_token_id) and the tokens before it, with no length normalisation; a pair is right when
+score(good) > score(bad), strictly. Sentences are encoded without special tokens and <s> is put
+first here, as the corpus encoder feeds training lines. Two details of lm-eval's BLiMP *task* differ
+on purpose: it scores " " + sentence (its default target_delimiter, a leading-space token with our
+byte-level BPE, which our models never see after <s>), and its argmax counts a tie as right.
 
-Truncation: a sequence (<s> + sentence) longer than the model's max_position_embeddings keeps its
-first max_position_embeddings tokens; the dropped tail is simply not scored. BLiMP's longest
-sentence is about 30 tokens, so this only matters for other data or tiny-context models.
+Batching: `batch_size` sequences per forward pass, sorted by length, right-padded; padding is
+masked out and never a target, so batched and one-at-a-time scores agree to float rounding. For
+LLaMA and GPT-2 only the scored positions go through the output head (a third of the FLOPs of a
+small model); other architectures are scored from their full logits.
+
+Truncation (no warning): the causal scorer scores at most the first max_position_embeddings tokens
+of a sentence (the model reads <s> and all but the last scored token, as lm-eval feeds it); the PLL
+scorer, which reads the whole sequence, keeps <s> and the first max_position_embeddings - 1 tokens.
+The dropped tail is simply not scored. BLiMP's longest sentence is under 40 tokens.
 
 scorer="pll" scores by pseudo-log-likelihood, for models trained with MLM phases: each token in
 turn is replaced by <mask> and log p(token | all the others) is summed, with bidirectional
@@ -34,6 +41,7 @@ import json
 import os
 import random
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -138,21 +146,19 @@ def subset(pairs: Sequence[Pair], per_paradigm: int, seed: int) -> list[Pair]:
 
 
 def sentence_logprobs(model, tokenizer, sentences: Sequence[str], batch_size: int = 64, device=None) -> list[float]:
-    """Sum of log p(token | <s>, earlier tokens) per sentence (lm-eval's causal BLiMP score)."""
-    seqs = _encode(model, tokenizer, sentences)
+    """Sum of log p(token | <s>, earlier tokens) per sentence; `batch_size` sentences per forward pass."""
+    seqs = _encode(model, tokenizer, sentences, extra=1)
     pad = _pad_id(tokenizer)
     scores = [0.0] * len(seqs)
     with _scoring(model, device) as device:
         for batch in _batches([len(s) for s in seqs], batch_size):
-            ids, keep = _pad([seqs[i] for i in batch], pad, device)
-            # Target of position t is token t+1; the last position and padding predict nothing.
-            targets = torch.full_like(ids, -100)
-            targets[:, :-1] = ids[:, 1:].masked_fill(~keep[:, 1:], -100)
-            logits = model(input_ids=ids, attention_mask=keep.long()).logits
-            # cross_entropy on the flat [B*L, V] view: float32 log_softmax and the gather in one op,
-            # no sliced copy of the logits; ignored targets add exactly 0.
-            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none")
-            for i, value in zip(batch, (-nll.view(ids.shape).sum(1)).tolist()):
+            # The last token is only a target: the model reads seq[:-1] (one position fewer per sentence).
+            ids, keep = _pad([seqs[i][:-1] or seqs[i] for i in batch], pad, device)
+            targets, scored = _pad([seqs[i][1:] for i in batch], pad, device, width=ids.shape[1])
+            rows, cols = scored.nonzero(as_tuple=True)  # padding is never a target
+            logp = _target_logprobs(model, ids, keep.long(), rows, cols, targets[rows, cols])
+            sums = torch.zeros(len(batch), dtype=torch.float32, device=device).index_add_(0, rows, logp)
+            for i, value in zip(batch, sums.tolist()):
                 scores[i] = value
     return scores
 
@@ -178,11 +184,43 @@ def pll_logprobs(model, tokenizer, sentences: Sequence[str], batch_size: int = 6
             targets = ids[rows, pos]
             ids[rows, pos] = mask_id
             attn = bidirectional_mask(keep, dtype)  # every query sees every real key
-            logits = model(input_ids=ids, attention_mask=attn).logits[rows, pos - shift].float()
-            logp = logits.log_softmax(-1).gather(1, targets[:, None]).squeeze(1)
+            logp = _target_logprobs(model, ids, attn, rows, pos - shift, targets)
             for c, value in zip(batch, logp.tolist()):
                 scores[copies[c][0]] += value
     return scores
+
+
+HEAD_CHUNK = 256  # rows per output-head matmul: the [rows, vocab] logits stay in cache
+
+
+def _target_logprobs(model, ids, attention_mask, rows, cols, targets) -> torch.Tensor:
+    """float32 log p(targets[n]) from the logits at (rows[n], cols[n]), n = 0..N-1.
+
+    For LLaMA and GPT-2, whose logits are exactly lm_head(body(x).last_hidden_state), only the N
+    wanted hidden states go through the output head, in chunks: the head is a third of this model
+    size's FLOPs, and neither padding nor unscored positions pay for it. Other models: full logits.
+    """
+    split = _head_split(model)
+    if split is None:
+        picked = model(input_ids=ids, attention_mask=attention_mask).logits[rows, cols]
+    else:
+        body, head = split
+        picked = body(input_ids=ids, attention_mask=attention_mask).last_hidden_state[rows, cols]
+    out = []
+    for start in range(0, len(targets), HEAD_CHUNK):
+        chunk = picked[start:start + HEAD_CHUNK]
+        logits = (chunk if split is None else head(chunk)).float()
+        out.append(-F.cross_entropy(logits, targets[start:start + HEAD_CHUNK], reduction="none"))  # log_softmax + gather
+    return torch.cat(out) if out else torch.zeros(0, device=ids.device)
+
+
+def _head_split(model):
+    """(body, output head) for the architectures whose logits are head(body output), else None."""
+    from transformers import GPT2LMHeadModel, LlamaForCausalLM
+
+    if type(model) in (LlamaForCausalLM, GPT2LMHeadModel):  # exact types: a subclass may change forward
+        return model.base_model, model.get_output_embeddings()
+    return None
 
 
 def score_pairs(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 64, scorer: str = "causal",
@@ -196,14 +234,15 @@ def score_pairs(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 64, s
     return [scores[i] > scores[n + i] for i in range(n)]
 
 
-def _encode(model, tokenizer, sentences: Sequence[str]) -> list[list[int]]:
-    """<s> + tokens per sentence, one batch tokenizer call; truncated to the model's positions."""
+def _encode(model, tokenizer, sentences: Sequence[str], extra: int = 0) -> list[list[int]]:
+    """<s> + tokens per sentence, one batch tokenizer call; at most max positions + `extra` tokens."""
     bos = tokenizer.bos_token_id
     if bos is None:
         raise ValueError("BLiMP scoring needs a tokenizer with a bos token (<s> goes before each sentence)")
     max_len = getattr(model.config, "max_position_embeddings", None) or None
     encoded = tokenizer(list(sentences), add_special_tokens=False)["input_ids"] if sentences else []
-    return [([bos] + ids)[:max_len] for ids in encoded]
+    limit = max_len + extra if max_len else None
+    return [([bos] + ids)[:limit] for ids in encoded]
 
 
 def _pad_id(tokenizer) -> int:
@@ -217,10 +256,10 @@ def _batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
         yield order[start:start + batch_size]
 
 
-def _pad(seqs: list[list[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad(seqs: list[list[int]], pad: int, device, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded ids [B, L] and a bool mask of real tokens. Right padding leaves every real
     token's position id unchanged, for models that count positions from 0 whatever the mask."""
-    width = max(len(s) for s in seqs)
+    width = width or max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
     keep = torch.zeros((len(seqs), width), dtype=torch.bool)
     for row, seq in enumerate(seqs):
@@ -229,24 +268,17 @@ def _pad(seqs: list[list[int]], pad: int, device) -> tuple[torch.Tensor, torch.T
     return ids.to(device), keep.to(device)
 
 
-class _scoring:
-    """inference_mode + eval mode for the duration; the model's train/eval mode comes back after."""
-
-    def __init__(self, model, device):
-        self.model = model
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
-
-    def __enter__(self):
-        self.was_training = self.model.training
-        self.model.eval()
-        self.inference = torch.inference_mode()
-        self.inference.__enter__()
-        return self.device
-
-    def __exit__(self, *exc):
-        self.inference.__exit__(*exc)
-        self.model.train(self.was_training)
-        return False
+@contextmanager
+def _scoring(model, device):
+    """inference_mode and eval mode (no dropout) for the duration; the model's mode comes back after.
+    Yields the device for the inputs: `device`, else the model's."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield torch.device(device) if device is not None else next(model.parameters()).device
+    finally:
+        model.train(was_training)
 
 
 # ---------------------------------------------------------------------------------------- results

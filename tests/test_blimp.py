@@ -1,0 +1,278 @@
+"""BLiMP reader, scorers (against plain one-sentence loops written here), aggregation, outputs."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from rich.console import Console
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from babysweep import blimp
+from babysweep.blimp import Pair
+from babysweep.data.tokenizer import BOS_ID, EOS_ID, MASK_ID, PAD_ID, train_tokenizer
+from babysweep.errors import UserError
+from babysweep.metrics import BLIMP_OVERALL, blimp_field, blimp_paradigm
+
+from conftest import needs_shared
+
+WORDS = "the a cat dogs sees saw likes run runs big small red who what did Mary John himself herself".split()
+
+
+def _sentence(rng: random.Random, lo: int = 2, hi: int = 14) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi))).capitalize() + "."
+
+
+@pytest.fixture(scope="module")
+def tok():
+    rng = random.Random(0)
+    return train_tokenizer([_sentence(rng) for _ in range(400)], vocab_size=200, min_frequency=1)
+
+
+def _llama(tok, positions: int = 64):
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=positions, pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID)).eval()
+
+
+def _gpt2(tok, dropout: float = 0.0):
+    torch.manual_seed(1)
+    return GPT2LMHeadModel(GPT2Config(
+        vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=64, resid_pdrop=dropout,
+        embd_pdrop=dropout, attn_pdrop=dropout, pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID)).eval()
+
+
+@pytest.fixture(scope="module", params=["llama", "gpt2"])
+def model(request, tok):
+    return _llama(tok) if request.param == "llama" else _gpt2(tok)
+
+
+def _ids(tok, sentence: str, limit: int = 64) -> list[int]:
+    return ([BOS_ID] + tok.encode(sentence, add_special_tokens=False))[:limit]
+
+
+def reference_logprob(model, tok, sentence: str, limit: int = 65) -> float:
+    """The plain rule, one sentence at a time, no padding: sum of log p(t_i | <s> t_<i).
+    `limit` tokens of <s> + sentence; the model reads all but the last."""
+    ids = _ids(tok, sentence, limit)
+    with torch.no_grad():
+        logp = model(input_ids=torch.tensor([ids[:-1]])).logits[0].float().log_softmax(-1)
+    return sum(logp[i, ids[i + 1]].item() for i in range(len(ids) - 1))
+
+
+def reference_pll(model, tok, sentence: str) -> float:
+    """Mask each token after <s> in turn; read it at its own position with full attention."""
+    ids = _ids(tok, sentence)
+    total = 0.0
+    for i in range(1, len(ids)):
+        masked = torch.tensor([ids[:i] + [MASK_ID] + ids[i + 1:]])
+        full = torch.zeros(1, 1, len(ids), len(ids))
+        with torch.no_grad():
+            logits = model(input_ids=masked, attention_mask=full).logits[0, i].float()
+        total += logits.log_softmax(-1)[ids[i]].item()
+    return total
+
+
+def _pairs(n: int, seed: int = 3) -> list[Pair]:
+    rng = random.Random(seed)
+    return [Pair(_sentence(rng), _sentence(rng), f"p{i % 3}", "syntax", "", f"p{i % 3}/{i}") for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------- scoring
+
+
+def test_batched_scores_and_decisions_match_one_at_a_time(model, tok):
+    pairs = _pairs(23)
+    sentences = [p.good for p in pairs] + [p.bad for p in pairs]
+    want = [reference_logprob(model, tok, s) for s in sentences]
+    got = blimp.sentence_logprobs(model, tok, sentences, batch_size=8)
+    assert got == pytest.approx(want, abs=1e-4)
+    assert len({round(v, 3) for v in want}) > 10  # the check is not vacuous: scores differ
+    decisions = blimp.score_pairs(model, tok, pairs, batch_size=8)
+    assert decisions == [want[i] > want[len(pairs) + i] for i in range(len(pairs))]
+
+
+def test_padding_does_not_change_scores(model, tok):
+    short = "The cat runs."
+    long = ["The big red cat who saw the small dogs likes Mary and John and himself a lot ." * 2] * 5
+    alone = blimp.sentence_logprobs(model, tok, [short], batch_size=1)[0]
+    padded = blimp.sentence_logprobs(model, tok, long + [short], batch_size=64)[-1]  # one batch, mostly padding
+    assert padded == pytest.approx(alone, abs=1e-4)
+    assert alone == pytest.approx(reference_logprob(model, tok, short), abs=1e-4)
+
+
+def test_full_logits_path_for_other_architectures(model, tok, monkeypatch):
+    sentences = ["The cat runs.", "Who did Mary see himself?", "A big red dog saw the small cats."]
+    fast = blimp.sentence_logprobs(model, tok, sentences, batch_size=2)
+    fast_pll = blimp.pll_logprobs(model, tok, sentences, batch_size=3)
+    monkeypatch.setattr(blimp, "_head_split", lambda model: None)  # as for a model we do not know
+    assert blimp.sentence_logprobs(model, tok, sentences, batch_size=2) == pytest.approx(fast, abs=1e-4)
+    assert blimp.pll_logprobs(model, tok, sentences, batch_size=3) == pytest.approx(fast_pll, abs=1e-4)
+    assert fast == pytest.approx([reference_logprob(model, tok, s) for s in sentences], abs=1e-4)
+    assert blimp.sentence_logprobs(model, tok, ["", "A."])[0] == 0.0  # nothing to score
+
+
+def test_tie_counts_as_wrong(tok):
+    model = _llama(tok)
+    same = Pair("The cat runs.", "The cat runs.", "p", "f", "", "p/0")
+    assert blimp.score_pairs(model, tok, [same]) == [False]
+
+
+def test_truncation_keeps_the_first_positions(tok):
+    model = _llama(tok, positions=8)
+    sentence = "The big red cat who saw the small dogs likes Mary."
+    assert len(_ids(tok, sentence, 100)) > 10
+    got = blimp.sentence_logprobs(model, tok, [sentence, "A cat."], batch_size=2)
+    # 8 positions read (<s> + 7 tokens), 8 tokens scored.
+    assert got[0] == pytest.approx(reference_logprob(model, tok, sentence, limit=9), abs=1e-4)
+    assert got[0] != pytest.approx(reference_logprob(model, tok, sentence, limit=8), abs=1e-3)
+    pll = blimp.pll_logprobs(model, tok, [sentence], batch_size=4)  # reads <s> + 7 tokens
+    assert pll[0] == pytest.approx(reference_pll(model, tok, tok.decode(_ids(tok, sentence, 8)[1:])), abs=1e-4)
+
+
+def test_eval_mode_during_scoring_and_mode_restored(tok):
+    model = _gpt2(tok, dropout=0.5).train()
+    sentences = ["The cat runs.", "Who did Mary see?"]
+    got = blimp.sentence_logprobs(model, tok, sentences)
+    assert model.training  # restored
+    model.eval()
+    assert got == pytest.approx([reference_logprob(model, tok, s) for s in sentences], abs=1e-4)  # no dropout
+    blimp.sentence_logprobs(model, tok, sentences)
+    assert not model.training
+
+
+def test_pll_matches_hand_loop(model, tok):
+    sentences = ["The cat runs.", "Who did Mary see himself?", "A big red dog."]
+    want = [reference_pll(model, tok, s) for s in sentences]
+    got = blimp.pll_logprobs(model, tok, sentences, batch_size=5)  # copies of different sentences share batches
+    assert got == pytest.approx(want, abs=1e-4)
+    assert got != pytest.approx(blimp.sentence_logprobs(model, tok, sentences), abs=1e-2)
+    pairs = [Pair(sentences[0], sentences[1], "p", "f", "", "p/0"), Pair(sentences[2], sentences[0], "p", "f", "", "p/1")]
+    assert blimp.score_pairs(model, tok, pairs, scorer="pll") == [want[0] > want[1], want[2] > want[0]]
+
+
+def test_evaluate_end_to_end(tok):
+    model = _llama(tok)
+    pairs = _pairs(12)
+    results = blimp.evaluate(model, tok, pairs, batch_size=4)
+    assert results["pairs"] == 12 and set(results["paradigms"]) == {"p0", "p1", "p2"}
+    with pytest.raises(ValueError, match="scorer"):
+        blimp.score_pairs(model, tok, pairs, scorer="mlm")
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+
+def _row(good="Who ran?", bad="Who ran it?", **extra) -> str:
+    return json.dumps({"sentence_good": good, "sentence_bad": bad, **extra})
+
+
+def test_reader_layout_and_edge_cases(tmp_path):
+    folder = tmp_path / "blimp"
+    folder.mkdir()
+    (folder / "b_file.jsonl").write_text("\n".join([
+        _row(UID="anaphor", field="morphology", linguistics_term="anaphor_agreement", pairID="7", extra=[1, 2]),
+        "",
+        "   ",
+        _row(good="The cat\n  sat\ton\r\nthe mat. ", bad="  The cat sat  the mat.", UID="anaphor", field="syntax/semantics"),
+    ]) + "\n")
+    (folder / "a_no_uid.jsonl").write_text(_row(meta={"nested": True}) + "\n")
+    (folder / "notes.txt").write_text("not a pair file\n")
+    pairs = blimp.load_pairs(folder)
+    assert [p.paradigm for p in pairs] == ["a_no_uid", "anaphor", "anaphor"]  # files by name; UID else stem
+    first, second, third = pairs
+    assert (first.field, first.term, first.pair_id) == ("unknown", "", "a_no_uid/1")
+    assert (second.good, second.field, second.term, second.pair_id) == ("Who ran?", "morphology", "anaphor_agreement", "anaphor/7")
+    assert (third.good, third.bad) == ("The cat sat on the mat.", "The cat sat the mat.")
+    assert third.field == "syntax_semantics" and third.pair_id == "anaphor/4"
+    assert blimp.load_pairs(folder / "a_no_uid.jsonl") == [first]
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"sentence_good": "A.", ', "not valid JSON"),
+    ('{"sentence_good": "A."}', "has no 'sentence_bad'"),
+    ('{"sentence_good": "A.", "sentence_bad": 3}', "'sentence_bad' must be a string"),
+    ('{"sentence_good": " \\n", "sentence_bad": "B."}', "'sentence_good' is empty"),
+    ('["A.", "B."]', "expected a JSON object"),
+])
+def test_malformed_row_names_file_and_line(tmp_path, line, message):
+    path = tmp_path / "bad_paradigm.jsonl"
+    path.write_text(_row() + "\n\n" + line + "\n")
+    with pytest.raises(UserError, match=message) as info:
+        blimp.load_pairs(path)
+    assert "bad_paradigm.jsonl, line 3" in str(info.value)
+
+
+def test_missing_and_empty_sources(tmp_path):
+    with pytest.raises(UserError, match="no such BLiMP file or folder"):
+        blimp.load_pairs(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds no .jsonl file"):
+        blimp.load_pairs(tmp_path / "empty")
+    (tmp_path / "blank.jsonl").write_text("\n  \n")
+    with pytest.raises(UserError, match="holds no minimal pair"):
+        blimp.load_pairs(tmp_path / "blank.jsonl")
+
+
+def test_subset_is_seeded_per_paradigm_and_ordered():
+    pairs = [Pair(f"g{i}", f"b{i}", "big", "f", "", str(i)) for i in range(50)]
+    pairs += [Pair(f"g{i}", f"b{i}", "small", "f", "", str(i)) for i in range(3)]
+    sample = blimp.subset(pairs, per_paradigm=5, seed=0)
+    assert [p.paradigm for p in sample].count("big") == 5 and [p.paradigm for p in sample].count("small") == 3
+    assert sample == sorted(sample, key=pairs.index)  # original order kept
+    assert sample == blimp.subset(pairs, per_paradigm=5, seed=0)
+    assert sample != blimp.subset(pairs, per_paradigm=5, seed=1)
+    alone = blimp.subset(pairs[:50], per_paradigm=5, seed=0)  # another paradigm's presence changes nothing
+    assert alone == [p for p in sample if p.paradigm == "big"]
+
+
+# ---------------------------------------------------------------------------------------- results
+
+
+def _hand_made():
+    pairs, correct = [], []
+    for paradigm, field, decisions in [("A", "f1", [1, 1, 1, 0]), ("B", "f1", [0, 0]), ("C", "f2", [1])]:
+        for i, ok in enumerate(decisions):
+            pairs.append(Pair("g", "b", paradigm, field, "", f"{paradigm}/{i}"))
+            correct.append(bool(ok))
+    return pairs, correct
+
+
+def test_aggregate_means_of_paradigms():
+    results = blimp.aggregate(*_hand_made())
+    assert results["paradigms"] == {"A": 0.75, "B": 0.0, "C": 1.0}
+    assert results["fields"] == {"f1": pytest.approx(0.375), "f2": 1.0}  # mean of paradigms, not of 6 pairs (0.5)
+    assert results["overall"] == pytest.approx(1.75 / 3)  # not 4/7 over pairs
+    assert results["pairs"] == 7 and results["counts"] == {"A": 4, "B": 2, "C": 1}
+    metrics = blimp.to_metrics(results)
+    assert metrics[BLIMP_OVERALL] == pytest.approx(1.75 / 3)
+    assert metrics[blimp_field("f1")] == pytest.approx(0.375) and metrics[blimp_paradigm("B")] == 0.0
+    assert len(metrics) == 1 + 2 + 3
+    with pytest.raises(ValueError):
+        blimp.aggregate(*_hand_made()[:1], [True])
+
+
+def test_save_and_table(tmp_path):
+    results = blimp.aggregate(*_hand_made())
+    path = blimp.save_results(results, tmp_path / "out" / "blimp.json")
+    assert json.loads(path.read_text()) == results
+    console = Console(record=True, width=120)
+    console.print(blimp.results_table(results))
+    text = console.export_text()
+    assert "f1 (2 paradigms)" in text and "0.375" in text and "0.583" in text and "  C" in text
+
+
+# ---------------------------------------------------------------------------------------- real data
+
+
+def test_real_blimp_loads_all_paradigms(tok):
+    pairs = blimp.load_pairs(needs_shared("blimp"))
+    paradigms = {p.paradigm for p in pairs}
+    assert len(paradigms) == 67 and len(pairs) == 67_000
+    assert {p.field for p in pairs} == {"morphology", "semantics", "syntax", "syntax_semantics"}
+    sample = blimp.subset(pairs, per_paradigm=1, seed=0)
+    results = blimp.evaluate(_llama(tok), tok, sample, batch_size=32)
+    assert len(results["paradigms"]) == 67 and results["pairs"] == 67
