@@ -80,7 +80,9 @@ class _Strict(BaseModel):
 
 
 class SearchConfig(_Strict):
-    algorithm: Literal["optuna", "random", "grid"] = "optuna"
+    algorithm: Literal["optuna", "random", "grid", "points"] = "optuna"
+    # algorithm points: named configs, each {dotted key: value} over the spec's values (finalists, ablations)
+    points: dict[str, dict[str, Any]] | None = None
     metric: str = M.EVAL_LOSS
     mode: Literal["min", "max"] = "min"
     samples: int = Field(8, ge=1)  # sampled configs (ignored by grid: every point runs)
@@ -100,6 +102,7 @@ class ResourcesConfig(_Strict):
 
 class TrackingConfig(_Strict):
     models: Literal["best", "all", "none"] = "best"  # which trained models MLflow keeps
+    tags: dict[str, str] = Field(default_factory=dict)  # carried by every run of the sweep, e.g. finalist_of
 
 
 class FromSweep(_Strict):
@@ -776,6 +779,35 @@ def _check_schedule(flat: dict[str, Any], ctx: _Ctx) -> None:
             raise ctx.fail("antlm.schedule", f"schedule {text!r} has {n} epochs but train.epochs is {shown}")
 
 
+def _check_points(search: SearchConfig, order: list[tuple[str, Any]], ctx: _Ctx) -> None:
+    """algorithm points needs points; each point sets config keys to valid values, and with the
+    spec's values (distributions at their first value) makes a valid config."""
+    if search.algorithm != "points":
+        if search.points is not None:
+            raise ctx.fail("search.points", "points are used only with search.algorithm: points")
+        return
+    if not search.points:
+        raise ctx.fail("search.points", "search.algorithm points needs at least one point, e.g. points: {base: {}}")
+    for label, point in search.points.items():
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", label):
+            raise ctx.fail(f"search.points.{label}", "a point's name uses letters, digits, '_', '.' and '-'")
+        for key, value in point.items():
+            if key not in LEAVES:
+                raise ctx.fail(f"search.points.{label}.{key}", f"not a config key{_suggest(key, LEAVES)}")
+            try:
+                _check_value(key, value, "")
+            except _Bad as exc:
+                raise ctx.fail(f"search.points.{label}.{key}", str(exc)) from None
+        values = _assign(order, lambda n, d: d.first(), fixed=point)
+        leaves = {name for name, _ in order}
+        values.update({k: v for k, v in point.items() if k not in leaves})  # as Spec.materialize does
+        try:
+            TrainConfig.model_validate(unflatten(values))
+        except ValidationError as exc:
+            where, msg = _first_error(exc)
+            raise ctx.fail(f"search.points.{label}", f"gives an invalid config: {where}: {msg}") from None
+
+
 def _set_override(raw: dict, key: str, value: Any, ctx: _Ctx) -> None:
     parts = key.split(".")
     headers = {"search": SearchConfig, "resources": ResourcesConfig, "tracking": TrackingConfig}
@@ -894,6 +926,7 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
         for name, leaf in flat.items():
             if isinstance(leaf, Distribution) and not leaf.is_constant and leaf.kind not in CATEGORICAL:
                 raise ctx.fail(name, f"search.algorithm grid takes only choice or grid values, got {leaf.kind}")
+    _check_points(search, order, ctx)
     _check_schedule(flat, ctx)
 
     # The whole config with each distribution at its first value: the cross-field checks.

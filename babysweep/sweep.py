@@ -32,6 +32,19 @@ from babysweep.spec import OptunaSpace, Spec, diff_specs, grid_points
 
 GRID_KEY = "grid_point"
 REPEAT_KEY = "__trial_index__"  # set by Ray's Repeater: which seed of a repeated config
+POINT_KEY = "point"  # algorithm points: the name of the trial's point
+
+
+def trial_params(spec: Spec, trial_config: dict) -> tuple[dict, int, str | None]:
+    """(params as dotted config keys, repeat index, point name) from a trial's Ray config."""
+    params = dict(trial_config)
+    repeat = int(params.pop(REPEAT_KEY, 0) or 0)
+    if GRID_KEY in params:
+        params.update(params.pop(GRID_KEY) or {})
+    point = params.pop(POINT_KEY, None)
+    if point is not None:
+        params.update(spec.search.points[point])
+    return params, repeat, point
 
 
 def default_storage() -> Path:
@@ -72,10 +85,7 @@ def run_trial(params: dict, payload: dict) -> None:
     from babysweep.trainer import train
 
     spec: Spec = payload["spec"]
-    params = dict(params)
-    repeat = int(params.pop(REPEAT_KEY, 0) or 0)
-    if GRID_KEY in params:
-        params.update(params.pop(GRID_KEY))
+    params, repeat, _ = trial_params(spec, params)
     config = spec.materialize(params, teachers=payload["teachers"])
     config["data"]["cache_dir"] = config["data"]["cache_dir"] or payload["cache_dir"]
     config["train"]["seed"] += repeat
@@ -209,6 +219,9 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
         seeds = range(search.repeats)
         param_space = {GRID_KEY: tune.grid_search(points), REPEAT_KEY: tune.grid_search(list(seeds))}
         total = len(points) * search.repeats
+    elif search.algorithm == "points":
+        param_space = {POINT_KEY: tune.grid_search(list(search.points)), REPEAT_KEY: tune.grid_search(list(range(search.repeats)))}
+        total = len(search.points) * search.repeats
     else:
         param_space = None
         total = search.samples * search.repeats
@@ -220,7 +233,7 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
                              role=spec.role, metric=search.metric, mode=search.mode, total=total,
                              max_epochs=max_epochs(spec), models=spec.tracking.models,
                              search_settings={"search." + k: v for k, v in search.model_dump().items()}, live=live,
-                             spec=spec, teachers=teachers, lineage=lineage)
+                             spec=spec, teachers=teachers, lineage={**lineage, **spec.tracking.tags})
 
     _init_ray(address)
     previous = signal.getsignal(signal.SIGTERM)

@@ -59,31 +59,33 @@ class SweepCallback(Callback):
 
             self._tracker = SweepTracker(self.tracking_uri, self.name, Path(self.folder), metric=self.metric, mode=self.mode,
                                          role=self.role, spec_text=self.spec_text, search_settings=self.search_settings,
-                                         models=self.models)
+                                         models=self.models, tags=self.lineage)
         return self._tracker
 
     def _config(self, trial) -> dict:
-        from babysweep.sweep import GRID_KEY, REPEAT_KEY
+        from babysweep.sweep import trial_params
 
-        params = dict(trial.config)
-        repeat = int(params.pop(REPEAT_KEY, 0) or 0)
-        params.update(params.pop(GRID_KEY, {}) or {})
+        try:
+            params, repeat, point = trial_params(self.spec, trial.config) if self.spec is not None else (dict(trial.config), 0, None)
+        except KeyError:  # a point the spec no longer has
+            params, repeat, point = dict(trial.config), 0, None
         try:
             config = self.spec.materialize(params, teachers=self.teachers) if self.spec is not None else {}
         except Exception:  # an invalid sampled config: the trial itself fails and records why
             config = {}
         if config:
             config["train"]["seed"] += repeat
-        return params, config, repeat
+        return params, config, repeat, point
 
     def setup(self, **info) -> None:
         self.tracker  # open the parent run before the first trial starts
         self._start_view()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        params, config, repeat = self._config(trial)
+        params, config, repeat, point = self._config(trial)
         seed = config.get("train", {}).get("seed", repeat)
-        self.tracker.trial_started(trial.trial_id, params, config, tags={"seed": str(seed), "repeat": str(repeat), **self.lineage})
+        tags = {"seed": str(seed), "repeat": str(repeat), **({"point": point} if point else {}), **self.lineage}
+        self.tracker.trial_started(trial.trial_id, params, config, tags=tags)
         self._row(trial).update(state="RUNNING")
         self._refresh(trials, f"{trial.trial_id} started: {self._row(trial)['params']}")
 
@@ -144,7 +146,7 @@ class SweepCallback(Callback):
             return None
         best = (min if self.mode == "min" else max)(trials, key=lambda t: t.last_result[self.metric])
         out_dir = Path(best.last_result.get("trial_out_dir") or Path(self.folder) / "models" / best.trial_id)
-        params, config, _ = self._config(best)
+        params, config, _, _ = self._config(best)
         sampled = self.spec.distributions() if self.spec is not None else params
         return {"trial_id": best.trial_id, "config": config, "params": {k: v for k, v in params.items() if k in sampled},
                 "metrics": _numeric(best.last_result), "model_dir": str(out_dir / "final")}
@@ -152,8 +154,8 @@ class SweepCallback(Callback):
     # ------------------------------------------------------------------ display
     def _row(self, trial) -> dict:
         if trial.trial_id not in self.rows:
-            params = self._config(trial)[0]
-            short = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items() if k in (self.spec.distributions() if self.spec else {}))
+            params, _, repeat, point = self._config(trial)
+            short = (f"{point} #{repeat} " if point else "") + ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items() if k in (self.spec.distributions() if self.spec else {}))
             self.rows[trial.trial_id] = {"state": trial.status, "epoch": 0, "current": None, "best": None, "params": short}
         return self.rows[trial.trial_id]
 

@@ -437,7 +437,9 @@ class SweepTracker:
             done |= {m.key for m in logged}
             self._keys_at_last[trial_id] = done
             if blimp:
-                self._client.log_dict(run_id, _blimp_table(blimp), "blimp.json")  # overwrites: idempotent
+                self._client.log_dict(run_id, blimp, "blimp.json")  # overwrites: idempotent
+                if isinstance(blimp.get("paradigms"), dict):  # a table MLflow's UI shows
+                    self._client.log_dict(run_id, _blimp_table(blimp["paradigms"]), "blimp_table.json")
             if model_dir:
                 entry["model_dir"] = str(model_dir)
             if self.models == "all" and status != "FAILED":
@@ -631,6 +633,41 @@ def sweep_runs(tracking_uri: str, sweep_name: str, histories: bool | list[str] =
             row["histories"] = {k: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, k)) for k in keys}
         out.append(row)
     return out
+
+
+def run_json(tracking_uri: str, run_id: str, path: str) -> dict | None:
+    """A JSON artifact of a run (e.g. blimp.json, config.json), or None when it has none."""
+    client = _client(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client.download_artifacts(run_id, path, tmp)
+            return json.loads(Path(local).read_text())
+        except (MlflowException, OSError, ValueError):
+            return None
+
+
+REPORTS_EXPERIMENT = "reports"
+
+
+def log_report(tracking_uri: str, name: str, params: dict[str, Any], metrics: dict[str, float], folder: Path) -> str:
+    """Record a report as a run of the "reports" experiment: params, metrics, and the folder's files
+    as artifacts. A report of the same name is replaced (it is recomputed from the runs), so a
+    study that resumes at its report stage leaves one run. Returns the run id."""
+    client = _client(tracking_uri)
+    exp = client.get_experiment_by_name(REPORTS_EXPERIMENT)
+    experiment_id = exp.experiment_id if exp is not None else client.create_experiment(REPORTS_EXPERIMENT)
+    if exp is not None and exp.lifecycle_stage != "active":
+        client.restore_experiment(experiment_id)
+    for old in client.search_runs([experiment_id], f"tags.report = '{name}'", ViewType.ACTIVE_ONLY):
+        client.delete_run(old.info.run_id)
+    tags = {"kind": "report", "report": name, "babysweep.version": babysweep.__version__}
+    run = client.create_run(experiment_id, run_name=name, tags=_tag_dict(tags))
+    keyed = {k: v for k, v in ((_safe_key(k), v) for k, v in metrics.items()) if k}
+    _log_batch(client, run.info.run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in keyed.items() if _number(v) is not None],
+               params=_params(params))
+    client.log_artifacts(run.info.run_id, str(folder))
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
 
 
 # ------------------------------------------------------------------------------------------- UI

@@ -23,6 +23,10 @@ from babysweep.tracking import (MAP_FILE, NullTracker, SweepTracker, best_runs, 
                                 resolve_tracking_uri, serve_ui, sweep_parent, sweep_runs, wait_until_up)
 
 
+BLIMP_RESULTS = {"overall": 0.6, "paradigms": {"anaphor_gender_agreement": 0.7, "npi_present_1": 0.5},
+                 "decisions": {"anaphor_gender_agreement": "1111111000", "npi_present_1": "10"}}
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("tracking_project")
@@ -113,7 +117,7 @@ def test_simulated_sweep_logs_parent_children_params_metrics_tags(uri, project, 
                                          "hostname": "box", "done": False, "bad": float("nan")}, step=epoch)
             assert len(calls) == before + 1  # one log_batch per report, not one call per key
     tracker.trial_finished("t0", "FINISHED", final_metrics={"blimp/overall": 0.61, "eval/loss": 99.0},
-                           blimp={"anaphor_gender_agreement": 0.7, "npi_present_1": 0.5}, model_dir=str(model))
+                           blimp=BLIMP_RESULTS, model_dir=str(model))
     tracker.trial_finished("t1", "FAILED", error="CUDA out of memory")
     tracker.trial_finished("t2", "STOPPED")
     tracker.sweep_finished(best_trial_id="t0")
@@ -145,7 +149,9 @@ def test_simulated_sweep_logs_parent_children_params_metrics_tags(uri, project, 
     config = json.loads(Path(client.download_artifacts(t0.info.run_id, "config.json", str(tmp_path))).read_text())
     assert config["train"]["lr"] == 1e-3
     blimp = json.loads(Path(client.download_artifacts(t0.info.run_id, "blimp.json", str(tmp_path))).read_text())
-    assert blimp == {"paradigm": ["anaphor_gender_agreement", "npi_present_1"], "accuracy": [0.7, 0.5]}
+    assert blimp == BLIMP_RESULTS  # whole, per-pair decisions included: reports rebuild intervals from it
+    table = json.loads(Path(client.download_artifacts(t0.info.run_id, "blimp_table.json", str(tmp_path))).read_text())
+    assert table == {"paradigm": ["anaphor_gender_agreement", "npi_present_1"], "accuracy": [0.7, 0.5]}
 
     assert kids["t1"].info.status == "FAILED" and kids["t1"].data.tags["error"] == "CUDA out of memory"
     assert kids["t2"].info.status == "FINISHED" and kids["t2"].data.tags["stopped_early"] == "true"
