@@ -306,6 +306,8 @@ def aggregate(pairs: Sequence[Pair], correct: Sequence[bool]) -> dict:
         "pairs": len(pairs),
         "counts": {p: len(right[p]) for p in paradigms},  # pairs per paradigm
         "field_of": {p: field_of[p] for p in paradigms},
+        # one "1"/"0" per pair in the given order: bootstrap intervals over pairs need them
+        "decisions": {p: "".join("1" if ok else "0" for ok in right[p]) for p in paradigms},
     }
 
 
