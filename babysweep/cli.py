@@ -4,6 +4,11 @@
     babysweep eval MODEL_DIR [--blimp SOURCE] [--json]
     babysweep data SOURCE
     babysweep validate SPEC.yaml
+    babysweep run SPEC.yaml | resume NAME | status [NAME] | ui
+    babysweep finalists SWEEP [--seeds 3]
+    babysweep report SWEEP... [--name NAME]
+    babysweep ablate SWEEP|CONFIG.yaml [--seeds 3]
+    babysweep study search_spaces/study.yaml [--seeds 3]
 
 A mistake the user can make ends in one sentence on stderr and exit status 2, never a traceback.
 """
@@ -132,11 +137,13 @@ def data(
 def validate(
     spec: Path = typer.Argument(..., help="A spec YAML."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    no_check_paths: bool = typer.Option(False, "--no-check-paths",
+                                        help="Do not require data and teacher paths to exist on this machine."),
 ) -> None:
     """Check a spec without running it and print its resolved search space."""
     from babysweep.spec import describe, load_spec
 
-    loaded = load_spec(spec, _overrides(set_))
+    loaded = load_spec(spec, _overrides(set_), check_paths=not no_check_paths)
     console.print(describe(loaded))
     console.print(f"[green]{spec}: valid[/green] ({len(loaded.distributions())} distributions)")
 
@@ -233,6 +240,87 @@ def status(
             table.add_row(row["trial_id"], row["state"], str(row["iterations"]), f"{value:.4g}" if value is not None else "-",
                           f"{blimp:.3f}" if blimp is not None else "-", note)
         console.print(table)
+
+
+SEEDS_HELP = "Seeds per finalist config (each retrained that many times)."
+
+
+@app.command()
+def finalists(
+    sweep: str = typer.Argument(..., help="A finished tuning sweep; its finalists run as sweep '<SWEEP>.final'."),
+    seeds: int = typer.Option(3, "--seeds", help=SEEDS_HELP),
+    address: Optional[str] = SWEEP_OPTIONS["address"],
+    storage: Optional[str] = SWEEP_OPTIONS["storage"],
+    tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
+) -> None:
+    """Retrain the best config of a sweep (of each architecture, for teachers) with fresh seeds."""
+    from babysweep.finalists import run_finalists
+
+    _print_result(run_finalists(sweep, seeds, address=address, storage=storage, tracking_uri=tracking_uri))
+
+
+@app.command()
+def report(
+    sweeps: list[str] = typer.Argument(..., help="Tuning sweeps, e.g. teachers students baselines."),
+    name: Optional[str] = typer.Option(None, "--name", help="Report name: reports/<name>/ (default: the sweeps joined by '-')."),
+    tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
+) -> None:
+    """Does distillation beat tuned teachers? Writes reports/<name>/report.md with figures, logged to MLflow."""
+    from babysweep.data import project_dir
+    from babysweep.report import write_report
+    from babysweep.tracking import log_report, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri, project_dir())
+    name = name or "-".join(sweeps)
+    path = write_report(uri, sweeps, project_dir() / "reports" / name, name,
+                        log_run=lambda n, params, metrics, folder: log_report(uri, n, params, metrics, folder))
+    console.print(_verdict_line(path))
+    console.print(f"report: {path}")
+
+
+def _verdict_line(path: Path) -> str:
+    data = json.loads((path.parent / "report.json").read_text())
+    return "\n".join([f"verdict: {data['verdict']}", *(f"warning: {w}" for w in data["warnings"])])
+
+
+@app.command()
+def ablate(
+    source: str = typer.Argument(..., help="A sweep (its best config is the base) or a spec file with fixed values."),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per variant."),
+    name: Optional[str] = typer.Option(None, "--name", help="Sweep and report name (default '<base>.ablation')."),
+    address: Optional[str] = SWEEP_OPTIONS["address"],
+    storage: Optional[str] = SWEEP_OPTIONS["storage"],
+    tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
+) -> None:
+    """One-factor-at-a-time ablations of a base config (no distillation, single teachers, T=1, no AntLM)."""
+    from babysweep.ablation_sweep import run_ablation
+
+    result, path = run_ablation(source, seeds, name=name, address=address, storage=storage, tracking_uri=tracking_uri)
+    if path is not None:
+        console.print(path.read_text(), markup=False, highlight=False)
+        console.print(f"ablation table: {path}")
+    _print_result(result)
+
+
+@app.command()
+def study(
+    study_file: Path = typer.Argument(..., help="A study file, e.g. search_spaces/study.yaml."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help=SEEDS_HELP + " Default: the study file's finalists.seeds."),
+    address: Optional[str] = SWEEP_OPTIONS["address"],
+    storage: Optional[str] = SWEEP_OPTIONS["storage"],
+    tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
+) -> None:
+    """The whole question in order: tuning sweeps, finalists with seeds, then the report. Rerun to continue."""
+    from babysweep.study import load_study, run_study
+
+    loaded = load_study(study_file, seeds)
+    result = run_study(loaded, address=address, storage=storage, tracking_uri=tracking_uri,
+                       say=lambda line: console.print(f"[bold]study {loaded.name}[/bold] {line}"))
+    if result.interrupted:
+        err_console.print(f"interrupted: run `babysweep study {study_file}` again to continue where it stopped.")
+        raise typer.Exit(130)
+    console.print(_verdict_line(result.report))
+    console.print(f"report: {result.report}")
 
 
 @app.command()

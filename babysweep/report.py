@@ -141,7 +141,7 @@ def _complete(run: dict) -> bool:
     return run.get("status") == "FINISHED" and run.get("tags", {}).get("stopped_early") != "true"
 
 
-def _arch(run: dict) -> str:
+def run_arch(run: dict) -> str:
     return run.get("params", {}).get("model.arch", DEFAULT_ARCH)
 
 
@@ -153,7 +153,7 @@ def _config_key(run: dict) -> tuple:
     return tuple((k, run["params"].get(k)) for k in sorted(sampled))
 
 
-def _best_config(runs: list[dict], metric: str, mode: str) -> list[dict]:
+def best_config(runs: list[dict], metric: str, mode: str) -> list[dict]:
     """The complete runs of the config with the best mean `metric` (all its repeats)."""
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
@@ -178,31 +178,31 @@ def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str
         role = roles.most_common(1)[0][0] if roles else "teacher"
         metric, mode = objectives.get(sweep, (M.EVAL_LOSS, "min"))
         if role == "teacher":  # each architecture is its own contender
-            groups = sorted({_arch(r) for r in runs + final})
+            groups = sorted({run_arch(r) for r in runs + final})
         else:
             groups = [None]
         for arch in groups:
-            tuning = [r for r in runs if arch is None or _arch(r) == arch]
-            finals = [r for r in final if arch is None or _arch(r) == arch]
+            tuning = [r for r in runs if arch is None or run_arch(r) == arch]
+            finals = [r for r in final if arch is None or run_arch(r) == arch]
             name = sweep if arch is None else f"{sweep}/{arch}"
             chosen, source = [r for r in finals if _complete(r)], "final"
             if finals and len(chosen) < len(finals):
                 warns.append(f"{name}: {len(finals) - len(chosen)} of {len(finals)} finalist runs in {sweep}{FINAL} "
                              f"did not finish; they are left out")
             if not chosen:
-                chosen, source = _best_config(tuning, metric, mode), "best-trial"
+                chosen, source = best_config(tuning, metric, mode), "best-trial"
                 if not chosen:
                     warns.append(f"{name}: no finished trial with a value of {metric}; left out of the report")
                     continue
                 warns.append(f"{name}: no finished {sweep}{FINAL} runs; using the best tuning config "
                              f"(n={len(chosen)}), whose value was selected as the best of many and is optimistic")
-            archs = sorted({_arch(r) for r in chosen})
+            archs = sorted({run_arch(r) for r in chosen})
             seeds = [_seed(r, load_blimp) for r in chosen]
             sizes = [_number(r.get("metrics", {}).get(M.PARAMS)) for r in chosen]
             sizes = [s for s in sizes if s is not None]
             spent = [r for r in runs if r.get("status") in ("FINISHED", "FAILED")]  # not KILLED: resumable
             entry = Entry(name, sweep, role, arch or "+".join(archs), sizes[0] if sizes else None, len(spent),
-                          None if arch is None else sum(_arch(r) == arch for r in spent), source, seeds)
+                          None if arch is None else sum(run_arch(r) == arch for r in spent), source, seeds)
             for s in seeds:  # decisions from another evaluation (a subset, an older file) would mislead
                 if s.decisions is not None and abs(float(s.decisions @ pair_weights(s.signature)) - s.blimp) > 1e-6:
                     warns.append(f"{name}: the decisions in run {s.run_id}'s blimp.json do not give its "
@@ -592,5 +592,35 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Seed", "Entry", "ReportData", "read_blimp", "pair_weights", "entries_from_runs", "collect", "compare",
-           "full_interval", "build_table", "table_from_runs", "verdict", "importances", "write_report", "render_markdown"]
+def _short(value):
+    """Teacher folders by their trial (<models>/<trial>/final -> <trial>): paths would swamp the table."""
+    if isinstance(value, list):
+        return "[" + ", ".join(Path(v).parent.name if Path(str(v)).name == "final" else str(v) for v in value) + "]"
+    return value
+
+
+def render_ablation(name: str, base_of: str, rows: list[dict], changes: dict[str, dict]) -> str:
+    """ablation.md: each variant's change, mean ± std, and its difference to the base with a 95% interval."""
+    lines = [f"# {name}: one-factor-at-a-time ablations of the best config of {base_of}", "",
+             "| variant | change | n | dev loss | Δ dev loss vs base [95% CI] | BLiMP (%) | Δ BLiMP vs base [95% CI] |",
+             "|" + "---|" * 7]
+    for r in rows:
+        change = ", ".join(f"{k}={_short(v)}" for k, v in changes.get(r["variant"], {}).items()) or "–"
+        cells = []
+        for col, digits in (("dev_loss", 3), ("blimp", 2)):
+            cells.append(_pm(r[f"{col}_mean"], r[f"{col}_std"], digits))
+            if r[f"{col}_diff"] is None:
+                cells.append("base" if r["variant"] == "base" else "–")
+            else:
+                star = " *" if r[f"{col}_excludes_zero"] else ""
+                cells.append(f"{_num(r[f'{col}_diff'], digits, '+')} [{_num(r[f'{col}_low'], digits, '+')}, "
+                             f"{_num(r[f'{col}_high'], digits, '+')}]{star}")
+        lines.append(f"| {r['variant']} | {change} | {r['n']} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean ± std over seeds; every variant ran with the same seeds as the base. Δ = variant − base; "
+              "95% percentile bootstrap over seeds (2000 replicates); * = the interval excludes zero. "
+              "With few seeds the intervals are narrower than the truth.", ""]
+    return "\n".join(lines)
+
+
+__all__ = ["Seed", "Entry", "ReportData", "read_blimp", "run_arch", "best_config", "pair_weights", "entries_from_runs", "collect", "compare",
+           "full_interval", "build_table", "table_from_runs", "verdict", "importances", "write_report", "render_markdown", "render_ablation"]

@@ -837,6 +837,11 @@ def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None, 
     return _load_text(text, p, overrides, check_paths)
 
 
+def spec_from_text(text: str, label: str, *, check_paths: bool = False) -> Spec:
+    """A spec from YAML text that babysweep wrote (finalists, ablations); `label` names it in messages."""
+    return _load_text(text, Path(label), None, check_paths)
+
+
 def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_paths: bool) -> Spec:
     label = str(path)
     try:

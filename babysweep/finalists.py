@@ -1,0 +1,110 @@
+"""Finalists: the best config of a tuning sweep retrained with fresh seeds, as the sweep `<name>.final`.
+
+    spec = finalist_spec("teachers", seeds=3, tracking_uri=uri)     # a points sweep, ready for run_sweep
+    result = run_finalists("teachers", seeds=3)                     # runs (or resumes) it
+
+The best config is chosen as the report chooses it (report.best_config: the fully trained config
+with the best mean metric over its repeats), from MLflow; its values come from the run's
+config.json, so they keep their types. A teacher sweep gets one finalist per architecture (each is
+a contender of its own), other sweeps one. Seeds start at the tuning seed + SEED_OFFSET, so no
+finalist repeats a tuning run: a value selected as the best of many would be optimistic.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from babysweep.config import flatten
+from babysweep.errors import UserError
+from babysweep.report import FINAL, best_config, run_arch
+from babysweep.spec import Spec, load_spec
+from babysweep.tracking import run_json, sweep_parent, sweep_runs
+
+SEED_OFFSET = 1000
+DEFAULT_SEEDS = 3
+
+
+def tuning_spec(sweep: str, storage: str | Path | None = None) -> Spec:
+    """The spec a sweep was started with, from its folder."""
+    from babysweep.sweep import sweep_folder
+
+    saved = sweep_folder(sweep, storage) / "spec.yaml"
+    if not saved.is_file():
+        raise UserError(f"{saved.parent}: no sweep named '{sweep}' (run it first).")
+    return load_spec(saved, check_paths=False)
+
+
+def best_points(tracking_uri: str, sweep: str, role: str) -> dict[str, dict]:
+    """{point name: {dotted key: value}}: the best config's sampled values, per architecture for teachers."""
+    tags = sweep_parent(tracking_uri, sweep)["tags"]
+    metric, mode = tags.get("metric"), tags.get("mode", "min")
+    runs = sweep_runs(tracking_uri, sweep)
+    groups = {}
+    if role == "teacher":
+        for arch in sorted({run_arch(r) for r in runs}):
+            groups[arch] = [r for r in runs if run_arch(r) == arch]
+    else:
+        groups["best"] = runs
+    points = {}
+    for label, group in groups.items():
+        chosen = best_config(group, metric, mode)
+        if not chosen:
+            continue
+        run = chosen[0]
+        config = run_json(tracking_uri, run["run_id"], "config.json")
+        if config is None:
+            raise UserError(f"run {run['run_id']} of sweep '{sweep}' has no config.json in MLflow, so its config cannot be retrained")
+        flat = flatten(config)
+        sampled = [k for k in run["tags"].get("sampled", "").split(",") if k and k != "train.seed"]
+        points[label] = {k: flat[k] for k in sampled if k in flat}
+    if not points:
+        raise UserError(f"sweep '{sweep}' has no fully trained trial with a value of {metric}; it has no finalist to retrain")
+    return points
+
+
+def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path | None = None,
+                  tracking_uri: str) -> Spec:
+    """The spec of `<sweep>.final`: the tuning spec with its best points, `seeds` repeats each, no early stopping."""
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1, not {seeds}")
+    spec = tuning_spec(sweep, storage)
+    base_seed = _base_seed(spec)
+    overrides = {
+        "name": sweep + FINAL,
+        "role": spec.role,
+        "search.algorithm": "points",
+        "search.points": best_points(tracking_uri, sweep, spec.role),
+        "search.repeats": seeds,
+        "search.scheduler": "none",
+        "train.seed": base_seed + SEED_OFFSET,
+        "tracking.tags": {**spec.tracking.tags, "finalist_of": sweep},
+    }
+    return load_spec(spec.path, {**spec.overrides, **overrides}, check_paths=False)
+
+
+def _base_seed(spec: Spec) -> int:
+    from babysweep.config import TrainConfig
+
+    seed = spec.space.get("train", {}).get("seed")
+    return int(seed) if isinstance(seed, int) else TrainConfig.model_fields["train"].default.seed
+
+
+def run_finalists(sweep: str, seeds: int = DEFAULT_SEEDS, *, address: str | None = None, storage: str | Path | None = None,
+                  tracking_uri: str | None = None, live: bool = True):
+    """Run (or resume) `<sweep>.final`; returns run_sweep's SweepResult."""
+    from babysweep.data import project_dir
+    from babysweep.sweep import run_sweep, sweep_folder
+    from babysweep.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri, project_dir())
+    spec = finalist_spec(sweep, seeds, storage=storage, tracking_uri=uri)
+    chosen = sweep_folder(sweep, storage) / "teachers.json"
+    target = sweep_folder(spec.name, storage) / "teachers.json"
+    if chosen.is_file() and not target.is_file():  # distil from the very teachers the tuning trials used
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(chosen, target)
+    return run_sweep(spec, address=address, storage=storage, tracking_uri=uri, live=live)
+
+
+__all__ = ["SEED_OFFSET", "DEFAULT_SEEDS", "tuning_spec", "best_points", "finalist_spec", "run_finalists"]

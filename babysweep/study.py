@@ -1,0 +1,162 @@
+"""A study: the whole research question in stages, each a normal sweep.
+
+    study = load_study("search_spaces/study.yaml")
+    result = run_study(study)        # tuning sweeps in order, then finalists, then the report
+
+study.yaml names the tuning specs (paths relative to the study file, run in the given order, so
+students come after the teachers they distil from), the finalists' seeds and the report's name.
+Every stage is a sweep with its own folder and MLflow experiment, so `babysweep status` and the
+MLflow UI show it like any other. Progress is kept in <storage>/<study>.study.json: a rerun of an
+interrupted study skips the stages it finished and continues the interrupted sweep at its trial.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from babysweep.errors import UserError
+from babysweep.finalists import DEFAULT_SEEDS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FinalistsConfig(_Strict):
+    seeds: int = Field(DEFAULT_SEEDS, ge=1)  # retrainings of each sweep's best config
+
+
+class ReportConfig(_Strict):
+    name: str | None = None  # reports/<name>/; default: the study's name
+
+
+class StudyConfig(_Strict):
+    name: str
+    sweeps: list[str] = Field(min_length=1)  # spec files, relative to the study file
+    finalists: FinalistsConfig = FinalistsConfig()
+    report: ReportConfig = ReportConfig()
+
+
+@dataclass
+class Study:
+    name: str
+    path: Path
+    specs: list[Path]  # absolute
+    seeds: int
+    report: str
+
+
+@dataclass
+class StudyResult:
+    name: str
+    interrupted: bool
+    report: Path | None = None  # report.md, once written
+    stages: list[str] = field(default_factory=list)  # stages run (not skipped) in this call
+
+
+def load_study(path: str | Path, seeds: int | None = None) -> Study:
+    """Read and check a study file; `seeds` overrides finalists.seeds."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: the study file does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: YAML syntax error: {exc}.") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a study must be a mapping with name and sweeps.")
+    try:
+        config = StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"][:1].lower() + err["msg"][1:]
+        raise UserError(f"{path}: {where}: {msg}.") from None
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", config.name):
+        raise UserError(f"{path}: name: {config.name!r} is not a valid name; use letters, digits, '_', '.' and '-'.")
+    specs = [(path.parent / s).resolve() for s in config.sweeps]
+    for given, spec in zip(config.sweeps, specs):
+        if not spec.is_file():
+            raise UserError(f"{path}: sweeps: {given} does not exist (paths are relative to the study file).")
+    if seeds is not None and seeds < 1:
+        raise UserError(f"--seeds must be at least 1, not {seeds}.")
+    return Study(config.name, path, specs, seeds or config.finalists.seeds, config.report.name or config.name)
+
+
+def _state_path(study: Study, storage: str | Path | None) -> Path:
+    from babysweep.sweep import default_storage
+
+    root = Path(storage).expanduser().resolve() if storage else default_storage()
+    return root / f"{study.name}.study.json"
+
+
+def _load_state(path: Path) -> dict:
+    try:
+        state = json.loads(path.read_text())
+        return state if isinstance(state, dict) and isinstance(state.get("done"), dict) else {"done": {}}
+    except (OSError, ValueError):
+        return {"done": {}}
+
+
+def _save_state(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(path)  # atomic: a kill leaves the old state or the new one
+
+
+def run_study(study: Study, *, address: str | None = None, storage: str | Path | None = None,
+              tracking_uri: str | None = None, live: bool = True, say: Callable[[str], None] = print) -> StudyResult:
+    """Run the study's stages in order, skipping those finished before; stops at an interrupted sweep."""
+    from babysweep.data import project_dir
+    from babysweep.finalists import run_finalists
+    from babysweep.report import write_report
+    from babysweep.spec import load_spec
+    from babysweep.sweep import run_sweep
+    from babysweep.tracking import log_report, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri, project_dir())
+    state_path = _state_path(study, storage)
+    state = _load_state(state_path)
+    result = StudyResult(study.name, interrupted=False)
+    specs = [load_spec(p) for p in study.specs]  # every spec checked before the first trial runs
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise UserError(f"{study.path}: sweeps: two specs have the same sweep name ({', '.join(names)}).")
+    stages = [(f"sweep {s.name}", s.fingerprint(), lambda s=s: run_sweep(s, address=address, storage=storage,
+                                                                        tracking_uri=uri, live=live)) for s in specs]
+    stages += [(f"finalists {n}", f"seeds={study.seeds}", lambda n=n: run_finalists(n, study.seeds, address=address,
+                                                                                    storage=storage, tracking_uri=uri, live=live))
+               for n in names]
+    total = len(stages) + 1
+    for number, (stage, key, run) in enumerate(stages, start=1):
+        if state["done"].get(stage) == key:
+            say(f"[{number}/{total}] {stage}: done before, skipped")
+            continue
+        say(f"[{number}/{total}] {stage}")
+        outcome = run()
+        result.stages.append(stage)
+        if outcome.interrupted:
+            result.interrupted = True
+            return result
+        if outcome.counts.get("unfinished"):
+            raise UserError(f"{study.path}: stage '{stage}' ended with {outcome.counts['unfinished']} unfinished trials; "
+                            f"run the study again to continue it.")
+        state["done"][stage] = key
+        _save_state(state_path, state)
+    say(f"[{total}/{total}] report {study.report}")
+    out_dir = project_dir() / "reports" / study.report
+    result.report = write_report(uri, names, out_dir, study.report,
+                                 log_run=lambda name, params, metrics, folder: log_report(uri, name, params, metrics, folder))
+    result.stages.append(f"report {study.report}")
+    return result
+
+
+__all__ = ["Study", "StudyResult", "load_study", "run_study"]

@@ -1,0 +1,166 @@
+"""The study end to end on tiny sweeps: stages in order, resume across stages, finalists with seeds,
+a report whose numbers come back from MLflow alone, and ablations of the best student."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from babysweep.errors import UserError
+from babysweep.study import load_study, run_study
+
+pytestmark = pytest.mark.slow
+
+SPEC = """
+name: {name}
+role: {role}
+data: {{seq_len: 32, builtin_words: 20000, tokenizer: {{vocab_size: 500}}, cache_dir: {cache}}}
+model: {{arch: {arch}, layers: 1, hidden: 32, heads: 2}}
+train: {{epochs: 1, batch_size: 32, lr: {lr}, warmup_steps: 5}}
+eval: {{dev_batches: 2, blimp: builtin}}
+search: {{algorithm: {algorithm}, samples: 1, scheduler: none, concurrent: 2, max_failures: 0}}
+resources: {{cpu: 1}}
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def study_project(tmp_path_factory, cache_dir, ray_session):
+    """A finished tiny study, interrupted once at its second stage and resumed."""
+    import babysweep.sweep as sweep_module
+    from babysweep.sweep import SweepResult
+
+    root = tmp_path_factory.mktemp("study")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BABYSWEEP_PROJECT", str(root))
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mp.chdir(root)
+    (root / "tutors.yaml").write_text(SPEC.format(name="tutors", role="teacher", arch="{choice: [llama, gpt2]}",
+                                                   lr=0.005, algorithm="grid", cache=cache_dir))
+    (root / "pupils.yaml").write_text(SPEC.format(name="pupils", role="student", arch="llama", lr="{loguniform: [1.0e-3, 1.0e-2]}",
+                                                  algorithm="random", cache=cache_dir)
+                                      + "distill: {teachers: {from_sweep: tutors, top: 2}, alpha: {uniform: [0.3, 0.7]}, temperature: 2.0}\n")
+    (root / "plain.yaml").write_text(SPEC.format(name="plain", role="baseline", arch="llama", lr="{loguniform: [1.0e-3, 1.0e-2]}",
+                                                 algorithm="random", cache=cache_dir))
+    (root / "study.yaml").write_text("name: tiny-study\nsweeps: [tutors.yaml, pupils.yaml, plain.yaml]\nfinalists: {seeds: 2}\n")
+
+    calls = []
+    real = sweep_module.run_sweep
+
+    def interrupting(spec, **kw):  # the study is stopped (as by Ctrl-C) when it reaches the students
+        calls.append(spec.name)
+        if spec.name == "pupils":
+            return SweepResult(spec.name, Path(), True, None, {"trials": 0, "finished": 0, "errored": 0, "unfinished": 1})
+        return real(spec, **kw)
+
+    mp.setattr(sweep_module, "run_sweep", interrupting)
+    first = run_study(load_study(root / "study.yaml"), live=False, say=lambda line: None)
+    first_calls = list(calls)
+    calls.clear()
+
+    def counting(spec, **kw):
+        calls.append(spec.name)
+        return real(spec, **kw)
+
+    mp.setattr(sweep_module, "run_sweep", counting)
+    second = run_study(load_study(root / "study.yaml"), live=False, say=lambda line: None)
+    yield {"root": root, "first": first, "first_calls": first_calls, "second": second, "second_calls": list(calls)}
+    mp.undo()
+
+
+@pytest.fixture
+def in_study(study_project, monkeypatch):
+    monkeypatch.setenv("BABYSWEEP_PROJECT", str(study_project["root"]))
+    monkeypatch.chdir(study_project["root"])
+    return study_project
+
+
+def test_an_interrupted_study_resumes_at_the_stage_it_stopped(in_study):
+    study_project = in_study
+    first, second = study_project["first"], study_project["second"]
+    assert first.interrupted and first.report is None
+    assert study_project["first_calls"] == ["tutors", "pupils"]
+    state = json.loads((study_project["root"] / "sweeps" / "tiny-study.study.json").read_text())
+    assert set(state["done"]) == {"sweep tutors", "sweep pupils", "sweep plain", "finalists tutors",
+                                  "finalists pupils", "finalists plain"}
+    # The teachers' stage is not run again; everything after it runs once, in order.
+    assert study_project["second_calls"] == ["pupils", "plain", "tutors.final", "pupils.final", "plain.final"]
+    assert not second.interrupted and second.report.is_file()
+    third = run_study(load_study(study_project["root"] / "study.yaml"), live=False, say=lambda line: None)
+    assert third.stages == ["report tiny-study"]  # a finished study only rewrites its report
+
+
+def test_finalists_retrain_the_best_config_with_fresh_seeds(study_project):
+    from babysweep.report import best_config
+    from babysweep.tracking import default_tracking_uri, run_json, sweep_runs
+
+    uri = default_tracking_uri(study_project["root"])
+    finals = sweep_runs(uri, "tutors.final")
+    assert len(finals) == 4 and {r["status"] for r in finals} == {"FINISHED"}  # 2 architectures x 2 seeds
+    assert {r["tags"]["finalist_of"] for r in finals} == {"tutors"}
+    assert sorted(r["tags"]["seed"] for r in finals) == ["1000", "1000", "1001", "1001"]
+    tuning = sweep_runs(uri, "tutors")
+    for arch in ("llama", "gpt2"):
+        (best, *_) = best_config([r for r in tuning if r["params"]["model.arch"] == arch], "eval/loss", "min")
+        mine = [r for r in finals if r["params"]["model.arch"] == arch]
+        assert len(mine) == 2 and {r["tags"]["point"] for r in mine} == {arch}
+        assert {r["params"]["train.lr"] for r in mine} == {best["params"]["train.lr"]}
+    students = sweep_runs(uri, "pupils.final")
+    tuned = sweep_runs(uri, "pupils")
+    assert len(students) == 2 and {r["params"]["distill.alpha"] for r in students} == {tuned[0]["params"]["distill.alpha"]}
+    assert {r["tags"]["teachers.run_ids"] for r in students} == {tuned[0]["tags"]["teachers.run_ids"]}  # same teachers
+    assert run_json(uri, students[0]["run_id"], "blimp.json")["decisions"]  # per-pair decisions in MLflow
+
+
+def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
+    from babysweep.report import table_from_runs
+    from babysweep.tracking import default_tracking_uri, run_json, sweep_parent, sweep_runs
+
+    uri = default_tracking_uri(study_project["root"])
+    report = json.loads((study_project["second"].report.parent / "report.json").read_text())
+    assert [r["entry"] for r in report["rows"]] == ["tutors/gpt2", "tutors/llama", "pupils", "plain"]
+    assert {r["source"] for r in report["rows"]} == {"final"} and {r["n"] for r in report["rows"]} == {2}
+    runs, objectives = {}, {}
+    for sweep in ("tutors", "pupils", "plain"):
+        tags = sweep_parent(uri, sweep)["tags"]
+        objectives[sweep] = (tags["metric"], tags["mode"])
+        runs[sweep] = sweep_runs(uri, sweep, histories=["eval/loss"])
+        runs[sweep + ".final"] = sweep_runs(uri, sweep + ".final", histories=["eval/loss"])
+    rebuilt = table_from_runs(runs, objectives, lambda run: run_json(uri, run["run_id"], "blimp.json"))
+    assert rebuilt == report["rows"]
+    assert (study_project["second"].report.parent / "learning_curves.png").is_file()
+    assert report["verdict"]
+
+
+def test_ablations_of_the_best_student(in_study):
+    study_project = in_study
+    from babysweep.ablation_sweep import run_ablation
+    from babysweep.tracking import default_tracking_uri, sweep_runs
+
+    result, path = run_ablation("pupils", seeds=1, live=False)
+    assert not result.interrupted and result.counts["finished"] == 5
+    rows = {r["variant"]: r for r in json.loads((path.parent / "ablation.json").read_text())["rows"]}
+    assert set(rows) == {"base", "no-distillation", "teacher-0", "teacher-1", "temperature-1"}  # no AntLM to remove
+    runs = {r["tags"]["point"]: r for r in sweep_runs(default_tracking_uri(study_project["root"]), "pupils.ablation")}
+    assert runs["no-distillation"]["params"]["distill.alpha"] == "1.0"
+    assert runs["base"]["params"]["distill.temperature"] == "2.0" and runs["temperature-1"]["params"]["distill.temperature"] == "1.0"
+    assert rows["no-distillation"]["dev_loss_diff"] == pytest.approx(
+        runs["no-distillation"]["metrics"]["eval/loss"] - runs["base"]["metrics"]["eval/loss"])
+    assert "no-distillation" in path.read_text()
+
+
+def test_bad_study_files_are_refused(tmp_path):
+    (tmp_path / "s.yaml").write_text("name: s\nsweeps: [missing.yaml]\n")
+    with pytest.raises(UserError, match="missing.yaml does not exist"):
+        load_study(tmp_path / "s.yaml")
+    (tmp_path / "s.yaml").write_text("name: s\nsweeps: [s.yaml]\nfinalists: {seeds: 0}\n")
+    with pytest.raises(UserError, match="finalists.seeds"):
+        load_study(tmp_path / "s.yaml")
