@@ -21,14 +21,20 @@ def test_version_and_help(monkeypatch, capsys):
     code, out, _ = run(monkeypatch, capsys, "--version")
     assert code == 0 and __version__ in out
     code, out, _ = run(monkeypatch, capsys, "--help")
-    assert code == 0 and all(cmd in out for cmd in ("run", "resume", "status", "train", "eval", "validate", "ui", "data"))
+    assert code == 0 and all(cmd in out for cmd in ("run", "resume", "status", "train", "eval", "validate", "ui", "data",
+                                               "finalists", "report", "ablate", "study"))
 
 
 def test_user_errors_exit_2_with_one_line(monkeypatch, capsys, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntrain:\n  lr: {loguniform: [0.01, 0.001]}\n")
+    study = tmp_path / "study.yaml"
+    study.write_text("name: s\nsweeps: [bad.yaml]\nfinalists: {seeds: two}\n")
+    monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path))
     for args in (("validate", bad), ("validate", tmp_path / "missing.yaml"), ("eval", tmp_path / "nomodel"),
-                 ("data", tmp_path / "nothing-here")):
+                 ("data", tmp_path / "nothing-here"), ("study", study), ("study", tmp_path / "none.yaml"),
+                 ("report", "no-such-sweep"), ("finalists", "no-such-sweep"), ("ablate", "no-such-sweep"),
+                 ("ablate", bad)):
         code, _, err = run(monkeypatch, capsys, *args)
         assert code == 2, args
         assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
