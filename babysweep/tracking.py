@@ -51,6 +51,7 @@ from babysweep.errors import UserError
 
 log = logging.getLogger(__name__)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial tables..." is noise
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per downloaded JSON is noise
 
 MAP_FILE = "mlflow_runs.json"
 MODEL_ARTIFACT = "model"

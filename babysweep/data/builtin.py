@@ -41,7 +41,7 @@ from pathlib import Path
 
 from babysweep.errors import UserError
 
-GRAMMAR_VERSION = 2  # bump whenever the generated text or pairs change
+GRAMMAR_VERSION = 3  # bump whenever the generated text or pairs change
 SPEAKERS = ("MOTHER", "FATHER", "CHILD")
 DEFAULT_PAIRS = 200
 
@@ -656,12 +656,15 @@ def _irregular_participle(g, r):
 
 
 def _npi_licensing(g, r):
+    # "any" needs a licensor: "the dog was finding some balls" / "*the dog was finding any balls".
+    # One word is swapped, so both sentences have the same length, as in BLiMP's npi_present pairs:
+    # a pair that adds "n't" to the good sentence would mostly measure the cost of the extra token.
     subject, phi = _subject(g, r, phis=("2", "3sm", "3sf", "3sc", "3sn", "3p", "1p"))
     aux = r.choice(("be", "was", "have"))
-    pos, neg = AUX[aux][0][agreement(phi)], AUX[aux][1][agreement(phi)]
+    pos = AUX[aux][0][agreement(phi)]
     verb = _verb(r, "en" if aux == "have" else "ing", "t")
     stuff = g.generate("NBARM", r) if r.random() < .3 else g.generate(f"NBAR.pl.{r.choice('ttmfca')}", r)
-    return _swap(subject, neg, pos, [verb, "any"] + stuff + ["."])
+    return _swap(subject + [pos, verb], "some", "any", stuff + ["."])
 
 
 def _wh_vs_that(g, r):
