@@ -539,8 +539,11 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
     return path
 
 
-def _pm(mean, std, digits: int) -> str:
-    return "–" if mean is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+def _pm(mean, std, digits: int, n: int = 2) -> str:
+    """mean ± std; one run has no spread to show (a std of 0 would claim one)."""
+    if mean is None:
+        return "–"
+    return f"{mean:.{digits}f}" if n < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _diff_cell(row: dict, col: str, digits: int) -> str:
@@ -568,18 +571,19 @@ def render_markdown(report: dict) -> str:
         size = f"{r['params'] / 1e6:.2f}M" if r["params"] else "–"
         trials = f"{r['trials']}" + (f" ({r['arch_trials']} {r['arch']})" if r["arch_trials"] is not None else "")
         lines.append(f"| {r['entry']} | {r['role']} | {r['arch']} | {size} | {trials} | {r['source']} | {r['n']} "
-                     f"| {_pm(r['dev_loss_mean'], r['dev_loss_std'], 3)} | {_diff_cell(r, 'dev_loss', 3)} "
-                     f"| {_pm(r['blimp_mean'], r['blimp_std'], 2)} | {_diff_cell(r, 'blimp', 2)} |")
+                     f"| {_pm(r['dev_loss_mean'], r['dev_loss_std'], 3, r['n'])} | {_diff_cell(r, 'dev_loss', 3)} "
+                     f"| {_pm(r['blimp_mean'], r['blimp_std'], 2, r['n'])} | {_diff_cell(r, 'blimp', 2)} |")
     lines += ["", "Mean ± std over seeds (std with ddof=1). Δ = entry − best tuned teacher of that column (lowest "
               "dev loss, highest BLiMP); * = the interval excludes zero; † = one side has a single run, so the "
               "interval lacks its seed-to-seed variation and is too narrow. Intervals: 2000-replicate percentile bootstrap "
               "over seeds and, for BLiMP when per-pair decisions exist, over pairs shared by both sides (paired). "
               "With few seeds they are narrower than the truth.", ""]
     fields = sorted({f for per in report["fields"].values() for f in per})
+    seeds = {r["entry"]: r["n"] for r in report["rows"]}
     if fields:
         lines += ["## BLiMP per field (%)", "", "| entry | " + " | ".join(fields) + " |", "|" + "---|" * (len(fields) + 1)]
         for entry, per in report["fields"].items():
-            lines.append(f"| {entry} | " + " | ".join(_pm(*per[f], 1) if f in per else "–" for f in fields) + " |")
+            lines.append(f"| {entry} | " + " | ".join(_pm(*per[f], 1, seeds.get(entry, 2)) if f in per else "–" for f in fields) + " |")
         lines.append("")
     lines += ["## Hyperparameter importance (PED-ANOVA)", ""]
     for sweep, imp in report["importances"].items():
@@ -608,7 +612,7 @@ def render_ablation(name: str, base_of: str, rows: list[dict], changes: dict[str
         change = ", ".join(f"{k}={_short(v)}" for k, v in changes.get(r["variant"], {}).items()) or "–"
         cells = []
         for col, digits in (("dev_loss", 3), ("blimp", 2)):
-            cells.append(_pm(r[f"{col}_mean"], r[f"{col}_std"], digits))
+            cells.append(_pm(r[f"{col}_mean"], r[f"{col}_std"], digits, r["n"]))
             if r[f"{col}_diff"] is None:
                 cells.append("base" if r["variant"] == "base" else "–")
             else:
