@@ -221,7 +221,7 @@ def status(
     from rich.table import Table
 
     from babysweep.spec import load_spec
-    from babysweep.sweep import best_row, default_storage, sweep_status
+    from babysweep.sweep import best_row, default_storage, planned_trials, sweep_status
 
     root = Path(storage).expanduser().resolve() if storage else default_storage()
     names = [name] if name else sorted(p.name for p in root.glob("*") if (p / "spec.yaml").is_file())
@@ -229,9 +229,10 @@ def status(
         raise UserError(f"{root}: holds no sweep yet (run `babysweep run SPEC`).")
     for sweep_name in names:
         rows = sweep_status(sweep_name, root)
-        search = load_spec(root / sweep_name / "spec.yaml").search
+        spec = load_spec(root / sweep_name / "spec.yaml", check_paths=False)
+        search = spec.search
         best = best_row(rows, search.metric, search.mode)
-        table = Table(title=f"{sweep_name}: {len(rows)} of {search.samples * search.repeats} trials")
+        table = Table(title=f"{sweep_name}: {len(rows)} of {planned_trials(spec)} trials")
         for column in ("trial", "state", "epochs", search.metric, "blimp/overall", "note"):
             table.add_column(column)
         for row in rows:

@@ -76,6 +76,13 @@ def _fixed(spec: Spec, name: str, default: Any) -> Any:
     return node
 
 
+def planned_trials(spec: Spec) -> int:
+    """How many trials the sweep runs in all: configs (sampled, grid points or named points) x repeats."""
+    search = spec.search
+    configs = {"grid": lambda: len(grid_points(spec)), "points": lambda: len(search.points)}.get(search.algorithm, lambda: search.samples)()
+    return configs * search.repeats
+
+
 # --------------------------------------------------------------------------- the trial function
 def run_trial(params: dict, payload: dict) -> None:
     """A Ray Tune function trainable: one training run of one sampled config."""
@@ -214,17 +221,14 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     uri = resolve_tracking_uri(tracking_uri, project_dir())
     teachers, lineage = _resolve_teachers(spec, folder, uri)
     search = spec.search
+    seeds = list(range(search.repeats))
     if search.algorithm == "grid":
-        points = grid_points(spec)
-        seeds = range(search.repeats)
-        param_space = {GRID_KEY: tune.grid_search(points), REPEAT_KEY: tune.grid_search(list(seeds))}
-        total = len(points) * search.repeats
+        param_space = {GRID_KEY: tune.grid_search(grid_points(spec)), REPEAT_KEY: tune.grid_search(seeds)}
     elif search.algorithm == "points":
-        param_space = {POINT_KEY: tune.grid_search(list(search.points)), REPEAT_KEY: tune.grid_search(list(range(search.repeats)))}
-        total = len(search.points) * search.repeats
+        param_space = {POINT_KEY: tune.grid_search(list(search.points)), REPEAT_KEY: tune.grid_search(seeds)}
     else:
         param_space = None
-        total = search.samples * search.repeats
+    total = planned_trials(spec)
     payload = {"spec": spec, "teachers": teachers, "cache_dir": str(folder.parent / ".cache"),
                "models_dir": str(folder / "models"), "cpu": spec.resources.cpu}
     trainable = tune.with_resources(tune.with_parameters(run_trial, payload=payload),
