@@ -47,6 +47,152 @@ class DistillLoss:
     kd: torch.Tensor | None  # the KL term before weighting; None when alpha = 1
 
 
+# Elements per [rows, vocab] work buffer of the fused distillation loss. CPU: small (2 MiB), so a
+# chunk's passes stay in cache, run on one intra-op thread (many small ops: a thread barrier per op
+# costs more than it saves, badly so on a busy machine). Accelerators: large chunks, few launches.
+KD_CHUNK_ELEMENTS = {"cpu": 1 << 19, "other": 1 << 25}
+
+
+def _scaled_into(dst: torch.Tensor, src: torch.Tensor, scale: float) -> torch.Tensor:
+    """dst = src * scale, the product taken in dst's (work) dtype."""
+    return torch.mul(src, scale, out=dst) if src.dtype == dst.dtype else dst.copy_(src).mul_(scale)
+
+
+def _copy_or_view(buffer: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
+    """Rows in the work dtype: as they are (a view) when no conversion buffer is given."""
+    return rows if buffer is None else buffer.copy_(rows)
+
+
+class _FusedDistill(torch.autograd.Function):
+    """CE, KL and d(total)/d(logits) in one pass over row chunks (float32 math at least, float64 kept).
+
+    Per chunk: student log-softmax at 1 and at T, the teachers' ensemble distribution, the two
+    per-row losses, and the gradient
+        alpha * (softmax(z) - onehot) / n_tokens + (1 - alpha) * T * (softmax(z / T) - p_teacher) / kd_denominator
+    on real target rows (zero on ignored ones), written into one [N, V] tensor that backward returns
+    (scaled by the incoming gradient). Saves nothing else: no [N, V] intermediates outlive a chunk.
+    ce and kd are reported values (not differentiable); total carries the gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, z, target, teachers, ensemble, alpha, temperature, kd_denominator):
+        threads = torch.get_num_threads() if z.device.type == "cpu" else 1
+        try:
+            if threads > 1:
+                torch.set_num_threads(1)
+            with torch.autocast(z.device.type, enabled=False):
+                return _FusedDistill._forward(ctx, z, target, teachers, ensemble, alpha, temperature, kd_denominator)
+        finally:
+            if threads > 1:
+                torch.set_num_threads(threads)
+
+    @staticmethod
+    def _forward(ctx, z, target, teachers, ensemble, alpha, temperature, kd_denominator):
+        n, vocab = z.shape
+        device = z.device
+        work = torch.float64 if z.dtype == torch.float64 else torch.float32  # the work dtype: float32 at least
+        rows = max(1, min(n, KD_CHUNK_ELEMENTS["cpu" if device.type == "cpu" else "other"] // vocab))
+        valid = target != -100
+        n_tokens = valid.sum().clamp(min=1).to(work)
+        kd_den = n_tokens if kd_denominator is None else torch.tensor(float(kd_denominator), dtype=work, device=device)
+        # Per-row gradient weights (0 on ignored rows), [N, 1].
+        a_rows = (valid.to(work) * (alpha / n_tokens)).unsqueeze(1)
+        b_rows = (valid.to(work) * ((1 - alpha) * temperature / kd_den)).unsqueeze(1)
+        safe_target = target.clamp(min=0)
+        inv_t = 1.0 / temperature
+        k = len(teachers)
+
+        grad = torch.empty_like(z, memory_format=torch.contiguous_format)
+        buf = lambda: torch.empty(rows, vocab, dtype=work, device=device)  # noqa: E731
+        student_lp, scaled, student_lpt, t_sum, t_logp, t_p = buf(), buf(), buf(), buf(), buf(), buf()
+        raw = buf() if z.dtype != work else None
+        out_work = buf() if z.dtype != work else None
+        ce_rows = torch.empty(n, dtype=work, device=device)
+        kl_rows = torch.empty(n, dtype=work, device=device)
+
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            c = stop - start
+            sl = slice(start, stop)
+            lp, sc, lpt, ts, tlp, tp = (b[:c] for b in (student_lp, scaled, student_lpt, t_sum, t_logp, t_p))
+            s = _copy_or_view(raw[:c] if raw is not None else None, z[sl])
+            tgt = safe_target[sl].unsqueeze(1)
+
+            torch.log_softmax(s, -1, out=lp)
+            ce_rows[sl] = -lp.gather(1, tgt).squeeze(1)
+            if temperature == 1.0:
+                lpt = lp
+            else:
+                torch.mul(s, inv_t, out=sc)
+                torch.log_softmax(sc, -1, out=lpt)
+
+            # The teachers' distribution at temperature T: tp (probabilities) and tlp (their logs).
+            if ensemble == "logits":
+                if k == 1:
+                    _scaled_into(ts, teachers[0][sl], inv_t)
+                else:
+                    if teachers[0].dtype == work and teachers[1].dtype == work:
+                        torch.add(teachers[0][sl], teachers[1][sl], out=ts)
+                    else:
+                        ts.copy_(teachers[0][sl]).add_(teachers[1][sl])
+                    for t in teachers[2:]:
+                        ts.add_(t[sl])
+                    ts.mul_(inv_t / k)
+                torch.log_softmax(ts, -1, out=tlp)
+                torch.exp(tlp, out=tp)
+            else:
+                for i, t in enumerate(teachers):
+                    _scaled_into(ts, t[sl], inv_t)
+                    torch.log_softmax(ts, -1, out=tlp)
+                    if i == 0:
+                        torch.exp(tlp, out=tp)
+                    else:
+                        tp.add_(tlp.exp_())
+                if k > 1:
+                    tp.mul_(1.0 / k)
+                torch.clamp(tp, min=torch.finfo(work).tiny, out=tlp).log_()
+            tlp.sub_(lpt)  # log p_teacher - log p_student
+            kl_rows[sl] = torch.bmm(tp.unsqueeze(1), tlp.unsqueeze(2)).view(-1)  # row dots, no [c, V] temporary
+
+            # Gradient rows: b * (softmax(z/T) - tp) + a * (softmax(z) - onehot).
+            dest = grad[sl] if out_work is None else out_work[:c]
+            if temperature == 1.0:
+                torch.exp(lp, out=sc)
+                p_t, p_1 = sc, sc
+            else:
+                p_t = lpt.exp_()
+                p_1 = lp.exp_() if alpha > 0 else None
+            a, b = a_rows[sl], b_rows[sl]
+            if alpha > 0:
+                torch.sub(p_t, tp, out=ts)  # ts is free again
+                ts.mul_(b)
+                torch.addcmul(ts, p_1, a, out=dest)
+                dest.scatter_add_(1, tgt, -a)
+            else:
+                torch.sub(p_t, tp, out=ts)
+                torch.mul(ts, b, out=dest)
+            if out_work is not None:
+                grad[sl].copy_(dest)
+
+        zero = torch.zeros((), dtype=work, device=device)
+        ce = torch.where(valid, ce_rows, zero).sum() / n_tokens
+        kd = torch.where(valid, kl_rows, zero).sum() / kd_den
+        total = alpha * ce + (1 - alpha) * temperature**2 * kd
+        ctx.save_for_backward(grad)
+        ctx.mark_non_differentiable(ce, kd)
+        return total, ce, kd
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_total, _grad_ce, _grad_kd):
+        (grad,) = ctx.saved_tensors
+        if grad_total.device.type == "cpu" and grad_total.item() == 1.0:
+            return grad, None, None, None, None, None, None  # the common case: no extra [N, V] pass
+        # In place: saving an [N, V] allocation. A second backward (retain_graph) would see the
+        # saved tensor's version change and raise rather than return a wrong gradient.
+        return grad.mul_(grad_total.to(grad.dtype)), None, None, None, None, None, None
+
+
 def distillation_loss(logits, input_ids, teacher_logits, alpha: float, temperature: float, ensemble: str = "logits",
                       kd_reduction: str = "token", mask: torch.Tensor | None = None) -> DistillLoss:
     """alpha * CE + (1 - alpha) * T^2 * KL(p_teacher_T || p_student_T).
@@ -55,25 +201,24 @@ def distillation_loss(logits, input_ids, teacher_logits, alpha: float, temperatu
     their tempered probabilities averaged. kd_reduction "token": KL averaged per real target token;
     "babyllama": summed over positions and divided by the batch size, as the original code's
     KLDivLoss(reduction="batchmean") on [batch, length, vocab] does (seq_len times the per-token value).
+
+    With teachers (alpha < 1) the loss and its gradient come from one fused pass over row chunks
+    (`_FusedDistill`): float32 math, no [N, V] intermediates besides the gradient itself. `total`
+    is differentiable; `ce` and `kd` are the reported values, detached.
     """
-    flat, target = _flat(logits), _targets(input_ids, mask)
-    ce = F.cross_entropy(flat, target, ignore_index=-100)
+    target = _targets(input_ids, mask)
     if alpha >= 1.0:
+        ce = F.cross_entropy(_flat(logits), target, ignore_index=-100)
         return DistillLoss(ce, ce, None)
-    weight = (target != -100).float()
-    with torch.no_grad():  # the teachers' side: KL = sum p_t log p_t - sum p_t log p_s
-        if ensemble == "logits":
-            summed = sum(_flat(t) for t in teacher_logits)
-            teacher_logp = F.log_softmax(summed.mul_(1.0 / (len(teacher_logits) * temperature)), dim=-1)
-            teacher_p = teacher_logp.exp()
-        else:
-            teacher_p = sum(F.softmax(_flat(t) / temperature, dim=-1) for t in teacher_logits) / len(teacher_logits)
-            teacher_logp = teacher_p.clamp_min(torch.finfo(teacher_p.dtype).tiny).log()
-        neg_entropy = torch.linalg.vecdot(teacher_p, teacher_logp)  # fused dot: no [N, V] temporary
-    cross = -torch.linalg.vecdot(teacher_p, F.log_softmax(flat / temperature, dim=-1))
-    kl = (neg_entropy + cross) * weight  # per position
-    kd = kl.sum() / (logits.size(0) if kd_reduction == "babyllama" else weight.sum().clamp(min=1))
-    return DistillLoss(alpha * ce + (1 - alpha) * temperature**2 * kd, ce, kd)
+    if ensemble not in ("logits", "probs"):
+        raise ValueError(f"distillation ensemble {ensemble!r} is not 'logits' or 'probs'")
+    if kd_reduction not in ("token", "babyllama"):
+        raise ValueError(f"kd_reduction {kd_reduction!r} is not 'token' or 'babyllama'")
+    vocab = logits.size(-1)
+    teachers = [t.reshape(-1, vocab) for t in teacher_logits]
+    total, ce, kd = _FusedDistill.apply(logits.reshape(-1, vocab), target, teachers, ensemble, float(alpha),
+                                        float(temperature), logits.size(0) if kd_reduction == "babyllama" else None)
+    return DistillLoss(total, ce, kd)
 
 
 def mask_tokens(input_ids: torch.Tensor, generator: torch.Generator, mask_id: int, vocab_size: int,

@@ -264,7 +264,7 @@ def train(
                 else:
                     logits = model(input_ids=batch).logits
                     if distilling:
-                        with torch.no_grad():
+                        with torch.inference_mode():  # frozen teachers: no autograd bookkeeping at all
                             teacher_logits = [t(input_ids=batch).logits for t in teachers]
                         loss = objectives.distillation_loss(logits, batch, teacher_logits, alpha=kcfg["alpha"],
                                                             temperature=kcfg["temperature"], ensemble=kcfg["ensemble"],

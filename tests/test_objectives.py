@@ -122,3 +122,83 @@ def test_schedules():
             O.parse_schedule(bad)
     with pytest.raises(ValueError, match="train.epochs is 5"):
         O.phases({"schedule": "4clm"}, 5)
+
+
+def _reference_distillation(z, ids, teachers, alpha, t, ensemble, reduction, mask):
+    """The plain formula, differentiated by autograd: the fused loss must match it."""
+    batch, _, vocab = z.shape
+    target = O._targets(ids, mask)
+    flat = z.reshape(-1, vocab)
+    ce = torch.nn.functional.cross_entropy(flat, target, ignore_index=-100)
+    weight = (target != -100).to(z.dtype)
+    if ensemble == "logits":
+        p_t = torch.softmax(sum(x.reshape(-1, vocab) for x in teachers) / len(teachers) / t, -1)
+    else:
+        p_t = sum(torch.softmax(x.reshape(-1, vocab) / t, -1) for x in teachers) / len(teachers)
+    kl = (p_t * (p_t.log() - torch.log_softmax(flat / t, -1))).sum(-1) * weight
+    kd = kl.sum() / (batch if reduction == "babyllama" else weight.sum())
+    return alpha * ce + (1 - alpha) * t * t * kd, ce, kd
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("ensemble", ["logits", "probs"])
+@pytest.mark.parametrize("reduction", ["token", "babyllama"])
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_fused_distillation_matches_autograd_of_the_formula(monkeypatch, alpha, ensemble, reduction, temperature):
+    vocab = 11
+    monkeypatch.setattr(O, "KD_CHUNK_ELEMENTS", {"cpu": 4 * vocab, "other": 4 * vocab})  # several chunks, a short last one
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(3, 7, vocab, generator=g, dtype=torch.float64) * 2
+    ids = torch.randint(0, vocab, (3, 7), generator=g)
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[0, 4:] = 0  # padding: ignored targets, zero gradient
+    mask[2, 1:] = 0
+    for n_teachers in (1, 2, 3):
+        teachers = [torch.randn(3, 7, vocab, generator=g, dtype=torch.float64) * 3 for _ in range(n_teachers)]
+        for m in (None, mask):
+            ours, ref = z.clone().requires_grad_(), z.clone().requires_grad_()
+            out = O.distillation_loss(ours, ids, teachers, alpha, temperature, ensemble, reduction, m)
+            (out.total * 0.37).backward()  # a non-unit incoming gradient
+            total, ce, kd = _reference_distillation(ref, ids, teachers, alpha, temperature, ensemble, reduction, m)
+            (total * 0.37).backward()
+            # alpha < 1: the fused loss works in float64 here; alpha = 1 is plain CE, float32 as ever.
+            tol = 1e-12 if alpha < 1 else 1e-6
+            torch.testing.assert_close(out.total.double(), total, rtol=tol, atol=tol)
+            torch.testing.assert_close(out.ce.double(), ce, rtol=tol, atol=tol)
+            if alpha < 1:
+                assert out.total.dtype == torch.float64
+                torch.testing.assert_close(out.kd, kd, rtol=tol, atol=tol)
+            torch.testing.assert_close(ours.grad, ref.grad, rtol=100 * tol, atol=tol)
+            if m is not None:
+                ignored = O._targets(ids, m).view(3, 7) == -100
+                assert (ours.grad[ignored] == 0).all()
+
+
+def test_fused_distillation_float32_and_bfloat16_logits():
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(2, 9, 50, generator=g)
+    ids = torch.randint(0, 50, (2, 9), generator=g)
+    teachers = [torch.randn(2, 9, 50, generator=g) for _ in range(2)]
+    ref = z.double().requires_grad_()
+    total, _, _ = _reference_distillation(ref, ids, [t.double() for t in teachers], 0.5, 2.0, "logits", "token", None)
+    total.backward()
+    for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
+        ours = z.detach().to(dtype).requires_grad_()
+        out = O.distillation_loss(ours, ids, [t.to(dtype) for t in teachers], 0.5, 2.0)
+        assert out.total.dtype == torch.float32  # float32 math whatever the logits' dtype
+        out.total.backward()
+        assert ours.grad.dtype == dtype
+        torch.testing.assert_close(out.total.double(), total, rtol=tol, atol=tol)
+        torch.testing.assert_close(ours.grad.double(), ref.grad, rtol=tol, atol=tol * 1e-2)
+
+
+def test_fused_distillation_refuses_a_second_backward_and_restores_threads():
+    z = torch.randn(2, 5, 7, requires_grad=True)
+    ids = torch.randint(0, 7, (2, 5))
+    threads = torch.get_num_threads()
+    out = O.distillation_loss(z, ids, [torch.randn(2, 5, 7)], 0.5, 2.0)
+    assert torch.get_num_threads() == threads
+    assert not out.ce.requires_grad and not out.kd.requires_grad and out.total.requires_grad
+    (out.total * 2).backward(retain_graph=True)
+    with pytest.raises(RuntimeError):
+        (out.total * 2).backward()  # the saved gradient was scaled in place: no silent wrong answer
