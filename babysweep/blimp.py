@@ -14,10 +14,14 @@ first here, as the corpus encoder feeds training lines. Two details of lm-eval's
 on purpose: it scores " " + sentence (its default target_delimiter, a leading-space token with our
 byte-level BPE, which our models never see after <s>), and its argmax counts a tie as right.
 
-Batching: `batch_size` sequences per forward pass, sorted by length, right-padded; padding is
-masked out and never a target, so batched and one-at-a-time scores agree to float rounding. For
-LLaMA and GPT-2 only the scored positions go through the output head (a third of the FLOPs of a
-small model); other architectures are scored from their full logits.
+Batching: about `batch_size` sentences per forward pass. LLaMA and GPT-2 (sdpa or eager attention)
+are scored as prefix tries: the sentences, sorted as token sequences, are packed into rows where
+each distinct prefix is one position (position id = its length - 1) that attends to its own
+prefixes only, so a prefix shared by the two sentences of a pair or by a paradigm's sentences is
+computed once (on BLiMP a third of the positions), and only those positions go through the output
+head (a third of the FLOPs of a small model). Other architectures: one right-padded row per
+sentence, sorted by length, scored from their full logits. Either way each scored token sees
+exactly the keys it sees alone, so batched and one-at-a-time scores agree to float rounding.
 
 Truncation (no warning): the causal scorer scores at most the first max_position_embeddings tokens
 of a sentence (the model reads <s> and all but the last scored token, as lm-eval feeds it); the PLL
@@ -146,21 +150,178 @@ def subset(pairs: Sequence[Pair], per_paradigm: int, seed: int) -> list[Pair]:
 
 
 def sentence_logprobs(model, tokenizer, sentences: Sequence[str], batch_size: int = 64, device=None) -> list[float]:
-    """Sum of log p(token | <s>, earlier tokens) per sentence; `batch_size` sentences per forward pass."""
+    """Sum of log p(token | <s>, earlier tokens) per sentence; about `batch_size` sentences per forward pass.
+
+    LLaMA and GPT-2 are scored as prefix tries (_trie_logprobs): a prefix shared by several sentences
+    is read once. Other architectures take the padded path (_padded_logprobs)."""
     seqs = _encode(model, tokenizer, sentences, extra=1)
-    pad = _pad_id(tokenizer)
-    scores = [0.0] * len(seqs)
     with _scoring(model, device) as device:
-        for batch in _batches([len(s) for s in seqs], batch_size):
-            # The last token is only a target: the model reads seq[:-1] (one position fewer per sentence).
-            ids, keep = _pad([seqs[i][:-1] or seqs[i] for i in batch], pad, device)
-            targets, scored = _pad([seqs[i][1:] for i in batch], pad, device, width=ids.shape[1])
-            rows, cols = scored.nonzero(as_tuple=True)  # padding is never a target
-            logp = _target_logprobs(model, ids, keep.long(), rows, cols, targets[rows, cols])
-            sums = torch.zeros(len(batch), dtype=torch.float32, device=device).index_add_(0, rows, logp)
-            for i, value in zip(batch, sums.tolist()):
-                scores[i] = value
+        if _trie_ok(model):
+            return _trie_logprobs(model, seqs, batch_size, device)
+        return _padded_logprobs(model, seqs, _pad_id(tokenizer), batch_size, device)
+
+
+def _padded_logprobs(model, seqs: list[list[int]], pad: int, batch_size: int, device) -> list[float]:
+    """One right-padded row per sentence, rows sorted by length."""
+    scores = [0.0] * len(seqs)
+    for batch in _batches([len(s) for s in seqs], batch_size):
+        # The last token is only a target: the model reads seq[:-1] (one position fewer per sentence).
+        ids, keep = _pad([seqs[i][:-1] or seqs[i] for i in batch], pad, device)
+        targets, scored = _pad([seqs[i][1:] for i in batch], pad, device, width=ids.shape[1])
+        rows, cols = scored.nonzero(as_tuple=True)  # padding is never a target
+        logp = _target_logprobs(model, ids, keep.long(), rows, cols, targets[rows, cols])
+        sums = torch.zeros(len(batch), dtype=torch.float32, device=device).index_add_(0, rows, logp)
+        for i, value in zip(batch, sums.tolist()):
+            scores[i] = value
     return scores
+
+
+# Prefix tries. Sentences sorted as token sequences are packed into rows; a row is a trie: one position
+# per distinct prefix that is read (every prefix but whole sentences), position id = its depth (<s> at
+# 0), attending only to its ancestors and itself. The two sentences of a minimal pair, and the
+# sentences of a paradigm, often share their first tokens; those positions are computed once, and the
+# output head runs once per read prefix, whatever the number of tokens that follow it.
+# Scores equal the padded path's to float rounding: each position sees exactly the keys (same tokens,
+# same positions) it sees there.
+TRIE_ROW = 96  # read positions per row at most (unless one sentence needs more): attention is quadratic in it
+
+
+@dataclass
+class _TrieRow:
+    tokens: list[int]   # per read position (distinct prefix): its last token
+    parent: list[int]   # per read position: the position of the prefix one shorter (<s>: itself)
+    depth: list[int]    # per read position: its position id
+    targets: list[tuple[int, int]]  # distinct (read position, next token): one log-prob each
+    ends: dict[int, list[int]]      # sentence -> indices into targets along its path
+
+
+def _trie_ok(model) -> bool:
+    """LLaMA or GPT-2 (exact types) attending with sdpa or eager, the two that take a custom 4D
+    additive mask and position ids as given (transformers.masking_utils returns a 4D mask as is)."""
+    return _head_split(model) is not None and getattr(model.config, "_attn_implementation", None) in ("sdpa", "eager")
+
+
+def _trie_rows(seqs: list[list[int]], row_size: int) -> list[_TrieRow]:
+    """The sentences (<s> + tokens) sorted as token sequences, packed greedily into rows of at most
+    `row_size` read positions (a longer sentence gets a row of its own)."""
+    order = sorted(range(len(seqs)), key=lambda i: seqs[i])  # neighbours share the longest prefixes
+    rows: list[_TrieRow] = []
+    row: _TrieRow | None = None
+    node_of: dict[tuple[int, int], int] = {}    # (read position, next token) -> read position
+    target_of: dict[tuple[int, int], int] = {}  # (read position, next token) -> index into targets
+    for s in order:
+        seq = seqs[s]
+        if len(seq) < 2:
+            continue  # <s> alone: nothing to score (0.0)
+        if row is not None:
+            if row.tokens[0] != seq[0]:
+                row = None
+            else:  # the read prefixes seq[:k], k = 2..len-1, not yet in this row are new positions
+                node, k = 0, 1
+                while k < len(seq) - 1 and node is not None:
+                    node = node_of.get((node, seq[k]))
+                    k += node is not None
+                new = len(seq) - 1 - k
+                if new and len(row.tokens) + new > row_size:
+                    row = None
+        if row is None:
+            row = _TrieRow([seq[0]], [0], [0], [], {})
+            node_of, target_of = {}, {}
+            rows.append(row)
+        node, path = 0, []
+        for k in range(1, len(seq)):
+            key = (node, seq[k])
+            t = target_of.get(key)
+            if t is None:
+                t = target_of[key] = len(row.targets)
+                row.targets.append(key)
+            path.append(t)
+            if k < len(seq) - 1:  # the whole sentence is never read
+                child = node_of.get(key)
+                if child is None:
+                    child = node_of[key] = len(row.tokens)
+                    row.tokens.append(seq[k])
+                    row.parent.append(node)
+                    row.depth.append(k)
+                node = child
+        row.ends[s] = path
+    return rows
+
+
+def _trie_batches(rows: list[_TrieRow], batch_size: int) -> Iterator[list[_TrieRow]]:
+    """Rows of similar width together, about `batch_size` sentences per batch."""
+    rows = sorted(rows, key=lambda r: -len(r.tokens))
+    batch, count = [], 0
+    for row in rows:
+        if batch and count + len(row.ends) > max(1, batch_size):
+            yield batch
+            batch, count = [], 0
+        batch.append(row)
+        count += len(row.ends)
+    if batch:
+        yield batch
+
+
+def _trie_logprobs(model, seqs: list[list[int]], batch_size: int, device) -> list[float]:
+    scores = [0.0] * len(seqs)
+    body, head = _head_split(model)
+    dtype = next(model.parameters()).dtype
+    for batch in _trie_batches(_trie_rows(seqs, TRIE_ROW), batch_size):
+        width = max(len(r.tokens) for r in batch)
+        n = len(batch)
+        ids = torch.zeros(n, width, dtype=torch.long)
+        pos = torch.zeros(n, width, dtype=torch.long)
+        parent = torch.arange(width).repeat(n, 1)  # padding: its own parent, sees only itself
+        for b, r in enumerate(batch):
+            m = len(r.tokens)
+            ids[b, :m] = torch.tensor(r.tokens)
+            pos[b, :m] = torch.tensor(r.depth)
+            parent[b, :m] = torch.tensor(r.parent)
+        # position q sees itself and its ancestors: one parent step at a time, as deep as the deepest
+        seen = torch.eye(width, dtype=torch.bool).repeat(n, 1, 1)
+        anc = parent.clone()
+        brow = torch.arange(n)[:, None].expand(n, width)
+        qcol = torch.arange(width)[None, :].expand(n, width)
+        for _ in range(int(pos.max())):
+            seen[brow, qcol, anc] = True
+            anc = parent.gather(1, anc)
+        mask = torch.zeros(n, 1, width, width, dtype=dtype).masked_fill_(~seen[:, None], torch.finfo(dtype).min)
+        hidden = body(input_ids=ids.to(device), attention_mask=mask.to(device),
+                      position_ids=pos.to(device)).last_hidden_state
+        # one head row per read position that some target needs (all of them: every read prefix has a next token)
+        flat_rows = torch.cat([torch.full((len(r.tokens),), b, dtype=torch.long) for b, r in enumerate(batch)])
+        flat_cols = torch.cat([torch.arange(len(r.tokens)) for r in batch])
+        offsets = [0]
+        for r in batch:
+            offsets.append(offsets[-1] + len(r.tokens))
+        src = torch.tensor([offsets[b] + p for b, r in enumerate(batch) for p, _ in r.targets], device=device)
+        tgt = torch.tensor([t for r in batch for _, t in r.targets], device=device)
+        picked = hidden[flat_rows.to(device), flat_cols.to(device)]
+        logp = _gathered_logprobs(head, picked, src, tgt).tolist()
+        base = 0
+        for r in batch:
+            for s, path in r.ends.items():
+                scores[s] = float(sum(logp[base + t] for t in path))
+            base += len(r.targets)
+    return scores
+
+
+def _gathered_logprobs(head, hidden, src, tgt) -> torch.Tensor:
+    """float32 log p(tgt[n]) from head(hidden[src[n]]); each hidden row goes through the head once."""
+    out = torch.empty(len(tgt), dtype=torch.float32, device=hidden.device)
+    order = torch.argsort(src, stable=True)
+    src_sorted = src[order]
+    bounds = torch.searchsorted(src_sorted, torch.arange(0, len(hidden) + HEAD_CHUNK, HEAD_CHUNK, device=hidden.device)).tolist()
+    for c, start in enumerate(range(0, len(hidden), HEAD_CHUNK)):
+        lo, hi = bounds[c], bounds[c + 1]
+        if lo == hi:
+            continue
+        logits = head(hidden[start:start + HEAD_CHUNK]).float()
+        lse = torch.logsumexp(logits, dim=-1)
+        rows = src_sorted[lo:hi] - start
+        idx = order[lo:hi]
+        out[idx] = logits[rows, tgt[idx]] - lse[rows]
+    return out
 
 
 def pll_logprobs(model, tokenizer, sentences: Sequence[str], batch_size: int = 64, device=None,

@@ -276,3 +276,48 @@ def test_real_blimp_loads_all_paradigms(tok):
     sample = blimp.subset(pairs, per_paradigm=1, seed=0)
     results = blimp.evaluate(_llama(tok), tok, sample, batch_size=32)
     assert len(results["paradigms"]) == 67 and results["pairs"] == 67
+
+
+# ---------------------------------------------------------------------------------------- prefix tries
+
+
+def test_trie_path_matches_one_at_a_time_with_shared_prefixes(model, tok):
+    sentences = [
+        "The cat sees the dog.", "The cat sees the dogs.", "The cat saw the dog.",  # shared prefixes
+        "The cat sees the dog.",                                                   # identical to the first
+        "The cat sees the dog", "The cat sees the",                                 # one a prefix of another
+        "A", "The", "",                                                             # one token; nothing to score
+        "Who did Mary see himself?", "Who did John see herself?",
+    ] + [_sentence(random.Random(i)) for i in range(30)]
+    assert any(len(_ids(tok, s)) == 2 for s in sentences)  # a single-token sentence
+    assert blimp._trie_ok(model)  # LLaMA and GPT-2 with sdpa take the trie path
+    want = [reference_logprob(model, tok, s) if s else 0.0 for s in sentences]
+    for batch_size in (1, 3, 64):
+        got = blimp.sentence_logprobs(model, tok, sentences, batch_size=batch_size)
+        assert got == pytest.approx(want, abs=1e-4)
+    assert want[0] != want[1] and want[8] == 0.0
+    seqs = [_ids(tok, s, 65) for s in sentences]  # as _encode: max positions + 1
+    rows = blimp._trie_rows(seqs, row_size=40)  # several rows, some sentences sharing one
+    assert len(rows) > 2 and sum(len(r.ends) for r in rows) == len(sentences) - 1  # "" is not scored
+    assert sum(len(r.tokens) for r in rows) < sum(len(s) - 1 for s in seqs if len(s) > 1)  # prefixes read once
+    padded = blimp._padded_logprobs(model, seqs, PAD_ID, 8, torch.device("cpu"))
+    assert padded == pytest.approx(want, abs=1e-4)
+
+
+def test_trie_rows_are_small_tries(tok):
+    seqs = [[1, 5, 6, 7], [1, 5, 6, 8], [1, 5, 9], [1, 5, 6, 7], [1, 4], [1]]
+    (row,) = blimp._trie_rows(seqs, row_size=8)
+    # read positions (every prefix but a whole sentence): <s>, <s> 5, <s> 5 6
+    assert row.tokens == [1, 5, 6] and row.parent == [0, 0, 1] and row.depth == [0, 1, 2]
+    assert row.ends[0] == row.ends[3] and len(row.targets) == 6  # 4|<s>, 5|<s>, 6|5, 9|5, 7|56, 8|56
+    assert 5 not in row.ends  # <s> alone
+    rows = blimp._trie_rows(seqs, row_size=2)  # [1, 4] alone; the rest need 3 positions, a row of their own
+    assert [len(r.tokens) for r in rows] == [1, 3] and sorted(s for r in rows for s in r.ends) == [0, 1, 2, 3, 4]
+
+
+def test_trie_scores_do_not_depend_on_row_packing(tok, monkeypatch):
+    model = _llama(tok)
+    sentences = [_sentence(random.Random(i)) for i in range(40)]
+    base = blimp.sentence_logprobs(model, tok, sentences, batch_size=64)
+    monkeypatch.setattr(blimp, "TRIE_ROW", 7)
+    assert blimp.sentence_logprobs(model, tok, sentences, batch_size=5) == pytest.approx(base, abs=1e-4)
