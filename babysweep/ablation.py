@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from babysweep import metrics as M
 from babysweep.config import flatten, resolve, set_dotted
 from babysweep.errors import UserError
+from babysweep.objectives import phases
 from babysweep.stats import bootstrap_diff, excludes_zero, mean_std
 
 
@@ -43,7 +44,8 @@ def ablation_variants(base_config: dict) -> dict[str, dict]:
             for i, teacher in enumerate(teachers):
                 changes[f"teacher-{i}"] = {"distill.teachers": [teacher]}
         changes["temperature-1"] = {"distill.temperature": 1.0}
-    changes["no-antlm"] = {"antlm.schedule": None, "antlm.mlm_ratio": 0.0}
+    if "mlm" in phases({"schedule": base["antlm.schedule"], "mlm_ratio": base["antlm.mlm_ratio"]}, base["train.epochs"]):
+        changes["no-antlm"] = {"antlm.schedule": None, "antlm.mlm_ratio": 0.0}  # "4clm" is already all CLM
 
     variants = {"base": copy.deepcopy(base_config)}
     for name, change in changes.items():

@@ -296,6 +296,8 @@ def test_ablation_variants_skip_what_equals_the_base():
     assert set(ablation_variants({"train": {"epochs": 2}})) == {"base"}  # no teachers, no AntLM
     one = ablation_variants({"distill": {"teachers": ["/m/a"], "temperature": 1.0}, "antlm": {"mlm_ratio": 0.5}})
     assert set(one) == {"base", "no-distillation", "no-antlm"}  # one teacher; temperature already 1
+    all_clm = ablation_variants({"train": {"epochs": 4}, "antlm": {"schedule": "4clm"}})
+    assert set(all_clm) == {"base"}  # a schedule without MLM epochs is already "no AntLM"
 
 
 def test_ablation_table():
