@@ -464,6 +464,11 @@ def importances(runs: list[dict], metric: str, mode: str) -> tuple[dict[str, flo
     if len(rows) < 3:
         return None, f"too few finished trials with sampled params and a value of {metric} ({len(rows)}) for PED-ANOVA"
     names = sorted({k for params, _ in rows for k in params})
+    varied = {k for k in names if len({p.get(k) for p, _ in rows}) > 1}  # a constant explains nothing
+    rows = [({k: v for k, v in params.items() if k in varied}, value) for params, value in rows]
+    names = sorted(varied)
+    if not names:
+        return None, f"no sampled parameter took more than one value in {len(rows)} trials"
     dists = {k: _distribution([p[k] for p, _ in rows if k in p]) for k in names}
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line per sweep

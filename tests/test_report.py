@@ -262,11 +262,11 @@ def test_importance_finds_the_parameter_that_matters():
         lr, wd = rng.uniform(0, 1), rng.uniform(0, 1)
         sched = ["cosine", "linear"][i % 2]
         r = run("teacher", 3.0 + 2.0 * (lr - 0.3) ** 2 + 0.01 * rng.normal(), 0.7,
-                params={"train.lr": str(lr), "train.weight_decay": str(wd), "train.scheduler": sched},
-                sampled="train.lr,train.scheduler,train.weight_decay")
+                params={"train.lr": str(lr), "train.weight_decay": str(wd), "train.scheduler": sched, "model.layers": "4"},
+                sampled="model.layers,train.lr,train.scheduler,train.weight_decay")
         runs.append(r)
     values, note = importances(runs, "eval/loss", "min")
-    assert set(values) == {"train.lr", "train.weight_decay", "train.scheduler"}
+    assert set(values) == {"train.lr", "train.weight_decay", "train.scheduler"}  # not the constant model.layers
     assert max(values, key=values.get) == "train.lr"
     assert "PED-ANOVA on 40 trials" in note
 
