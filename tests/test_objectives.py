@@ -192,12 +192,10 @@ def test_fused_distillation_float32_and_bfloat16_logits():
         torch.testing.assert_close(ours.grad.double(), ref.grad, rtol=tol, atol=tol * 1e-2)
 
 
-def test_fused_distillation_refuses_a_second_backward_and_restores_threads():
+def test_fused_distillation_refuses_a_second_backward():
     z = torch.randn(2, 5, 7, requires_grad=True)
     ids = torch.randint(0, 7, (2, 5))
-    threads = torch.get_num_threads()
     out = O.distillation_loss(z, ids, [torch.randn(2, 5, 7)], 0.5, 2.0)
-    assert torch.get_num_threads() == threads
     assert not out.ce.requires_grad and not out.kd.requires_grad and out.total.requires_grad
     (out.total * 2).backward(retain_graph=True)
     with pytest.raises(RuntimeError):
