@@ -115,11 +115,12 @@ def _client(uri: str) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=uri)
 
 
-def _reader(uri: str) -> mlflow.MlflowClient:
+def _reader(uri: str, sweep_name: str | None = None) -> mlflow.MlflowClient:
     """A client for reading: a sqlite store that does not exist yet is an error, not created."""
     db = _sqlite_path(uri)
     if db is not None and not db.is_file():
-        raise UserError(f"there is no MLflow store at {db} yet; run a sweep first (or give --tracking-uri)")
+        what = f"so sweep '{sweep_name}' has not run here; run it first" if sweep_name else "run a sweep first"
+        raise UserError(f"there is no MLflow store at {db} yet, {what} (or give --tracking-uri)")
     return mlflow.MlflowClient(tracking_uri=uri)
 
 
@@ -590,7 +591,7 @@ def best_runs(tracking_uri: str, sweep_name: str, top: int, metric: str | None =
     """
     if top < 1:
         raise UserError(f"top must be at least 1, not {top}")
-    client = _reader(tracking_uri)
+    client = _reader(tracking_uri, sweep_name)
     experiment_id, parent = _parent(client, tracking_uri, sweep_name)
     metric = metric or parent.data.tags.get("metric")
     mode = mode or parent.data.tags.get("mode")
@@ -621,7 +622,7 @@ def lineage_tags(teachers: list[RunRef]) -> dict[str, str]:
 
 def sweep_parent(tracking_uri: str, sweep_name: str) -> dict:
     """The sweep's parent run as a plain dict: run_id, status, params (search.*), tags (metric, mode...)."""
-    _, parent = _parent(_reader(tracking_uri), tracking_uri, sweep_name)
+    _, parent = _parent(_reader(tracking_uri, sweep_name), tracking_uri, sweep_name)
     return {"run_id": parent.info.run_id, "status": parent.info.status, "params": dict(parent.data.params), "tags": dict(parent.data.tags)}
 
 
@@ -631,7 +632,7 @@ def sweep_runs(tracking_uri: str, sweep_name: str, histories: bool | list[str] =
     Each: run_id, trial_id, status, start_time, end_time (ms), params, metrics (last values),
     tags, and with `histories` (True = every metric, or a list of keys) histories = {key: [(step, value)]}.
     """
-    client = _reader(tracking_uri)
+    client = _reader(tracking_uri, sweep_name)
     experiment_id, parent = _parent(client, tracking_uri, sweep_name)
     out = []
     for run in sorted(_children(client, experiment_id, parent.info.run_id), key=lambda r: (r.info.start_time, r.info.run_id)):
