@@ -137,13 +137,14 @@ def data(
 def validate(
     spec: Path = typer.Argument(..., help="A spec YAML."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    no_check_paths: bool = typer.Option(False, "--no-check-paths",
-                                        help="Do not require data and teacher paths to exist on this machine."),
 ) -> None:
-    """Check a spec without running it and print its resolved search space."""
-    from babysweep.spec import describe, load_spec
+    """Check a spec without running it and print its resolved search space. Data or teacher paths
+    missing on this machine are warnings here (the spec may be meant for another machine); `run` refuses them."""
+    from babysweep.spec import describe, load_spec, missing_paths
 
-    loaded = load_spec(spec, _overrides(set_), check_paths=not no_check_paths)
+    loaded = load_spec(spec, _overrides(set_), check_paths=False)
+    for line in missing_paths(loaded):
+        err_console.print(f"warning: {spec}: {line} on this machine; `babysweep run` needs it", markup=False, highlight=False)
     console.print(describe(loaded))
     console.print(f"[green]{spec}: valid[/green] ({len(loaded.distributions())} distributions)")
 

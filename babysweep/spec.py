@@ -475,7 +475,9 @@ def describe(spec: Spec):
     from rich.table import Table
 
     s = spec.search
-    table = Table(title=f"{spec.name} ({spec.role}): {s.algorithm}, {s.samples} samples x {s.repeats} repeats, "
+    configs = {"grid": lambda: f"{len(grid_points(spec))} grid points", "points": lambda: f"{len(s.points)} points"}.get(
+        s.algorithm, lambda: f"{s.samples} samples")()
+    table = Table(title=f"{spec.name} ({spec.role}): {s.algorithm}, {configs} x {s.repeats} repeats, "
                         f"{s.mode} {s.metric}, scheduler {s.scheduler}")
     for column in ("key", "value / distribution", "when"):
         table.add_column(column)
@@ -604,6 +606,18 @@ def _resolve_path(name: str, value: Any, check: bool) -> Any:
         elif not os.path.exists(path):
             raise _Bad(f"{path} does not exist")
     return path
+
+
+def missing_paths(spec: "Spec") -> list[str]:
+    """'key: why' for each fixed data, BLiMP or teacher path of the spec that this machine lacks."""
+    out = []
+    for name, value in flatten(spec.space).items():
+        if name in PATH_SPECIALS and not isinstance(value, Distribution) and value is not None:
+            try:
+                _resolve_path(name, value, check=True)
+            except _Bad as exc:
+                out.append(f"{name}: {exc}")
+    return out
 
 
 def _fixed_value(name: str, value: Any, what: str, check: bool) -> Any:

@@ -78,3 +78,11 @@ def test_train_refuses_a_sweep_spec(monkeypatch, capsys, tmp_path, cache_dir):
     (tmp_path / "sweepy.yaml").write_text(spec)
     code, _, err = run(monkeypatch, capsys, "train", tmp_path / "sweepy.yaml", "--out", tmp_path / "x")
     assert code == 2 and "train.lr" in err and "babysweep run" in err
+
+
+def test_validate_warns_about_paths_missing_on_this_machine(monkeypatch, capsys, tmp_path):
+    spec = tmp_path / "elsewhere.yaml"
+    spec.write_text(f"name: x\ndata: {{train: {tmp_path / 'babylm' / 'train_10M'}}}\n")
+    code, out, err = run(monkeypatch, capsys, "validate", spec)
+    assert code == 0 and "valid" in out
+    assert err.startswith("warning: ") and "data.train" in err and "train_10M does not exist" in err
