@@ -202,7 +202,9 @@ def _init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+        # address="local": always a new local Ray. Without it, ray.init joins whatever local cluster
+        # /tmp/ray points at (another user's sweep, a test run) and then refuses num_cpus.
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  object_store_memory=300 * 1024**2)
 
 
