@@ -17,14 +17,13 @@ from pathlib import Path
 
 import yaml
 
-from babysweep import metrics as M
 from babysweep.ablation import ablation_table, ablation_variants
 from babysweep.config import flatten
 from babysweep.errors import UserError
-from babysweep.finalists import DEFAULT_SEEDS, SEED_OFFSET, tuning_spec
-from babysweep.report import FINAL, best_config, render_ablation
+from babysweep.finalists import DEFAULT_SEEDS, SEED_OFFSET, best_run_config, tuning_spec
+from babysweep.report import FINAL, render_ablation, sweep_objective
 from babysweep.spec import Spec, load_spec, spec_from_text
-from babysweep.tracking import best_runs, run_json, sweep_parent, sweep_runs
+from babysweep.tracking import best_runs, sweep_runs
 
 SUFFIX = ".ablation"
 SECTIONS = ("data", "model", "train", "distill", "antlm", "eval")
@@ -33,19 +32,16 @@ SECTIONS = ("data", "model", "train", "distill", "antlm", "eval")
 def base_from_sweep(tracking_uri: str, sweep: str, storage=None) -> tuple[dict, Spec]:
     """The full config of the best fully trained trial of a sweep (its finalists' when they exist)."""
     spec = tuning_spec(sweep, storage)
-    tags = sweep_parent(tracking_uri, sweep)["tags"]
-    metric, mode = tags.get("metric", M.EVAL_LOSS), tags.get("mode", "min")
+    metric, mode = sweep_objective(tracking_uri, sweep)
     try:
-        runs = sweep_runs(tracking_uri, sweep + FINAL)
+        finals = sweep_runs(tracking_uri, sweep + FINAL)
     except UserError:
-        runs = []
-    chosen = best_config(runs, metric, mode) or best_config(sweep_runs(tracking_uri, sweep), metric, mode)
-    if not chosen:
+        finals = []
+    best = (best_run_config(tracking_uri, sweep + FINAL, finals, metric, mode)
+            or best_run_config(tracking_uri, sweep, sweep_runs(tracking_uri, sweep), metric, mode))
+    if best is None:
         raise UserError(f"sweep '{sweep}' has no fully trained trial with a value of {metric} to ablate")
-    config = run_json(tracking_uri, chosen[0]["run_id"], "config.json")
-    if config is None:
-        raise UserError(f"run {chosen[0]['run_id']} of sweep '{sweep}' has no config.json in MLflow")
-    return config, spec
+    return best[1], spec
 
 
 def base_from_file(tracking_uri: str, path: Path) -> tuple[dict, Spec]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -274,8 +275,7 @@ def report(
 
     uri = resolve_tracking_uri(tracking_uri, project_dir())
     name = name or "-".join(sweeps)
-    path = write_report(uri, sweeps, project_dir() / "reports" / name, name,
-                        log_run=lambda n, params, metrics, folder: log_report(uri, n, params, metrics, folder))
+    path = write_report(uri, sweeps, project_dir() / "reports" / name, name, log_run=partial(log_report, uri))
     console.print(_verdict_line(path))
     console.print(f"report: {path}")
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from babysweep.config import flatten
+from babysweep.config import TrainConfig, flatten
 from babysweep.errors import UserError
-from babysweep.report import FINAL, best_config, run_arch
+from babysweep.report import FINAL, best_config, run_arch, sweep_objective
 from babysweep.spec import Spec, load_spec
-from babysweep.tracking import run_json, sweep_parent, sweep_runs
+from babysweep.tracking import run_json, sweep_runs
 
 SEED_OFFSET = 1000
 DEFAULT_SEEDS = 3
@@ -35,26 +35,31 @@ def tuning_spec(sweep: str, storage: str | Path | None = None) -> Spec:
     return load_spec(saved, check_paths=False)
 
 
+def best_run_config(tracking_uri: str, sweep: str, runs: list[dict], metric: str, mode: str) -> tuple[dict, dict] | None:
+    """(a run of the best fully trained config, its full config.json), or None when no run qualifies."""
+    chosen = best_config(runs, metric, mode)
+    if not chosen:
+        return None
+    config = run_json(tracking_uri, chosen[0]["run_id"], "config.json")
+    if config is None:
+        raise UserError(f"run {chosen[0]['run_id']} of sweep '{sweep}' has no config.json in MLflow, so its config cannot be retrained")
+    return chosen[0], config
+
+
 def best_points(tracking_uri: str, sweep: str, role: str) -> dict[str, dict]:
     """{point name: {dotted key: value}}: the best config's sampled values, per architecture for teachers."""
-    tags = sweep_parent(tracking_uri, sweep)["tags"]
-    metric, mode = tags.get("metric"), tags.get("mode", "min")
+    metric, mode = sweep_objective(tracking_uri, sweep)
     runs = sweep_runs(tracking_uri, sweep)
-    groups = {}
     if role == "teacher":
-        for arch in sorted({run_arch(r) for r in runs}):
-            groups[arch] = [r for r in runs if run_arch(r) == arch]
+        groups = {arch: [r for r in runs if run_arch(r) == arch] for arch in sorted({run_arch(r) for r in runs})}
     else:
-        groups["best"] = runs
+        groups = {"best": runs}
     points = {}
     for label, group in groups.items():
-        chosen = best_config(group, metric, mode)
-        if not chosen:
+        best = best_run_config(tracking_uri, sweep, group, metric, mode)
+        if best is None:
             continue
-        run = chosen[0]
-        config = run_json(tracking_uri, run["run_id"], "config.json")
-        if config is None:
-            raise UserError(f"run {run['run_id']} of sweep '{sweep}' has no config.json in MLflow, so its config cannot be retrained")
+        run, config = best
         flat = flatten(config)
         sampled = [k for k in run["tags"].get("sampled", "").split(",") if k and k != "train.seed"]
         points[label] = {k: flat[k] for k in sampled if k in flat}
@@ -68,8 +73,10 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
     """The spec of `<sweep>.final`: the tuning spec with its best points, `seeds` repeats each, no early stopping."""
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, not {seeds}")
+    from babysweep.sweep import fixed_value
+
     spec = tuning_spec(sweep, storage)
-    base_seed = _base_seed(spec)
+    base_seed = int(fixed_value(spec, "train.seed", TrainConfig.model_fields["train"].default.seed))
     overrides = {
         "name": sweep + FINAL,
         "role": spec.role,
@@ -81,13 +88,6 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
         "tracking.tags": {**spec.tracking.tags, "finalist_of": sweep},
     }
     return load_spec(spec.path, {**spec.overrides, **overrides}, check_paths=False)
-
-
-def _base_seed(spec: Spec) -> int:
-    from babysweep.config import TrainConfig
-
-    seed = spec.space.get("train", {}).get("seed")
-    return int(seed) if isinstance(seed, int) else TrainConfig.model_fields["train"].default.seed
 
 
 def run_finalists(sweep: str, seeds: int = DEFAULT_SEEDS, *, address: str | None = None, storage: str | Path | None = None,
@@ -107,4 +107,4 @@ def run_finalists(sweep: str, seeds: int = DEFAULT_SEEDS, *, address: str | None
     return run_sweep(spec, address=address, storage=storage, tracking_uri=uri, live=live)
 
 
-__all__ = ["SEED_OFFSET", "DEFAULT_SEEDS", "tuning_spec", "best_points", "finalist_spec", "run_finalists"]
+__all__ = ["SEED_OFFSET", "DEFAULT_SEEDS", "tuning_spec", "best_run_config", "best_points", "finalist_spec", "run_finalists"]

@@ -153,6 +153,12 @@ def _config_key(run: dict) -> tuple:
     return tuple((k, run["params"].get(k)) for k in sorted(sampled))
 
 
+def sweep_objective(tracking_uri: str, sweep: str) -> tuple[str, str]:
+    """(metric, mode) the sweep was tuned on, from its parent run's tags."""
+    tags = sweep_parent(tracking_uri, sweep)["tags"]
+    return tags.get("metric", M.EVAL_LOSS), tags.get("mode", "min")
+
+
 def best_config(runs: list[dict], metric: str, mode: str) -> list[dict]:
     """The complete runs of the config with the best mean `metric` (all its repeats)."""
     groups: dict[tuple, list[dict]] = {}
@@ -246,8 +252,7 @@ def collect(tracking_uri: str, sweeps: list[str]) -> ReportData:
         if sweep.endswith(FINAL):
             raise UserError(f"name the tuning sweep '{sweep[:-len(FINAL)]}', not '{sweep}': "
                             f"its finalists are found automatically")
-        tags = sweep_parent(tracking_uri, sweep)["tags"]
-        objectives[sweep] = (tags.get("metric", M.EVAL_LOSS), tags.get("mode", "min"))
+        objectives[sweep] = sweep_objective(tracking_uri, sweep)
         runs[sweep] = sweep_runs(tracking_uri, sweep, histories=[M.EVAL_LOSS])
         try:
             runs[sweep + FINAL] = sweep_runs(tracking_uri, sweep + FINAL, histories=[M.EVAL_LOSS])
@@ -537,9 +542,8 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
     path = out_dir / "report.md"
     path.write_text(render_markdown(report))
     if log_run is not None:
-        metrics = {f"{r['entry']}.{k}": v for r in rows for k, v in r.items()
+        metrics = {f"{r['entry']}.{k}": float(v) for r in rows for k, v in r.items()  # log_report makes keys MLflow-safe
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("trials", "arch_trials", "n")}
-        metrics = {re.sub(r"[^\w./\- ]", "_", k): float(v) for k, v in metrics.items()}
         log_run(name, {"report.sweeps": ",".join(sweeps), "report.verdict": report["verdict"]}, metrics, out_dir)
     return path
 
@@ -631,5 +635,5 @@ def render_ablation(name: str, base_of: str, rows: list[dict], changes: dict[str
     return "\n".join(lines)
 
 
-__all__ = ["Seed", "Entry", "ReportData", "read_blimp", "run_arch", "best_config", "pair_weights", "entries_from_runs", "collect", "compare",
+__all__ = ["Seed", "Entry", "ReportData", "read_blimp", "run_arch", "sweep_objective", "best_config", "pair_weights", "entries_from_runs", "collect", "compare",
            "full_interval", "build_table", "table_from_runs", "verdict", "importances", "write_report", "render_markdown", "render_ablation"]

@@ -470,14 +470,23 @@ def grid_points(spec: Spec) -> list[dict[str, Any]]:
     return [{k: v for k, v in p.items() if k in sampled} for p in points]
 
 
+def config_count(spec: Spec) -> tuple[int, str]:
+    """How many configs the sweep runs before repeats, and what they are: samples, grid points or points."""
+    search = spec.search
+    if search.algorithm == "grid":
+        return len(grid_points(spec)), "grid points"
+    if search.algorithm == "points":
+        return len(search.points), "points"
+    return search.samples, "samples"
+
+
 def describe(spec: Spec):
     """The resolved search space as a rich Table (for `babysweep validate`)."""
     from rich.table import Table
 
     s = spec.search
-    configs = {"grid": lambda: f"{len(grid_points(spec))} grid points", "points": lambda: f"{len(s.points)} points"}.get(
-        s.algorithm, lambda: f"{s.samples} samples")()
-    table = Table(title=f"{spec.name} ({spec.role}): {s.algorithm}, {configs} x {s.repeats} repeats, "
+    count, kind = config_count(spec)
+    table = Table(title=f"{spec.name} ({spec.role}): {s.algorithm}, {count} {kind} x {s.repeats} repeats, "
                         f"{s.mode} {s.metric}, scheduler {s.scheduler}")
     for column in ("key", "value / distribution", "when"):
         table.add_column(column)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -153,8 +154,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | Path |
         _save_state(state_path, state)
     say(f"[{total}/{total}] report {study.report}")
     out_dir = project_dir() / "reports" / study.report
-    result.report = write_report(uri, names, out_dir, study.report,
-                                 log_run=lambda name, params, metrics, folder: log_report(uri, name, params, metrics, folder))
+    result.report = write_report(uri, names, out_dir, study.report, log_run=partial(log_report, uri))
     result.stages.append(f"report {study.report}")
     return result
 

@@ -28,7 +28,7 @@ from babysweep import metrics as M
 from babysweep.checkpoint import checkpoints
 from babysweep.data import project_dir
 from babysweep.errors import UserError
-from babysweep.spec import OptunaSpace, Spec, diff_specs, grid_points
+from babysweep.spec import OptunaSpace, Spec, config_count, diff_specs, grid_points
 
 GRID_KEY = "grid_point"
 REPEAT_KEY = "__trial_index__"  # set by Ray's Repeater: which seed of a repeated config
@@ -62,12 +62,13 @@ def max_epochs(spec: Spec) -> int:
         from babysweep.config import TrainConfig
 
         default = TrainConfig.model_fields["train"].default.epochs
-        return int(_fixed(spec, "train.epochs", default))
+        return int(fixed_value(spec, "train.epochs", default))
     values = dist.args if dist.kind in ("choice", "grid") else dist.args[:2]
     return int(max(values))
 
 
-def _fixed(spec: Spec, name: str, default: Any) -> Any:
+def fixed_value(spec: Spec, name: str, default: Any) -> Any:
+    """The spec's fixed value of a dotted key (default when it does not set one)."""
     node: Any = spec.space
     for part in name.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -78,9 +79,7 @@ def _fixed(spec: Spec, name: str, default: Any) -> Any:
 
 def planned_trials(spec: Spec) -> int:
     """How many trials the sweep runs in all: configs (sampled, grid points or named points) x repeats."""
-    search = spec.search
-    configs = {"grid": lambda: len(grid_points(spec)), "points": lambda: len(search.points)}.get(search.algorithm, lambda: search.samples)()
-    return configs * search.repeats
+    return config_count(spec)[0] * spec.search.repeats
 
 
 # --------------------------------------------------------------------------- the trial function

@@ -197,15 +197,10 @@ def _git_commit(directory: Path) -> str | None:
     return commit if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
 
 
-def _blimp_table(blimp: dict) -> dict[str, list]:
-    """{paradigm: acc} or {paradigm: {col: v}} or {col: [..]} -> columns {name: [values]}."""
-    if blimp and all(isinstance(v, (list, tuple)) for v in blimp.values()):
-        return {k: list(v) for k, v in blimp.items()}
-    rows = sorted(blimp)
-    if all(isinstance(blimp[r], dict) for r in rows):
-        columns = sorted({c for r in rows for c in blimp[r]})
-        return {"paradigm": rows, **{c: [blimp[r].get(c) for r in rows] for c in columns}}
-    return {"paradigm": rows, "accuracy": [blimp[r] for r in rows]}
+def _blimp_table(paradigms: dict[str, float]) -> dict[str, list]:
+    """{paradigm: accuracy} -> the columns {"paradigm": [...], "accuracy": [...]} MLflow's UI shows as a table."""
+    rows = sorted(paradigms)
+    return {"paradigm": rows, "accuracy": [paradigms[r] for r in rows]}
 
 
 def _write_json(path: Path, data: dict) -> None:
