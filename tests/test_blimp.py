@@ -315,9 +315,12 @@ def test_trie_rows_are_small_tries(tok):
     assert [len(r.tokens) for r in rows] == [1, 3] and sorted(s for r in rows for s in r.ends) == [0, 1, 2, 3, 4]
 
 
-def test_trie_scores_do_not_depend_on_row_packing(tok, monkeypatch):
+def test_trie_scores_do_not_depend_on_row_packing_or_head_chunks(tok, monkeypatch):
     model = _llama(tok)
     sentences = [_sentence(random.Random(i)) for i in range(40)]
     base = blimp.sentence_logprobs(model, tok, sentences, batch_size=64)
     monkeypatch.setattr(blimp, "TRIE_ROW", 7)
     assert blimp.sentence_logprobs(model, tok, sentences, batch_size=5) == pytest.approx(base, abs=1e-4)
+    monkeypatch.setattr(blimp, "HEAD_LOGITS", 1)  # 64 rows per output-head chunk: several per batch
+    assert blimp._head_rows(model) == 64
+    assert blimp.sentence_logprobs(model, tok, sentences, batch_size=64) == pytest.approx(base, abs=1e-4)
