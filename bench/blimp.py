@@ -12,6 +12,8 @@ the best run is shown, because the machine may be shared.
 The lm-eval comparison calls HFLM.loglikelihood with (context "", continuation) requests, once with
 the sentence as it is (our rule) and once with lm-eval's BLiMP task form (" " + sentence, the
 task's default target_delimiter), and reports how many decisions agree with ours.
+It also prints the positions our prefix tries read against one per token, and the time this machine
+needs for the model's matmuls alone on our positions: a ceiling for any exact fp32 scorer of them.
 """
 
 from __future__ import annotations
@@ -93,6 +95,31 @@ def timed(fn, repeats: int = 1):
     return result, best
 
 
+def positions(model, tok, pairs) -> tuple[int, int]:
+    """(positions our tries read, positions a one-row-per-sentence scorer reads: <s> + all but the last token)."""
+    seqs = blimp._encode(model, tok, [p.good for p in pairs] + [p.bad for p in pairs], extra=1)
+    trie = sum(len(r.tokens) for r in blimp._trie_rows(seqs, blimp.TRIE_ROW))
+    return trie, sum(len(s) - 1 for s in seqs if len(s) > 1)
+
+
+def matmul_seconds(model, n_positions: int, rows: int = 576, repeats: int = 5) -> float:
+    """Seconds for this machine to run every Linear of the model (the output head included) on
+    `n_positions` positions, and nothing else: no attention, norms, masks or Python. No exact fp32
+    scorer that reads these positions can be faster."""
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = {m.in_features: torch.randn(rows, m.in_features) for m in linears}
+    with torch.inference_mode():
+        for m in linears:
+            m(inputs[m.in_features])  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for m in linears:
+                m(inputs[m.in_features])
+            best = min(best, time.perf_counter() - start)
+    return best * n_positions / rows
+
+
 def lm_eval_scorer(model, tok, pairs, batch_size: int, prefix: str):
     """A function returning lm-eval's log-likelihoods of every good then bad sentence (None without lm-eval)."""
     try:
@@ -167,6 +194,13 @@ def main() -> None:
     for bs in (16, 256):
         _, seconds = timed(lambda: blimp.score_pairs(model, tok, pairs, bs))
         print(f"  ours at batch {bs} (one run): {len(pairs) / seconds:,.0f} pairs/s")
+    read, one_per_token = positions(model, tok, pairs)
+    floor = matmul_seconds(model, read)
+    print(f"positions through the model: ours {read:,} (prefix tries), a row per sentence {one_per_token:,} "
+          f"(lm-eval, one-at-a-time): {read / one_per_token:.3f} of them")
+    print(f"matmuls alone of our {read:,} positions on this machine: {floor:.2f} s = a ceiling of "
+          f"{len(pairs) / floor:,.0f} pairs/s for exact fp32 scoring of these positions; ours reaches "
+          f"{floor / best['ours']:.0%} of it")
 
     if lm_eval_fn is None:
         print("lm-eval: not installed (pip install lm_eval to compare with its HFLM in the same run)")
@@ -182,6 +216,8 @@ def main() -> None:
               f"{args.repeats}), sentences as given: {theirs_rate:,.0f} pairs/s; ours / lm-eval: {ours_rate / theirs_rate:.2f}x; "
               f"decisions agree on {agree}/{len(pairs)}{' (every one)' if agree == len(pairs) else ''}; "
               f"max |log-prob difference| {diff:.1e}")
+        print(f"ceiling / lm-eval: {len(pairs) / floor / theirs_rate:.2f}x (exact scoring of our positions with zero "
+              f"cost besides the matmuls)")
         task_form = lm_eval_decisions(lm_eval_scorer(model, tok, pairs, args.batch_size, prefix=" ")())
         agree = sum(a == b for a, b in zip(out["ours"], task_form))
         print(f"lm-eval's BLiMP task form (continuation ' ' + sentence, its default target_delimiter): decisions agree "
