@@ -9,7 +9,8 @@ sweep), `mlflow_runs.json` (trial -> MLflow run) and `models/<trial_id>/` (each 
 checkpoints, final/ HF model, metrics.jsonl). Running a spec whose sweep folder exists restores it:
 finished trials stay finished, unfinished ones continue from their last checkpoint, and Optuna's
 study comes back with the searcher. ASHA's rungs are not restored by Ray (STACK-NOTES): trials
-that resume are judged afresh at the rungs they still have to pass.
+that resume are judged afresh at the rungs they still have to pass. ASHA judges a trial only after
+its causal-LM epochs (ASHA_METRIC).
 """
 
 from __future__ import annotations
@@ -83,6 +84,21 @@ def planned_trials(spec: Spec) -> int:
 
 
 # --------------------------------------------------------------------------- the trial function
+# ASHA's metric: the search metric, reported only after causal-LM epochs. An AntLM trial's causal dev
+# loss and causal BLiMP are worse during its MLM epochs by design, and its per-epoch BLiMP subset
+# switches to the PLL scorer there; judged at such an epoch, it would be stopped for the phase it is
+# in at the rung, not for being worse. Ray's ASHA skips results without its metric, so an AntLM trial
+# is judged at its first CLM epoch at or after each rung. No "/": the tracker does not log it.
+ASHA_METRIC = "asha_metric"
+
+
+def scheduler_result(metrics: dict, search_metric: str) -> dict:
+    """The epoch's metrics plus ASHA_METRIC when the epoch was a causal-LM one."""
+    if metrics.get(M.PHASE, 0.0) == 0.0 and search_metric in metrics:
+        return {**metrics, ASHA_METRIC: metrics[search_metric]}
+    return dict(metrics)
+
+
 def run_trial(params: dict, payload: dict) -> None:
     """A Ray Tune function trainable: one training run of one sampled config."""
     import ray
@@ -101,7 +117,7 @@ def run_trial(params: dict, payload: dict) -> None:
     out_dir = Path(payload["models_dir"]) / trial_id
 
     def report(metrics: dict, folder: Path | None) -> None:
-        tune.report({**metrics, "trial_out_dir": str(out_dir), "node_id": node_id})
+        tune.report({**scheduler_result(metrics, spec.search.metric), "trial_out_dir": str(out_dir), "node_id": node_id})
 
     # Checkpoints live in the trial's own folder in the sweep (shared storage on a cluster), not in
     # Ray's checkpoint registry: Ray prunes old checkpoints before its experiment state says so,
@@ -187,7 +203,7 @@ def _scheduler(spec: Spec):
     if spec.search.scheduler == "none":
         return FIFOScheduler()
     # time_attr is our epoch, not Ray's iteration count, which restarts when a trial resumes.
-    return ASHAScheduler(time_attr=M.EPOCH, metric=spec.search.metric, mode=spec.search.mode,
+    return ASHAScheduler(time_attr=M.EPOCH, metric=ASHA_METRIC, mode=spec.search.mode,
                          max_t=max_epochs(spec), grace_period=spec.search.grace_period,
                          reduction_factor=spec.search.reduction_factor)
 
