@@ -42,7 +42,6 @@ metric name).
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections import defaultdict
 from contextlib import contextmanager
@@ -54,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from babysweep import metrics as M
+from babysweep.atomic import write_text_atomic
 from babysweep.errors import UserError
 from babysweep.objectives import bidirectional_mask
 
@@ -518,12 +518,7 @@ def results_table(results: dict):
 
 def save_results(results: dict, path: str | Path) -> Path:
     """Write the results as JSON; the file appears complete or not at all."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(results, indent=1, allow_nan=False) + "\n")
 
 
 __all__ = ["Pair", "load_pairs", "subset", "sentence_logprobs", "pll_logprobs", "score_pairs", "aggregate",

@@ -22,6 +22,7 @@ from typing import Callable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from babysweep.atomic import write_text_atomic
 from babysweep.errors import UserError
 from babysweep.finalists import DEFAULT_SEEDS
 
@@ -107,10 +108,7 @@ def _load_state(path: Path) -> dict:
 
 
 def _save_state(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(path)  # atomic: a kill leaves the old state or the new one
+    write_text_atomic(path, json.dumps(state, indent=1))  # a kill leaves the old state or the new one
 
 
 def run_study(study: Study, *, address: str | None = None, storage: str | Path | None = None,

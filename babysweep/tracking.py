@@ -46,6 +46,7 @@ from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
 import babysweep
+from babysweep.atomic import write_text_atomic
 from babysweep.config import flatten
 from babysweep.errors import UserError
 
@@ -204,17 +205,8 @@ def _blimp_table(paradigms: dict[str, float]) -> dict[str, list]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Write atomically: a SIGKILL leaves either the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A SIGKILL leaves either the old file or the new one, never half of one."""
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 # ------------------------------------------------------------------------------------- tracker

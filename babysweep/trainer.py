@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import random
 import time
@@ -34,11 +33,12 @@ import numpy as np
 import torch
 
 from babysweep import __version__, metrics as M
+from babysweep.atomic import write_text_atomic
 from babysweep.checkpoint import load_checkpoint, load_latest, save_checkpoint
 from babysweep.config import resolve
 from babysweep.data import blimp_source, prepare
 from babysweep.data.batches import batches_per_epoch, dev_batches, train_batches
-from babysweep.data.tokenizer import MASK_ID, PAD_ID, fingerprint
+from babysweep.data.tokenizer import MASK_ID, fingerprint
 from babysweep.errors import UserError
 from babysweep.models import build_model, count_params, load_model, save_model
 
@@ -169,9 +169,7 @@ def dev_loss(model, tokens: np.ndarray, seq_len: int, batch_size: int, dev: Devi
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def train(

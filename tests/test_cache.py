@@ -1,12 +1,9 @@
-import json
 import os
-import time
 
 import numpy as np
-import pytest
 
 from babysweep.config import resolve
-from babysweep.data import cache as cache_mod, prepare
+from babysweep.data import prepare
 from babysweep.data.batches import batches_per_epoch, dev_batches, epoch_starts, train_batches
 from babysweep.data.tokenizer import BOS_ID, MASK_ID, PAD_ID, load_tokenizer, train_tokenizer
 
