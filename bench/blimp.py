@@ -1,7 +1,7 @@
 """BLiMP scoring throughput: our batched scorer vs a one-sentence-at-a-time loop (and lm-eval's
 HFLM when it is importable), all on the same model, the same pairs, in the same run.
 
-    python bench/blimp.py [--pairs-per-paradigm 45] [--batch-size 64] [--repeats 2] [--threads N]
+    python bench/blimp.py [--pairs-per-paradigm 45] [--batch-size 64] [--repeats 3] [--threads N] [--breakdown]
 
 Model: LLaMA, 4 layers, hidden 256, 4 heads, FFN 1024, vocab 8,000, untied embeddings (8.3M
 parameters), random weights. Tokenizer: trained on the first 100k lines of
@@ -120,6 +120,26 @@ def matmul_seconds(model, n_positions: int, rows: int = 576, repeats: int = 5) -
     return best * n_positions / rows
 
 
+def breakdown(model, tok, pairs, batch_size: int) -> None:
+    """Where one scoring run's time goes, by torch.profiler's self CPU time per operator (the profiler
+    slows small operators down, so shares are indicative)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    groups = {"matmuls": ("aten::mm", "aten::addmm", "aten::bmm"), "attention": ("aten::_scaled_dot_product",),
+              "log_softmax": ("aten::_log_softmax",)}
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        blimp.score_pairs(model, tok, pairs, batch_size)
+        wall = time.perf_counter() - start
+    spent = dict.fromkeys([*groups, "other operators"], 0.0)
+    for event in prof.key_averages():
+        group = next((g for g, prefixes in groups.items() if event.key.startswith(prefixes)), "other operators")
+        spent[group] += event.self_cpu_time_total / 1e6
+    parts = ", ".join(f"{g} {t:.2f} s" for g, t in spent.items())
+    print(f"breakdown of one run under torch.profiler ({wall:.2f} s): {parts}, "
+          f"outside operators (Python, tokenizer, tries) {wall - sum(spent.values()):.2f} s")
+
+
 def lm_eval_scorer(model, tok, pairs, batch_size: int, prefix: str):
     """A function returning lm-eval's log-likelihoods of every good then bad sentence (None without lm-eval)."""
     try:
@@ -149,6 +169,7 @@ def main() -> None:
     parser.add_argument("--loop-pairs", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timed rounds; the best of each is shown")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--breakdown", action="store_true", help="also profile one run: matmuls, attention, other operators")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -201,6 +222,8 @@ def main() -> None:
     print(f"matmuls alone of our {read:,} positions on this machine: {floor:.2f} s = a ceiling of "
           f"{len(pairs) / floor:,.0f} pairs/s for exact fp32 scoring of these positions; ours reaches "
           f"{floor / best['ours']:.0%} of it")
+    if args.breakdown:
+        breakdown(model, tok, pairs, args.batch_size)
 
     if lm_eval_fn is None:
         print("lm-eval: not installed (pip install lm_eval to compare with its HFLM in the same run)")
