@@ -956,6 +956,10 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
                 raise ctx.fail(name, f"search.algorithm grid takes only choice or grid values, got {leaf.kind}")
     _check_points(search, order, ctx)
     _check_schedule(flat, ctx)
+    if search.algorithm == "optuna" and search.repeats > 1 and search.scheduler == "asha":
+        # Ray's Repeater hands Optuna the mean of a config's seeds' last results, whatever epoch each reached
+        raise ctx.fail("search.repeats", "repeats > 1 with scheduler asha would give Optuna the mean of seeds that "
+                       "ASHA stopped early and seeds that finished; set scheduler: none or repeats: 1")
 
     # The whole config with each distribution at its first value: the cross-field checks.
     values = _assign(order, lambda n, d: d.first())

@@ -110,6 +110,7 @@ MALFORMED = [
      ["model (line 2)", "first value", "kv_heads exists only for arch: llama"]),
     ("search-samples", "name: t\nsearch:\n  samples: 0\n", ["search.samples (line 3)", "0 is invalid: input should be greater than or equal to 1"]),
     ("search-unknown", "name: t\nsearch: {sampels: 3}\n", ["search.sampels (line 2)", "did you mean samples"]),
+    ("repeats-with-asha", "name: t\nsearch:\n  repeats: 2\n", ["search.repeats (line 3)", "scheduler: none or repeats: 1"]),
     ("resources-cpu", "name: t\nresources: {cpu: 0}\n", ["resources.cpu (line 2)", "greater than 0"]),
     ("tracking-models", "name: t\ntracking:\n  models: some\n", ["tracking.models (line 3)", "'best', 'all' or 'none'"]),
     ("duplicate-key", "name: t\ntrain:\n  lr: 0.1\n  lr: 0.2\n", ["train.lr (line 4)", "duplicate key"]),
@@ -403,3 +404,9 @@ def test_shipped_specs_validate(path):
     # Paper-scale specs point at corpora that a test machine lacks: only their existence is not checked.
     spec = load_spec(path, check_paths=False)
     assert spec.name and spec.fingerprint()
+
+
+def test_repeats_with_asha_only_refused_for_optuna(tmp_path):
+    for search in ("{repeats: 2, scheduler: none}", "{repeats: 2, algorithm: random}", "{repeats: 2, algorithm: grid}"):
+        spec = load_spec(write(tmp_path, f"name: t\nsearch: {search}\n", "ok.yaml"))
+        assert spec.search.repeats == 2
