@@ -2,7 +2,7 @@
 
     spec = load_spec("search_spaces/teachers.yaml", overrides={"train.epochs": 1})
     spec.distributions()                 # {"train.lr": Distribution(kind="loguniform", ...), ...}
-    space = OptunaSpace(spec.space)      # define-by-run space for Ray's OptunaSearch (picklable)
+    space = OptunaSpace(spec.space)      # babysweep.space: define-by-run space for Ray's OptunaSearch
     config = spec.materialize({"train.lr": 3e-4, ...})     # complete training config (plain dict)
     grid_points(spec)                    # [{"model.arch": "llama"}, ...] for search.algorithm: grid
 
@@ -41,12 +41,10 @@ import hashlib
 import json
 import math
 import os
-import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import NormalDist
-from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -54,21 +52,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from babysweep import metrics as M
 from babysweep.config import SECTIONS, TrainConfig, flatten, resolve, unflatten
 from babysweep.errors import UserError
+from babysweep.space import (CATEGORICAL, DEFAULTS, FLOAT_KINDS, INT_KINDS, KINDS, NORMALS, Q_GRID, RANGES, BadValue,
+                             Distribution, WhenCycle, assign_values, holds, ordered_leaves)
+from babysweep.space import OptunaSpace as OptunaSpace  # sweeps saved before space.py pickled babysweep.spec.OptunaSpace
 
-CATEGORICAL = ("choice", "grid")
-RANGES = {  # kind -> argument names
-    "uniform": ("low", "high"), "loguniform": ("low", "high"),
-    "normal": ("mu", "sigma"), "lognormal": ("mu", "sigma"),
-    "randint": ("low", "high"), "lograndint": ("low", "high"),
-    "quniform": ("low", "high", "q"), "qloguniform": ("low", "high", "q"), "qrandint": ("low", "high", "q"),
-    "qnormal": ("mu", "sigma", "q"), "qlognormal": ("mu", "sigma", "q"),
-}
-KINDS = (*CATEGORICAL, *RANGES)
-NORMALS = ("normal", "lognormal", "qnormal", "qlognormal")
-INT_KINDS = ("randint", "lograndint", "qrandint")
-FLOAT_KINDS = ("uniform", "loguniform", "normal", "lognormal")  # never integers
-Q_GRID = ("quniform", "qloguniform", "qrandint")  # quantised and bounded
-QUANTILE_EPS = 1e-6  # normal kinds sample a quantile in [eps, 1 - eps]
 RUNTIME_SEARCH_KEYS = ("concurrent", "max_failures")  # may change when a sweep resumes
 OVERRIDES_MARK = "# babysweep overrides: "
 HEADER_KEYS = ("name", "role", "search", "resources", "tracking")
@@ -147,216 +134,8 @@ def _schema(model: type[BaseModel], prefix: str = "") -> tuple[dict[str, _Leaf],
 
 
 LEAVES, SECTION_MODELS = _schema(TrainConfig)
-DEFAULTS = flatten(resolve())
 PATH_SPECIALS = {"data.train": ("builtin",), "data.dev": ("builtin",), "eval.blimp": ("builtin", "none"),
                  "distill.teachers": (), "distill.teacher": (), "data.cache_dir": ()}  # teacher: one entry
-
-
-# ------------------------------------------------------------------ distributions
-class _Bad(Exception):
-    """A problem with one value; the caller adds file, key path and line."""
-
-
-def _clean(x: float) -> float:
-    return float(f"{x:.12g}")  # 0.30000000000000004 -> 0.3 after quantising
-
-
-@dataclass
-class Distribution:
-    """One sampled leaf. kind is a KINDS name, or "value" for a fixed value that has a `when`."""
-
-    kind: str
-    args: tuple
-    when: dict[str, tuple] = field(default_factory=dict)  # dotted key -> allowed values
-    integer: bool = False  # values are ints (integer kinds; q kinds on an int field)
-
-    @property
-    def is_constant(self) -> bool:
-        return self.kind == "value"
-
-    def _k_bounds(self) -> tuple[int, int]:
-        low, high, q = self.args
-        return math.ceil(low / q - 1e-9), math.floor(high / q + 1e-9)
-
-    def _num(self, x: float) -> Any:
-        return int(round(x)) if self.integer else _clean(x)
-
-    def _quantise(self, x: float) -> Any:
-        q = self.args[-1]
-        k = round(x / q)
-        if self.kind in Q_GRID:
-            lo, hi = self._k_bounds()
-            k = min(max(k, lo), hi)
-        return self._num(k * q)
-
-    def _from_quantile(self, u: float) -> Any:
-        mu, sigma = self.args[:2]
-        x = NormalDist(mu, sigma).inv_cdf(u)
-        if self.kind in ("lognormal", "qlognormal"):
-            x = math.exp(x)
-        return self._quantise(x) if self.kind.startswith("q") else x
-
-    def _labels(self) -> dict[str, Any] | None:
-        """Optuna's categorical takes None/bool/int/float/str only: other candidates get text labels."""
-        if all(c is None or isinstance(c, (bool, int, float, str)) for c in self.args):
-            return None
-        return {json.dumps(c, sort_keys=True, default=str): c for c in self.args}
-
-    def sample(self, rng: random.Random) -> Any:
-        """A value drawn from the prior (the same law as OptunaSpace under a RandomSampler)."""
-        kind, a = self.kind, self.args
-        if kind == "value":
-            return copy.deepcopy(a[0])
-        if kind in CATEGORICAL:
-            return copy.deepcopy(rng.choice(a))
-        if kind == "uniform":
-            return rng.uniform(a[0], a[1])
-        if kind == "loguniform":
-            return math.exp(rng.uniform(math.log(a[0]), math.log(a[1])))
-        if kind in NORMALS:
-            return self._from_quantile(rng.uniform(QUANTILE_EPS, 1 - QUANTILE_EPS))
-        if kind == "randint":
-            return rng.randint(a[0], a[1])
-        if kind == "lograndint":  # log-uniform on [low - 0.5, high + 0.5], rounded (as Optuna does)
-            x = math.exp(rng.uniform(math.log(a[0] - 0.5), math.log(a[1] + 0.5)))
-            return min(max(int(round(x)), a[0]), a[1])
-        if kind in ("quniform", "qrandint"):  # uniform over the multiples of q in range
-            return self._num(rng.randint(*self._k_bounds()) * a[2])
-        if kind == "qloguniform":
-            return self._quantise(math.exp(rng.uniform(math.log(a[0]), math.log(a[1]))))
-        raise AssertionError(kind)
-
-    def suggest(self, trial: Any, name: str) -> Any:
-        """The value for an Optuna trial (or Ray's wrapper of one), asked through trial.suggest_*."""
-        kind, a = self.kind, self.args
-        if kind == "value":
-            return copy.deepcopy(a[0])
-        if kind in CATEGORICAL:
-            labels = self._labels()
-            if labels is None:
-                return trial.suggest_categorical(name, list(a))
-            return copy.deepcopy(labels[trial.suggest_categorical(name, list(labels))])
-        if kind in ("uniform", "loguniform"):
-            return trial.suggest_float(name, a[0], a[1], log=kind == "loguniform")
-        if kind in NORMALS:
-            return self._from_quantile(trial.suggest_float(name, QUANTILE_EPS, 1 - QUANTILE_EPS))
-        if kind in ("randint", "lograndint"):
-            return trial.suggest_int(name, a[0], a[1], log=kind == "lograndint")
-        lo, hi = self._k_bounds()
-        if kind == "qrandint":
-            return trial.suggest_int(name, lo * a[2], hi * a[2], step=a[2])
-        if kind == "quniform":
-            return self._num(trial.suggest_float(name, _clean(lo * a[2]), _clean(hi * a[2]), step=a[2]))
-        if kind == "qloguniform":
-            return self._quantise(trial.suggest_float(name, a[0], a[1], log=True))
-        raise AssertionError(kind)
-
-    def first(self) -> Any:
-        """A representative value: the first candidate, the low end of a range, a normal's median."""
-        if self.kind == "value" or self.kind in CATEGORICAL:
-            return copy.deepcopy(self.args[0])
-        if self.kind in NORMALS:
-            return self._from_quantile(0.5)
-        if self.kind in Q_GRID:
-            return self._num(self._k_bounds()[0] * self.args[2])
-        return self.args[0]
-
-    def extremes(self) -> list[Any]:
-        """Every value that bounds what this leaf can take (all candidates of a choice)."""
-        if self.kind == "value" or self.kind in CATEGORICAL:
-            return list(self.args)
-        if self.kind in NORMALS:
-            return [self._from_quantile(QUANTILE_EPS), self._from_quantile(1 - QUANTILE_EPS)]
-        if self.kind in Q_GRID:
-            lo, hi = self._k_bounds()
-            return [self._num(lo * self.args[2]), self._num(hi * self.args[2])]
-        return [self.args[0], self.args[1]]
-
-    def canonical(self) -> dict[str, Any]:
-        return {"kind": self.kind, "args": list(self.args), "when": {k: list(v) for k, v in sorted(self.when.items())}}
-
-    def __str__(self) -> str:
-        if self.kind == "value":
-            text = repr(self.args[0])
-        elif self.kind in CATEGORICAL:
-            text = f"{self.kind} {list(self.args)}"
-        else:
-            text = f"{self.kind} " + ", ".join(f"{n}={v}" for n, v in zip(RANGES[self.kind], self.args))
-            text += " (inclusive)" if self.kind in INT_KINDS else ""
-        return text
-
-
-# ------------------------------------------------------------------ conditions and ordering
-class _Cycle(Exception):
-    def __init__(self, names: list[str]):
-        super().__init__(" -> ".join(names))
-        self.names = names
-
-
-def _holds(when: dict[str, tuple], values: dict[str, Any]) -> bool:
-    """Every condition holds; a key that is absent (unset or itself inactive) has its default."""
-    return all((values[k] if k in values else DEFAULTS.get(k)) in allowed for k, allowed in when.items())
-
-
-def _ordered(space: dict) -> list[tuple[str, Any]]:
-    """Leaves in spec order, unconditional first, then conditional ones after what they depend on."""
-    flat = flatten(space)
-    conditional = {n: v for n, v in flat.items() if isinstance(v, Distribution) and v.when}
-    order = [(n, v) for n, v in flat.items() if n not in conditional]
-    state: dict[str, str] = {}  # name -> "visiting" | "done"
-
-    def visit(name: str, trail: list[str]) -> None:
-        if state.get(name) == "done":
-            return
-        if state.get(name) == "visiting":
-            raise _Cycle(trail[trail.index(name):] + [name])
-        state[name] = "visiting"
-        for dep in conditional[name].when:
-            if dep in conditional:
-                visit(dep, trail + [name])
-        state[name] = "done"
-        order.append((name, conditional[name]))
-
-    for name in conditional:
-        visit(name, [])
-    return order
-
-
-def _assign(order: list[tuple[str, Any]], pick: Callable[[str, Distribution], Any],
-            fixed: dict[str, Any] | None = None) -> dict[str, Any]:
-    """{dotted name: value} for every active leaf; pick() gives each sampled leaf's value."""
-    values: dict[str, Any] = {}
-    for name, leaf in order:
-        if isinstance(leaf, Distribution):
-            if not _holds(leaf.when, values):
-                continue
-            if fixed is not None and name in fixed:
-                values[name] = fixed[name]
-            else:
-                values[name] = copy.deepcopy(leaf.args[0]) if leaf.is_constant else pick(name, leaf)
-        else:
-            values[name] = fixed[name] if fixed is not None and name in fixed else copy.deepcopy(leaf)
-    return values
-
-
-class OptunaSpace:
-    """Define-by-run search space for optuna / Ray's OptunaSearch: suggests every active leaf and
-    returns {dotted name: value} for all active leaves, constants included. Module-level and
-    holding only data, so Ray can pickle it with the searcher."""
-
-    def __init__(self, spec_space: "dict | Spec"):
-        self.space = spec_space.space if isinstance(spec_space, Spec) else spec_space
-        self.order = _ordered(self.space)
-
-    def __call__(self, trial: Any) -> dict[str, Any]:
-        return _assign(self.order, lambda name, dist: dist.suggest(trial, name))
-
-
-def sample_params(spec: "Spec", rng: random.Random) -> dict[str, Any]:
-    """One random draw of every active sampled leaf (without Optuna)."""
-    values = _assign(_ordered(spec.space), lambda name, dist: dist.sample(rng))
-    sampled = spec.distributions()
-    return {k: v for k, v in values.items() if k in sampled}
 
 
 # ------------------------------------------------------------------ the spec
@@ -389,12 +168,12 @@ class Spec:
         unknown = [k for k in params if k not in LEAVES]
         if unknown:
             raise ValueError(f"not config keys: {', '.join(unknown)}")
-        order = _ordered(self.space)
+        order = ordered_leaves(self.space)
 
         def pick(name: str, dist: Distribution) -> Any:
             raise ValueError(f"{name} is active but has no sampled value in params")
 
-        values = _assign(order, pick, fixed=params)
+        values = assign_values(order, pick, fixed=params)
         spec_leaves = {name for name, _ in order}
         values.update({k: v for k, v in params.items() if k not in spec_leaves})
         if teachers is not None:
@@ -452,12 +231,12 @@ def diff_specs(old_text: str, new_spec: Spec) -> list[str]:
 def grid_points(spec: Spec) -> list[dict[str, Any]]:
     """Every combination of choice/grid candidates, conditions respected: [{dotted name: value}]."""
     points: list[dict[str, Any]] = [{}]
-    for name, leaf in _ordered(spec.space):
+    for name, leaf in ordered_leaves(spec.space):
         grown = []
         for point in points:
             if not isinstance(leaf, Distribution):
                 grown.append({**point, name: leaf})
-            elif not _holds(leaf.when, point):
+            elif not holds(leaf.when, point):
                 grown.append(point)
             elif leaf.is_constant:
                 grown.append({**point, name: leaf.args[0]})
@@ -490,7 +269,7 @@ def describe(spec: Spec):
                         f"{s.mode} {s.metric}, scheduler {s.scheduler}")
     for column in ("key", "value / distribution", "when"):
         table.add_column(column)
-    for name, leaf in _ordered(spec.space):
+    for name, leaf in ordered_leaves(spec.space):
         when = " and ".join(f"{k} in {list(v)}" for k, v in leaf.when.items()) if isinstance(leaf, Distribution) else ""
         table.add_row(name, str(leaf) if isinstance(leaf, Distribution) else repr(leaf), when)
     if spec.teachers_from_sweep is not None:
@@ -593,7 +372,7 @@ def _check_value(name: str, value: Any, what: str) -> Any:
     try:
         return LEAVES[name].adapter.validate_python(value)
     except ValidationError as exc:
-        raise _Bad(f"{what}{value!r} is invalid: {_first_error(exc)[1]}") from None
+        raise BadValue(f"{what}{value!r} is invalid: {_first_error(exc)[1]}") from None
 
 
 def _resolve_path(name: str, value: Any, check: bool) -> Any:
@@ -608,12 +387,12 @@ def _resolve_path(name: str, value: Any, check: bool) -> Any:
     if check and name != "data.cache_dir":
         if name == "distill.teacher":
             if not os.path.isdir(path):
-                raise _Bad(f"the teacher folder {path} does not exist")
+                raise BadValue(f"the teacher folder {path} does not exist")
         elif any(c in value for c in "*?["):
             if not globlib.glob(path):
-                raise _Bad(f"no file matches the glob {path}")
+                raise BadValue(f"no file matches the glob {path}")
         elif not os.path.exists(path):
-            raise _Bad(f"{path} does not exist")
+            raise BadValue(f"{path} does not exist")
     return path
 
 
@@ -624,7 +403,7 @@ def missing_paths(spec: "Spec") -> list[str]:
         if name in PATH_SPECIALS and not isinstance(value, Distribution) and value is not None:
             try:
                 _resolve_path(name, value, check=True)
-            except _Bad as exc:
+            except BadValue as exc:
                 out.append(f"{name}: {exc}")
     return out
 
@@ -638,12 +417,12 @@ def _number(x: Any, integer: bool = False) -> Any:
         try:
             x = float(x)
         except ValueError:
-            raise _Bad(f"{x!r} is not a number") from None
+            raise BadValue(f"{x!r} is not a number") from None
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        raise _Bad(f"{x!r} is not a finite number")
+        raise BadValue(f"{x!r} is not a finite number")
     if integer:
         if not float(x).is_integer():
-            raise _Bad(f"{x!r} is not an integer")
+            raise BadValue(f"{x!r} is not an integer")
         return int(x)
     return x
 
@@ -651,72 +430,72 @@ def _number(x: Any, integer: bool = False) -> Any:
 def _range(name: str, kind: str, raw: Any) -> Distribution:
     names = RANGES[kind]
     if not isinstance(raw, list) or len(raw) != len(names):
-        raise _Bad(f"{kind} needs [{', '.join(names)}], got {raw!r}")
+        raise BadValue(f"{kind} needs [{', '.join(names)}], got {raw!r}")
     leaf = LEAVES[name]
     if leaf.number is None:
-        raise _Bad(f"{kind} needs a numeric field, but {name} is not one; use choice")
+        raise BadValue(f"{kind} needs a numeric field, but {name} is not one; use choice")
     if leaf.number == "int" and kind in FLOAT_KINDS:
-        raise _Bad(f"{kind} gives non-integer values but {name} takes integers; use randint, lograndint or qrandint")
+        raise BadValue(f"{kind} gives non-integer values but {name} takes integers; use randint, lograndint or qrandint")
     try:
         args = [_number(x, integer=kind in INT_KINDS) for x in raw]
-    except _Bad as exc:
-        raise _Bad(f"{kind} {raw!r}: {exc}") from None
+    except BadValue as exc:
+        raise BadValue(f"{kind} {raw!r}: {exc}") from None
     q_int = kind.startswith("q") and float(args[-1]).is_integer()
     if leaf.number == "int" and kind.startswith("q") and not q_int:
-        raise _Bad(f"{kind} on an integer field needs an integer q, got {args[-1]}")
+        raise BadValue(f"{kind} on an integer field needs an integer q, got {args[-1]}")
     if kind in NORMALS:
         if args[1] <= 0:
-            raise _Bad(f"{kind} needs sigma > 0, got {raw!r}")
+            raise BadValue(f"{kind} needs sigma > 0, got {raw!r}")
     elif kind in ("loguniform", "qloguniform"):
         if not 0 < args[0] < args[1]:
-            raise _Bad(f"{kind} needs 0 < low < high, got {raw!r}")
+            raise BadValue(f"{kind} needs 0 < low < high, got {raw!r}")
     elif kind == "lograndint":
         if not 1 <= args[0] <= args[1]:
-            raise _Bad(f"{kind} needs 1 <= low <= high, got {raw!r}")
+            raise BadValue(f"{kind} needs 1 <= low <= high, got {raw!r}")
     elif kind in INT_KINDS:
         if args[0] > args[1]:
-            raise _Bad(f"{kind} needs low <= high (both inclusive), got {raw!r}")
+            raise BadValue(f"{kind} needs low <= high (both inclusive), got {raw!r}")
     elif not args[0] < args[1]:
-        raise _Bad(f"{kind} needs low < high, got {raw!r}")
+        raise BadValue(f"{kind} needs low < high, got {raw!r}")
     if kind.startswith("q") and args[-1] <= 0:
-        raise _Bad(f"{kind} needs q > 0, got {raw!r}")
+        raise BadValue(f"{kind} needs q > 0, got {raw!r}")
     dist = Distribution(kind, tuple(args), integer=kind in INT_KINDS or (leaf.number == "int" and q_int))
     if kind in Q_GRID:
         lo, hi = dist._k_bounds()
         if lo > hi:
-            raise _Bad(f"{kind} {raw!r} holds no multiple of q")
+            raise BadValue(f"{kind} {raw!r} holds no multiple of q")
     try:
         ends = dist.extremes()
     except (OverflowError, ValueError):
-        raise _Bad(f"{kind} {raw!r} reaches values too large to represent") from None
+        raise BadValue(f"{kind} {raw!r} reaches values too large to represent") from None
     for end in ends:
         try:
             leaf.adapter.validate_python(end)
         except ValidationError as exc:
             shown = f"{end:.6g}" if isinstance(end, float) else repr(end)
-            raise _Bad(f"{kind} {raw!r} can give {shown}, which is invalid: {_first_error(exc)[1]}") from None
+            raise BadValue(f"{kind} {raw!r} can give {shown}, which is invalid: {_first_error(exc)[1]}") from None
     return dist
 
 
 def _choice(name: str, kind: str, raw: Any, check: bool) -> Distribution:
     if not isinstance(raw, list) or not raw:
-        raise _Bad(f"{kind} needs a non-empty list of candidates, got {raw!r}")
+        raise BadValue(f"{kind} needs a non-empty list of candidates, got {raw!r}")
     candidates: list[Any] = []
     for item in raw:
         value = _fixed_value(name, item, f"{kind} candidate ", check)
         if value in candidates:
-            raise _Bad(f"{kind} lists {item!r} twice")
+            raise BadValue(f"{kind} lists {item!r} twice")
         candidates.append(value)
     return Distribution(kind, tuple(candidates))
 
 
 def _when(name: str, raw: Any) -> dict[str, tuple]:
     if not isinstance(raw, dict) or not raw:
-        raise _Bad(f"when needs a mapping like {{model.arch: llama}}, got {raw!r}")
+        raise BadValue(f"when needs a mapping like {{model.arch: llama}}, got {raw!r}")
     when: dict[str, tuple] = {}
     for key, allowed in raw.items():
         if key not in LEAVES:
-            raise _Bad(f"when refers to {key}, which is not a config key{_suggest(key, LEAVES)}")
+            raise BadValue(f"when refers to {key}, which is not a config key{_suggest(key, LEAVES)}")
         values = allowed if isinstance(allowed, list) else [allowed]
         when[key] = tuple(_resolve_path(key, _check_value(key, v, f"when value for {key} "), False) for v in values)
     return when
@@ -733,18 +512,18 @@ def _leaf(name: str, raw: Any, check: bool) -> Any:
         except ValidationError as exc:
             where, msg = _first_error(exc)
             if exc.errors()[0]["type"] == "extra_forbidden":
-                raise _Bad(f"from_sweep takes top, metric and mode, not {where}") from None
-            raise _Bad(f"from_sweep {where}: {msg}") from None
+                raise BadValue(f"from_sweep takes top, metric and mode, not {where}") from None
+            raise BadValue(f"from_sweep {where}: {msg}") from None
     keys = [k for k in raw if k in KINDS or k == "value"]
     others = [k for k in raw if k not in keys and k != "when"]
     if len(keys) > 1:
-        raise _Bad(f"a leaf takes one distribution, got {' and '.join(keys)}")
+        raise BadValue(f"a leaf takes one distribution, got {' and '.join(keys)}")
     if others:
         if not keys:
-            raise _Bad(f"unknown distribution {others[0]!r}{_suggest(others[0], (*KINDS, 'value'))}")
-        raise _Bad(f"unknown key {others[0]!r} beside {keys[0]}; only when may go with it")
+            raise BadValue(f"unknown distribution {others[0]!r}{_suggest(others[0], (*KINDS, 'value'))}")
+        raise BadValue(f"unknown key {others[0]!r} beside {keys[0]}; only when may go with it")
     if not keys:
-        raise _Bad("when needs a distribution or a value beside it, e.g. {value: 2, when: {...}}")
+        raise BadValue("when needs a distribution or a value beside it, e.g. {value: 2, when: {...}}")
     kind = keys[0]
     when = _when(name, raw["when"]) if "when" in raw else {}
     if kind == "value":
@@ -765,14 +544,14 @@ def _schedule_epochs(text: str) -> int:
         try:
             phases = parse_schedule(text)
         except ValueError as exc:
-            raise _Bad(f"schedule {text!r} is invalid: {exc}") from None
+            raise BadValue(f"schedule {text!r} is invalid: {exc}") from None
         if isinstance(phases, (list, tuple)):
             counts = [next((x for x in p if isinstance(x, int) and not isinstance(x, bool)), None)
                       if isinstance(p, (list, tuple)) else None for p in phases]
             return sum(counts) if phases and all(c is not None for c in counts) else len(phases)
     parts = re.fullmatch(r"\s*\d+\s*[cm]lm\s*(\+\s*\d+\s*[cm]lm\s*)*", text, flags=re.I)
     if not parts:
-        raise _Bad(f"schedule {text!r} is invalid; write phases like 4clm+16mlm+4clm")
+        raise BadValue(f"schedule {text!r} is invalid; write phases like 4clm+16mlm+4clm")
     return sum(int(n) for n in re.findall(r"\d+", text))
 
 
@@ -795,7 +574,7 @@ def _check_schedule(flat: dict[str, Any], ctx: _Ctx) -> None:
             continue
         try:
             n = _schedule_epochs(text)
-        except _Bad as exc:
+        except BadValue as exc:
             raise ctx.fail("antlm.schedule", str(exc)) from None
         if possible is not None and n not in possible:
             shown = sorted(possible)[0] if len(possible) == 1 else sorted(possible)
@@ -819,9 +598,9 @@ def _check_points(search: SearchConfig, order: list[tuple[str, Any]], ctx: _Ctx)
                 raise ctx.fail(f"search.points.{label}.{key}", f"not a config key{_suggest(key, LEAVES)}")
             try:
                 _check_value(key, value, "")
-            except _Bad as exc:
+            except BadValue as exc:
                 raise ctx.fail(f"search.points.{label}.{key}", str(exc)) from None
-        values = _assign(order, lambda n, d: d.first(), fixed=point)
+        values = assign_values(order, lambda n, d: d.first(), fixed=point)
         leaves = {name for name, _ in order}
         values.update({k: v for k, v in point.items() if k not in leaves})  # as Spec.materialize does
         try:
@@ -927,7 +706,7 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
                 continue
             try:
                 leaf = _leaf(name, value, check_paths)
-            except _Bad as exc:
+            except BadValue as exc:
                 raise ctx.fail(name, str(exc)) from None
             if isinstance(leaf, FromSweep):
                 from_sweep = leaf
@@ -946,8 +725,8 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
                 if key not in flat:
                     raise ctx.fail(f"{name}.when", f"when refers to {key}, which this spec does not set")
     try:
-        order = _ordered(space)
-    except _Cycle as exc:
+        order = ordered_leaves(space)
+    except WhenCycle as exc:
         raise ctx.fail(f"{exc.names[0]}.when", f"when conditions form a cycle: {exc}") from None
     search = headers["search"]
     if search.algorithm == "grid":
@@ -962,7 +741,7 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
                        "ASHA stopped early and seeds that finished; set scheduler: none or repeats: 1")
 
     # The whole config with each distribution at its first value: the cross-field checks.
-    values = _assign(order, lambda n, d: d.first())
+    values = assign_values(order, lambda n, d: d.first())
     try:
         TrainConfig.model_validate(unflatten(values))
     except ValidationError as exc:

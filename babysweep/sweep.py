@@ -29,7 +29,8 @@ from babysweep import metrics as M
 from babysweep.checkpoint import checkpoints
 from babysweep.data import project_dir
 from babysweep.errors import UserError
-from babysweep.spec import OptunaSpace, Spec, config_count, diff_specs, grid_points
+from babysweep.space import OptunaSpace
+from babysweep.spec import Spec, config_count, diff_specs, grid_points
 
 GRID_KEY = "grid_point"
 REPEAT_KEY = "__trial_index__"  # set by Ray's Repeater: which seed of a repeated config

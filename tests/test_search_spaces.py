@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from babysweep.spec import load_spec, sample_params
+from babysweep.space import sample_params
+from babysweep.spec import load_spec
 from babysweep.study import load_study
 
 ROOT = Path(__file__).resolve().parents[1] / "search_spaces"

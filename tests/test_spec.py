@@ -14,8 +14,8 @@ import pytest
 
 from babysweep.config import TrainConfig
 from babysweep.errors import UserError
-from babysweep.spec import (Distribution, OptunaSpace, diff_specs, describe, grid_points, load_spec, parse_override,
-                            sample_params)
+from babysweep.space import Distribution, OptunaSpace, sample_params
+from babysweep.spec import diff_specs, describe, grid_points, load_spec, parse_override
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPO = Path(__file__).resolve().parents[1]
