@@ -53,7 +53,8 @@ def base_from_file(tracking_uri: str, path: Path) -> tuple[dict, Spec]:
     teachers = None
     if spec.teachers_from_sweep is not None:
         src = spec.teachers_from_sweep
-        teachers = [r.model_dir for r in best_runs(tracking_uri, src.sweep, src.top, metric=src.metric, mode=src.mode)]
+        teachers = [r.model_dir for r in best_runs(tracking_uri, src.sweep, src.top, metric=src.metric, mode=src.mode,
+                                                       per_arch=src.per_arch)]
     return spec.materialize({}, teachers=teachers), spec
 
 

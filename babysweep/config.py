@@ -57,6 +57,9 @@ class ModelConfig(_Section):
         return self
 
 
+DEFAULT_ARCH = ModelConfig.model_fields["arch"].default  # a run that does not log model.arch has it
+
+
 class OptimConfig(_Section):
     epochs: int = Field(4, ge=1)
     batch_size: int = Field(32, ge=1)

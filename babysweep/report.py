@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from babysweep import metrics as M
-from babysweep.config import ModelConfig
+from babysweep.config import DEFAULT_ARCH
 from babysweep.errors import UserError
 from babysweep.report_plots import blimp_bars, factor_plots, learning_curves
 from babysweep.stats import bootstrap_diff, excludes_zero, mean_std
@@ -38,7 +38,6 @@ from babysweep.tracking import run_json, sweep_parent, sweep_runs
 FINAL = ".final"  # the finalists of sweep X live in sweep "X.final"
 ROLES = ("teacher", "student", "baseline")
 N_BOOT = 2000
-DEFAULT_ARCH = ModelConfig.model_fields["arch"].default
 LogRun = Callable[[str, dict, dict, Path], None]
 
 

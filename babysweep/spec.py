@@ -95,6 +95,7 @@ class TrackingConfig(_Strict):
 class FromSweep(_Strict):
     sweep: str  # written `from_sweep:` in the spec
     top: int = Field(2, ge=1)  # BabyLlama distils from an ensemble of two teachers
+    per_arch: bool = False  # top N of each model.arch (Baby Llama: the best GPT-2 and the best LLaMA)
     metric: str | None = None  # None = that sweep's own search.metric and mode
     mode: Literal["min", "max"] | None = None
 
@@ -274,7 +275,8 @@ def describe(spec: Spec):
         table.add_row(name, str(leaf) if isinstance(leaf, Distribution) else repr(leaf), when)
     if spec.teachers_from_sweep is not None:
         t = spec.teachers_from_sweep
-        table.add_row("distill.teachers", f"top {t.top} of sweep {t.sweep} by {t.metric or 'its metric'}", "")
+        each = " of each model.arch" if t.per_arch else ""
+        table.add_row("distill.teachers", f"top {t.top}{each} of sweep {t.sweep} by {t.metric or 'its metric'}", "")
     return table
 
 
@@ -512,7 +514,7 @@ def _leaf(name: str, raw: Any, check: bool) -> Any:
         except ValidationError as exc:
             where, msg = _first_error(exc)
             if exc.errors()[0]["type"] == "extra_forbidden":
-                raise BadValue(f"from_sweep takes top, metric and mode, not {where}") from None
+                raise BadValue(f"from_sweep takes top, per_arch, metric and mode, not {where}") from None
             raise BadValue(f"from_sweep {where}: {msg}") from None
     keys = [k for k in raw if k in KINDS or k == "value"]
     others = [k for k in raw if k not in keys and k != "when"]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from babysweep import metrics as M
+from babysweep.atomic import write_text_atomic
 from babysweep.checkpoint import checkpoints
 from babysweep.data import project_dir
 from babysweep.errors import UserError
@@ -162,7 +163,7 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool) -> bool:
             )
         return True
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spec.yaml").write_text(spec.text)
+    write_text_atomic(folder / "spec.yaml", spec.text)
     return False
 
 
@@ -177,9 +178,10 @@ def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> tuple[list
         return None, {}
     saved = folder / "teachers.json"
     if not saved.is_file():
-        refs = best_runs(tracking_uri, source.sweep, source.top, metric=source.metric, mode=source.mode)
+        refs = best_runs(tracking_uri, source.sweep, source.top, metric=source.metric, mode=source.mode,
+                         per_arch=source.per_arch)
         rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "value": r.value} for r in refs]
-        saved.write_text(json.dumps(rows, indent=1))
+        write_text_atomic(saved, json.dumps(rows, indent=1))  # a resume reads it back
     rows = json.loads(saved.read_text())
     tags = {"teachers.run_ids": ",".join(r["run_id"] for r in rows), "teachers.sweeps": source.sweep}
     return [r["model_dir"] for r in rows], tags

@@ -47,7 +47,7 @@ from mlflow.exceptions import MlflowException
 
 import babysweep
 from babysweep.atomic import write_text_atomic
-from babysweep.config import flatten
+from babysweep.config import DEFAULT_ARCH, flatten
 from babysweep.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -570,8 +570,10 @@ def _children(client, experiment_id: str, parent_id: str, extra: str = "") -> li
             return runs
 
 
-def best_runs(tracking_uri: str, sweep_name: str, top: int, metric: str | None = None, mode: str | None = None) -> list[RunRef]:
-    """The `top` best fully finished trials of a sweep that saved a model, best first.
+def best_runs(tracking_uri: str, sweep_name: str, top: int, metric: str | None = None, mode: str | None = None,
+              per_arch: bool = False) -> list[RunRef]:
+    """The `top` best fully finished trials of a sweep that saved a model, best first; with per_arch,
+    the `top` best of each model.arch, architectures in the order of their best trial.
 
     metric/mode default to the sweep's own. Trials stopped early by the scheduler do not count:
     their metric comes from fewer epochs.
@@ -584,8 +586,14 @@ def best_runs(tracking_uri: str, sweep_name: str, top: int, metric: str | None =
     mode = mode or parent.data.tags.get("mode")
     if not metric or mode not in ("min", "max"):
         raise UserError(f"sweep '{sweep_name}' records no metric/mode (got {metric!r}, {mode!r}); give both explicitly")
-    refs = []
-    for run in _children(client, experiment_id, parent.info.run_id, "attributes.status = 'FINISHED'"):
+    def group_of(params: dict) -> str:
+        return params.get("model.arch", DEFAULT_ARCH) if per_arch else ""
+
+    refs, tried = [], {""} if not per_arch else set()
+    for run in _children(client, experiment_id, parent.info.run_id):
+        tried.add(group_of(run.data.params))  # per_arch: an architecture none of whose trials finished counts too
+        if run.info.status != "FINISHED":
+            continue
         tags, value = run.data.tags, run.data.metrics.get(metric)
         model_dir = tags.get("model_dir")
         if tags.get("stopped_early") == "true" or not model_dir or not Path(model_dir).is_dir():
@@ -594,11 +602,16 @@ def best_runs(tracking_uri: str, sweep_name: str, top: int, metric: str | None =
             continue
         refs.append(RunRef(sweep_name, run.info.run_id, tags.get("trial_id", run.info.run_name), model_dir, metric, value, dict(run.data.params)))
     refs.sort(key=lambda r: (r.value if mode == "min" else -r.value, r.trial_id))
-    if len(refs) < top:
-        n = len(refs)
-        raise UserError(f"sweep '{sweep_name}' has {n} finished trial{'' if n == 1 else 's'} with a saved model "
-                        f"and a value of {metric}; the spec asks for top {top}")
-    return refs[:top]
+    groups: dict[str, list[RunRef]] = {group_of(r.params): [] for r in refs}  # in the order of each one's best
+    groups.update({arch: [] for arch in sorted(tried - set(groups))})
+    for ref in refs:
+        groups[group_of(ref.params)].append(ref)
+    for arch, group in (groups or {"": []}).items():
+        if len(group) < top:
+            n, of = len(group), f" of model.arch {arch}" if arch else ""
+            raise UserError(f"sweep '{sweep_name}' has {n} finished trial{'' if n == 1 else 's'}{of} with a saved "
+                            f"model and a value of {metric}; the spec asks for top {top}")
+    return [ref for group in groups.values() for ref in group[:top]]
 
 
 def lineage_tags(teachers: list[RunRef]) -> dict[str, str]:

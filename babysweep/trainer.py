@@ -231,7 +231,7 @@ def train(
     run_info = {"config": cfg, "seed": tcfg["seed"], "params": n_params, "phases": phases, "device": str(dev.device),
                 "tokenizer_fingerprint": fingerprint(data.tokenizer), "train_tokens": int(len(data.train)),
                 "babysweep": __version__, "torch": torch.__version__, "python": platform.python_version()}
-    (out_dir / "run.json").write_text(json.dumps(run_info, indent=1))
+    write_text_atomic(out_dir / "run.json", json.dumps(run_info, indent=1))
     _write_jsonl(out_dir / "metrics.jsonl", loop["history"])
 
     def checkpoint() -> Path:

@@ -97,7 +97,7 @@ MALFORMED = [
     ("missing-teacher", "name: t\ndistill:\n  teachers: [gone_teacher]\n",
      ["distill.teachers (line 3)", "teacher folder", "gone_teacher does not exist"]),
     ("from-sweep-extra", "name: t\ndistill:\n  teachers: {from_sweep: x, best: 2}\n",
-     ["distill.teachers (line 3)", "from_sweep takes top, metric and mode"]),
+     ["distill.teachers (line 3)", "from_sweep takes top, per_arch, metric and mode"]),
     ("grid-with-range", "name: t\ntrain:\n  lr: {uniform: [0.001, 0.01]}\nsearch: {algorithm: grid}\n",
      ["train.lr (line 3)", "grid takes only choice or grid values, got uniform"]),
     ("schedule-epochs", "name: t\ntrain:\n  epochs: 4\nantlm:\n  schedule: 2clm+1mlm\n",
@@ -410,3 +410,10 @@ def test_repeats_with_asha_only_refused_for_optuna(tmp_path):
     for search in ("{repeats: 2, scheduler: none}", "{repeats: 2, algorithm: random}", "{repeats: 2, algorithm: grid}"):
         spec = load_spec(write(tmp_path, f"name: t\nsearch: {search}\n", "ok.yaml"))
         assert spec.search.repeats == 2
+
+
+def test_teachers_from_sweep_per_arch(tmp_path):
+    spec = load_spec(write(tmp_path, "name: s\ndistill:\n  teachers: {from_sweep: teachers, top: 1, per_arch: true}\n", "s.yaml"))
+    assert spec.role == "student" and spec.teachers_from_sweep.per_arch and spec.teachers_from_sweep.top == 1
+    rendered = " ".join(str(cell) for column in describe(spec).columns for cell in column._cells)
+    assert "top 1 of each model.arch of sweep teachers" in rendered

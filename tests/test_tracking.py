@@ -312,6 +312,24 @@ def test_best_runs_order_filters_and_errors(uri, project, client, tmp_path):
     with pytest.raises(UserError, match="no MLflow experiment for sweep 'nosuch'"):
         best_runs(uri, "nosuch", top=1)
 
+    # per_arch: the best of each architecture the sweep tried, the architectures in the order of their best
+    config = config_for(0.7)
+    config["model"]["arch"] = "gpt2"
+    (tmp_path / "models").mkdir(exist_ok=True)
+    for trial, loss, status in (("g1", 0.7, "FINISHED"), ("g2", 0.2, "FAILED")):
+        tracker = make_tracker(uri, project, "teachers", models="none")
+        tracker.trial_started(trial, {"model.arch": "gpt2"}, config)
+        tracker.trial_result(trial, {"eval/loss": loss}, step=1)
+        tracker.trial_finished(trial, status, model_dir=str(model_folder(tmp_path, trial)))
+        tracker.sweep_finished(None)
+    assert [r.trial_id for r in best_runs(uri, "teachers", top=1, per_arch=True)] == ["b", "g1"]
+    assert [r.trial_id for r in best_runs(uri, "teachers", top=2)] == ["b", "g1"]  # across architectures
+    with pytest.raises(UserError, match="has 1 finished trial of model.arch llama with a saved model.*top 2"):
+        best_runs(uri, "teachers", top=2, per_arch=True)
+    shutil.rmtree(tmp_path / "models" / "g1")  # gpt2 is left with a failed trial only: it still counts
+    with pytest.raises(UserError, match="has 0 finished trials of model.arch gpt2 with a saved model.*top 1"):
+        best_runs(uri, "teachers", top=1, per_arch=True)
+
     # A student records its teachers: run ids as a tag, their paths as the distill.teachers param.
     student = make_tracker(uri, project, "students", role="student")
     teachers = best_runs(uri, "teachers", top=1)
