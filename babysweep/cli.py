@@ -348,11 +348,18 @@ def ui(
         process.wait(timeout=10)
 
 
+def _click_errors() -> tuple[type, ...]:
+    """Click's error class, and typer's own copy of it (typer >= 0.20 ships a vendored click)."""
+    import click
+
+    return (click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
+
+
 def main() -> None:
     from pydantic import ValidationError
 
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="babysweep")
     except UserError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -366,11 +373,12 @@ def main() -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click's usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+    except Exception as exc:
+        if isinstance(exc, _click_errors()):  # an unknown option, a missing argument: one line, exit 2
+            ctx = getattr(exc, "ctx", None)
+            hint = f" See `{ctx.command_path} --help`." if ctx is not None else ""
+            err_console.print(f"error: {exc.format_message().rstrip('.')}.{hint}", markup=False, highlight=False,
+                              soft_wrap=True)
             sys.exit(exc.exit_code)
         raise
     sys.exit(code if isinstance(code, int) else 0)

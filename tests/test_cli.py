@@ -73,6 +73,14 @@ def test_train_teachers_then_distil_a_student_then_eval(monkeypatch, capsys, tmp
     assert json.loads(out)["overall"] == pytest.approx(rows[0]["blimp/overall"])
 
 
+def test_usage_errors_exit_2_with_one_line(monkeypatch, capsys):
+    for args, says in ((("study", "x.yaml", "--no-such-option"), "--no-such-option"), (("run",), "'spec'"),
+                       (("no-such-command",), "no-such-command")):
+        code, _, err = run(monkeypatch, capsys, *args)
+        assert code == 2, args
+        assert err.startswith("error: ") and says in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
 def test_train_refuses_a_sweep_spec(monkeypatch, capsys, tmp_path, cache_dir):
     spec = _spec(tmp_path, cache_dir, "sweepy").read_text().replace("lr: 3.0e-3", "lr: {loguniform: [1.0e-3, 1.0e-2]}")
     (tmp_path / "sweepy.yaml").write_text(spec)
