@@ -583,6 +583,32 @@ def _check_schedule(flat: dict[str, Any], ctx: _Ctx) -> None:
             raise ctx.fail("antlm.schedule", f"schedule {text!r} has {n} epochs but train.epochs is {shown}")
 
 
+EPOCH_METRICS = (M.EVAL_LOSS, M.EVAL_PPL, M.TRAIN_LOSS, M.TOKENS_PER_S, M.ELAPSED_S, M.BLIMP_SUBSET_OVERALL)
+FINAL_METRICS = (M.BLIMP_OVERALL,)  # and blimp/field/*, blimp/paradigm/*: measured once, after the last epoch
+
+
+def _check_metric(search: SearchConfig, flat: dict[str, Any], ctx: _Ctx) -> None:
+    """search.metric must be one the trainer reports, and reported when the scheduler needs it."""
+    metric = search.metric
+
+    def setting(name: str) -> Any:  # None when sampled: nothing to check before a trial runs
+        value = flat.get(name, DEFAULTS.get(name))
+        return None if isinstance(value, Distribution) else value
+
+    final = metric in FINAL_METRICS or metric.startswith((M.BLIMP_FIELD_PREFIX, M.BLIMP_PARADIGM_PREFIX))
+    if not final and metric not in EPOCH_METRICS:
+        raise ctx.fail("search.metric", f"{metric!r} is not a metric babysweep reports; use one of "
+                       f"{', '.join(EPOCH_METRICS + FINAL_METRICS)}, {M.BLIMP_FIELD_PREFIX}FIELD or {M.BLIMP_PARADIGM_PREFIX}UID")
+    if (final or metric == M.BLIMP_SUBSET_OVERALL) and setting("eval.blimp") == "none":
+        raise ctx.fail("search.metric", f"{metric} needs BLiMP, but eval.blimp is none")
+    if metric == M.BLIMP_SUBSET_OVERALL and setting("eval.blimp_pairs_per_paradigm") == 0:
+        raise ctx.fail("search.metric", f"{metric} is measured only with eval.blimp_pairs_per_paradigm above 0")
+    if final and search.scheduler == "asha":
+        raise ctx.fail("search.metric", f"{metric} is measured after a trial's last epoch only, so ASHA could "
+                       f"never compare trials at its rungs; use {M.BLIMP_SUBSET_OVERALL} (with "
+                       "eval.blimp_pairs_per_paradigm) or scheduler: none")
+
+
 def _check_points(search: SearchConfig, order: list[tuple[str, Any]], ctx: _Ctx) -> None:
     """algorithm points needs points; each point sets config keys to valid values, and with the
     spec's values (distributions at their first value) makes a valid config."""
@@ -737,6 +763,7 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
                 raise ctx.fail(name, f"search.algorithm grid takes only choice or grid values, got {leaf.kind}")
     _check_points(search, order, ctx)
     _check_schedule(flat, ctx)
+    _check_metric(search, flat, ctx)
     if search.algorithm == "optuna" and search.repeats > 1 and search.scheduler == "asha":
         # Ray's Repeater hands Optuna the mean of a config's seeds' last results, whatever epoch each reached
         raise ctx.fail("search.repeats", "repeats > 1 with scheduler asha would give Optuna the mean of seeds that "

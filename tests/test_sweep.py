@@ -72,6 +72,37 @@ def test_tiny_sweep_end_to_end(ray_session, project, cache_dir):
         assert run["tags"]["sweep"] == "tiny" and run["tags"]["role"] == "teacher"
 
 
+MIXED = """
+name: {name}
+data: {{seq_len: 32, builtin_words: 20000, tokenizer: {{vocab_size: 500}}, cache_dir: {cache}}}
+model: {{layers: 1, hidden: 32, heads: 2}}
+train: {{epochs: 3, batch_size: 32, lr: {{loguniform: [1.0e-3, 1.0e-2]}}, warmup_steps: 5}}
+antlm: {{schedule: {schedule}}}
+eval: {{dev_batches: 2, blimp: builtin}}
+search: {{algorithm: optuna, samples: 3, metric: {metric}, mode: {mode}, scheduler: {scheduler}, concurrent: 2, max_failures: 0}}
+resources: {{cpu: 1}}
+"""
+
+
+@pytest.mark.parametrize("schedule, metric, mode, scheduler", [
+    ("1clm+1mlm+1clm", "eval/loss", "min", "asha"),  # ASHA's metric is absent from the MLM epoch's result
+    ("3clm", "blimp/overall", "max", "none"),  # Optuna's metric exists after the last epoch only
+])
+def test_results_without_the_metric_do_not_break_asha_or_optuna(ray_session, project, cache_dir, schedule, metric,
+                                                                  mode, scheduler):
+    from babysweep.sweep import run_sweep
+
+    name = f"mixed-{scheduler}"
+    path = project / f"{name}.yaml"
+    path.write_text(MIXED.format(name=name, cache=cache_dir, schedule=schedule, metric=metric, mode=mode,
+                                 scheduler=scheduler))
+    result = run_sweep(load_spec(path), live=False)
+    assert not result.interrupted and result.counts["errored"] == 0 and result.counts["trials"] == 3
+    assert metric in result.best["metrics"]
+    runs = _runs(project, name)
+    assert len(runs) == 3 and all(metric in r["metrics"] for r in runs if r["tags"].get("stopped_early") != "true")
+
+
 def test_failing_trial_is_errored_and_the_sweep_goes_on(ray_session, project, cache_dir):
     from babysweep.sweep import run_sweep, sweep_status
 
