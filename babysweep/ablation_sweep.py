@@ -23,7 +23,7 @@ from babysweep.errors import UserError
 from babysweep.finalists import DEFAULT_SEEDS, SEED_OFFSET, best_run_config, tuning_spec
 from babysweep.report import FINAL, render_ablation, sweep_objective
 from babysweep.spec import Spec, load_spec, spec_from_text
-from babysweep.tracking import best_runs, sweep_runs
+from babysweep.tracking import sweep_runs, teacher_runs
 
 SUFFIX = ".ablation"
 SECTIONS = ("data", "model", "train", "distill", "antlm", "eval")
@@ -52,9 +52,7 @@ def base_from_file(tracking_uri: str, path: Path) -> tuple[dict, Spec]:
         raise UserError(f"{path}: an ablation base needs fixed values, but {names} {'is' if ',' not in names else 'are'} sampled")
     teachers = None
     if spec.teachers_from_sweep is not None:
-        src = spec.teachers_from_sweep
-        teachers = [r.model_dir for r in best_runs(tracking_uri, src.sweep, src.top, metric=src.metric, mode=src.mode,
-                                                       per_arch=src.per_arch)]
+        teachers = [r.model_dir for r in teacher_runs(tracking_uri, spec.teachers_from_sweep)]
     return spec.materialize({}, teachers=teachers), spec
 
 

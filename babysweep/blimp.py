@@ -374,11 +374,11 @@ def _target_logprobs(model, ids, attention_mask, rows, cols, targets) -> torch.T
         body, head = split
         picked = body(input_ids=ids, attention_mask=attention_mask).last_hidden_state[rows, cols]
     out = []
-    rows = _head_rows(model)
-    for start in range(0, len(targets), rows):
-        chunk = picked[start:start + rows]
+    step = _head_rows(model)
+    for start in range(0, len(targets), step):
+        chunk = picked[start:start + step]
         logits = (chunk if split is None else head(chunk)).float()
-        out.append(-F.cross_entropy(logits, targets[start:start + rows], reduction="none"))  # log_softmax + gather
+        out.append(-F.cross_entropy(logits, targets[start:start + step], reduction="none"))  # log_softmax + gather
     return torch.cat(out) if out else torch.zeros(0, device=ids.device)
 
 

@@ -1,4 +1,4 @@
-"""Sweeps on Ray Tune: with searcher.py, the only module that imports ray.
+"""Sweeps on Ray Tune. Ray stays in the sweep layer: this module (lazily), sweep_view.py and sweep_search.py.
 
     result = run_sweep(load_spec("search_spaces/teachers.yaml"))      # runs, or resumes, the sweep
     rows = sweep_status("teachers")                                    # from the folder, no Ray started
@@ -171,15 +171,14 @@ def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> tuple[list
     """Teacher folders of a student sweep and the lineage tags its runs carry: the spec's folders, or
     the best trials of another sweep (resolved once and kept in the sweep folder, so that a resume
     uses the same teachers)."""
-    from babysweep.tracking import best_runs
+    from babysweep.tracking import teacher_runs
 
     source = spec.teachers_from_sweep
     if source is None:
         return None, {}
     saved = folder / "teachers.json"
     if not saved.is_file():
-        refs = best_runs(tracking_uri, source.sweep, source.top, metric=source.metric, mode=source.mode,
-                         per_arch=source.per_arch)
+        refs = teacher_runs(tracking_uri, source)
         rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "value": r.value} for r in refs]
         write_text_atomic(saved, json.dumps(rows, indent=1))  # a resume reads it back
     rows = json.loads(saved.read_text())
@@ -191,7 +190,7 @@ def _searcher(spec: Spec):
     import optuna
     from ray.tune.search import Repeater
 
-    from babysweep.searcher import FinalResultOptunaSearch
+    from babysweep.sweep_search import FinalResultOptunaSearch
 
     search = spec.search
     sampler = optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "optuna" else optuna.samplers.RandomSampler(seed=search.seed)

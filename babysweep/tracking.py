@@ -586,10 +586,11 @@ def best_runs(tracking_uri: str, sweep_name: str, top: int, metric: str | None =
     mode = mode or parent.data.tags.get("mode")
     if not metric or mode not in ("min", "max"):
         raise UserError(f"sweep '{sweep_name}' records no metric/mode (got {metric!r}, {mode!r}); give both explicitly")
+
     def group_of(params: dict) -> str:
         return params.get("model.arch", DEFAULT_ARCH) if per_arch else ""
 
-    refs, tried = [], {""} if not per_arch else set()
+    refs, tried = [], set()
     for run in _children(client, experiment_id, parent.info.run_id):
         tried.add(group_of(run.data.params))  # per_arch: an architecture none of whose trials finished counts too
         if run.info.status != "FINISHED":
@@ -612,6 +613,12 @@ def best_runs(tracking_uri: str, sweep_name: str, top: int, metric: str | None =
             raise UserError(f"sweep '{sweep_name}' has {n} finished trial{'' if n == 1 else 's'}{of} with a saved "
                             f"model and a value of {metric}; the spec asks for top {top}")
     return [ref for group in groups.values() for ref in group[:top]]
+
+
+def teacher_runs(tracking_uri: str, source) -> list[RunRef]:
+    """best_runs for a spec's `from_sweep` (babysweep.spec.FromSweep: sweep, top, per_arch, metric, mode)."""
+    return best_runs(tracking_uri, source.sweep, source.top, metric=source.metric, mode=source.mode,
+                     per_arch=source.per_arch)
 
 
 def lineage_tags(teachers: list[RunRef]) -> dict[str, str]:

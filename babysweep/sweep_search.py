@@ -1,4 +1,5 @@
-"""The sweep layer's Optuna searcher (imports Ray at import time: load it only where a sweep starts)."""
+"""The sweep layer's Optuna searcher. Imports Ray at import time, like sweep_view.py: sweep.py loads it
+only when a sweep starts."""
 
 from ray.tune.search.optuna import OptunaSearch
 
