@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from babysweep import metrics as M
 from babysweep.config import flatten, resolve, set_dotted
 from babysweep.errors import UserError
-from babysweep.objectives import phases
+from babysweep.schedule import phases
 from babysweep.stats import bootstrap_diff, excludes_zero, mean_std
 
 

@@ -12,21 +12,20 @@ to the base is written to reports/<name>/ablation.md and .json and logged as a r
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import yaml
 
+from babysweep import paths
 from babysweep.ablation import ablation_table, ablation_variants
-from babysweep.config import flatten
+from babysweep.config import SECTIONS, flatten
 from babysweep.errors import UserError
 from babysweep.finalists import DEFAULT_SEEDS, SEED_OFFSET, best_run_config, tuning_spec
-from babysweep.report import FINAL, render_ablation, sweep_objective
+from babysweep.records import ABLATION, ABLATION_OF, FINAL, POINT, fully_trained
+from babysweep.report import render_ablation
 from babysweep.spec import Spec, load_spec, spec_from_text
-from babysweep.tracking import sweep_runs, teacher_runs
+from babysweep.tracking import sweep_objective, sweep_runs, teacher_runs
 
-SUFFIX = ".ablation"
-SECTIONS = ("data", "model", "train", "distill", "antlm", "eval")
 
 
 def base_from_sweep(tracking_uri: str, sweep: str, storage=None) -> tuple[dict, Spec]:
@@ -71,7 +70,7 @@ def ablation_spec(base: dict, source: Spec, name: str, seeds: int) -> Spec:
            "search": {"algorithm": "points", "points": points, "repeats": seeds, "scheduler": "none",
                       "metric": search.metric, "mode": search.mode, "concurrent": search.concurrent},
            "resources": source.resources.model_dump(),
-           "tracking": {"models": "none", "tags": {"ablation_of": source.name}}}
+           "tracking": {"models": "none", "tags": {ABLATION_OF: source.name}}}
     text = f"# Ablations of the best config of '{source.name}', written by babysweep ablate.\n" + yaml.safe_dump(doc, sort_keys=False)
     return spec_from_text(text, f"{name} (ablation spec)")
 
@@ -80,8 +79,8 @@ def ablation_results(tracking_uri: str, name: str) -> dict[str, list[dict]]:
     """{variant: fully trained runs}, from MLflow alone."""
     results: dict[str, list[dict]] = {}
     for run in sweep_runs(tracking_uri, name):
-        if run["status"] == "FINISHED" and run["tags"].get("stopped_early") != "true" and run["tags"].get("point"):
-            results.setdefault(run["tags"]["point"], []).append(run)
+        if fully_trained(run) and run["tags"].get(POINT):
+            results.setdefault(run["tags"][POINT], []).append(run)
     return results
 
 
@@ -89,23 +88,22 @@ def run_ablation(source: str, seeds: int = DEFAULT_SEEDS, *, name: str | None = 
                  storage=None, tracking_uri: str | None = None, live: bool = True) -> tuple[object, Path | None]:
     """Run (or resume) the ablation sweep of a sweep's best config or of a config file; returns
     (SweepResult, path of ablation.md or None when interrupted)."""
-    from babysweep.data import project_dir
     from babysweep.sweep import run_sweep
-    from babysweep.tracking import log_report, resolve_tracking_uri
+    from babysweep.tracking import log_report
 
-    uri = resolve_tracking_uri(tracking_uri, project_dir())
+    uri = paths.tracking_uri(tracking_uri)
     as_file = Path(source)
     if as_file.suffix in (".yaml", ".yml") or as_file.is_file():
         base, spec = base_from_file(uri, as_file)
     else:
         base, spec = base_from_sweep(uri, source, storage)
-    name = name or re.sub(r"[^\w.-]", "_", spec.name) + SUFFIX
+    name = name or paths.safe_name(spec.name) + ABLATION
     ablation = ablation_spec(base, spec, name, seeds)
     result = run_sweep(ablation, address=address, storage=storage, tracking_uri=uri, live=live)
     if result.interrupted:
         return result, None
     rows = ablation_table(ablation_results(uri, name))
-    out_dir = project_dir() / "reports" / name
+    out_dir = paths.report_dir(name)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "ablation.json").write_text(json.dumps({"name": name, "base_of": spec.name, "rows": rows}, indent=1) + "\n")
     path = out_dir / "ablation.md"

@@ -17,8 +17,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import torch
-
 STATE, META = "state.pt", "meta.json"
 
 
@@ -26,6 +24,8 @@ def save_checkpoint(root: str | Path, step: int, state: dict, meta: dict, keep: 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     folder = root / f"step_{step:08d}"
+    import torch  # here, not at the top: listing checkpoints (`babysweep status`) needs no torch
+
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     torch.save(state, tmp / STATE)
     (tmp / META).write_text(json.dumps(meta, indent=1))
@@ -46,6 +46,8 @@ def checkpoints(root: str | Path) -> list[Path]:
 
 
 def load_checkpoint(folder: str | Path) -> tuple[dict, dict]:
+    import torch
+
     folder = Path(folder)
     meta = json.loads((folder / META).read_text())
     state = torch.load(folder / STATE, map_location="cpu", weights_only=False)

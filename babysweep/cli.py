@@ -139,15 +139,46 @@ def validate(
     spec: Path = typer.Argument(..., help="A spec YAML."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
-    """Check a spec without running it and print its resolved search space. Data or teacher paths
-    missing on this machine are warnings here (the spec may be meant for another machine); `run` refuses them."""
+    """Check a spec, or a study file and every spec it names, without running anything; print the
+    resolved search spaces. Data or teacher paths missing on this machine are warnings here (the spec
+    may be meant for another machine); `run` refuses them."""
+    from babysweep.study import is_study_file, load_study
+
+    overrides = _overrides(set_)
+    if not is_study_file(spec):
+        _validate_spec(spec, overrides)
+        return
+    study = load_study(spec)
+    for path in study.specs:
+        _validate_spec(path, overrides)
+    console.print(f"[green]{spec}: valid study[/green] '{study.name}': {len(study.specs)} sweeps, then finalists with "
+                  f"{study.seeds} seeds each and the report '{study.report}'")
+
+
+VALIDATE_DRAWS = 50  # random configs materialised by validate: an invalid combination shows before a trial fails on it
+
+
+def _validate_spec(path: Path, overrides: dict) -> None:
+    import random
+
+    from babysweep.errors import UserError as Invalid
+    from babysweep.space import sample_params
     from babysweep.spec import describe, load_spec, missing_paths
 
-    loaded = load_spec(spec, _overrides(set_), check_paths=False)
+    loaded = load_spec(path, overrides, check_paths=False)
     for line in missing_paths(loaded):
-        err_console.print(f"warning: {spec}: {line} on this machine; `babysweep run` needs it", markup=False, highlight=False)
+        err_console.print(f"warning: {path}: {line} on this machine; `babysweep run` needs it", markup=False, highlight=False)
+    rng, bad = random.Random(0), []
+    for _ in range(VALIDATE_DRAWS if loaded.distributions() else 0):
+        try:
+            loaded.materialize(sample_params(loaded, rng), teachers=[] if loaded.teachers_from_sweep else None)
+        except (Invalid, ValueError) as exc:
+            bad.append(str(exc))
+    if bad:
+        err_console.print(f"warning: {len(bad)} of {VALIDATE_DRAWS} random draws from {path} give an invalid config; "
+                          f"those trials will fail, e.g. {bad[0]}", markup=False, highlight=False)
     console.print(describe(loaded))
-    console.print(f"[green]{spec}: valid[/green] ({len(loaded.distributions())} distributions)")
+    console.print(f"[green]{path}: valid[/green] ({len(loaded.distributions())} distributions)")
 
 
 def _print_result(result) -> None:
@@ -204,10 +235,11 @@ def resume(
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """Continue an interrupted sweep from its folder."""
+    from babysweep.paths import SPEC_FILE, sweep_folder
     from babysweep.spec import load_spec
-    from babysweep.sweep import run_sweep, sweep_folder
+    from babysweep.sweep import run_sweep
 
-    saved = sweep_folder(name, storage) / "spec.yaml"
+    saved = sweep_folder(name, storage) / SPEC_FILE
     if not saved.is_file():
         raise UserError(f"{saved.parent}: no sweep named '{name}' to resume.")
     loaded = load_spec(saved)
@@ -219,30 +251,58 @@ def status(
     name: Optional[str] = typer.Argument(None, help="A sweep name; without it, every sweep is listed."),
     storage: Optional[str] = SWEEP_OPTIONS["storage"],
 ) -> None:
-    """Show a sweep's trials (state, epochs, metrics, best) from its folder, without starting Ray."""
-    from rich.table import Table
+    """Show a sweep's trials (state, epoch, the values that vary, metrics, best) from its folder, without starting Ray."""
+    from babysweep.paths import SPEC_FILE, sweeps_dir
 
-    from babysweep.spec import load_spec
-    from babysweep.sweep import best_row, default_storage, planned_trials, sweep_status
-
-    root = Path(storage).expanduser().resolve() if storage else default_storage()
-    names = [name] if name else sorted(p.name for p in root.glob("*") if (p / "spec.yaml").is_file())
+    root = sweeps_dir(storage)
+    names = [name] if name else sorted(p.name for p in root.glob("*") if (p / SPEC_FILE).is_file())
     if not names:
         raise UserError(f"{root}: holds no sweep yet (run `babysweep run SPEC`).")
     for sweep_name in names:
-        rows = sweep_status(sweep_name, root)
-        spec = load_spec(root / sweep_name / "spec.yaml", check_paths=False)
-        search = spec.search
-        best = best_row(rows, search.metric, search.mode)
-        table = Table(title=f"{sweep_name}: {len(rows)} of {planned_trials(spec)} trials")
-        for column in ("trial", "state", "epochs", search.metric, "blimp/overall", "note"):
-            table.add_column(column)
-        for row in rows:
-            value, blimp = row["metrics"].get(search.metric), row["metrics"].get("blimp/overall")
-            note = "best" if best is row else (row["error"] or "")[:70]
-            table.add_row(row["trial_id"], row["state"], str(row["iterations"]), f"{value:.4g}" if value is not None else "-",
-                          f"{blimp:.3f}" if blimp is not None else "-", note)
-        console.print(table)
+        console.print(_status_table(root, sweep_name))
+
+
+def _status_table(root: Path, sweep_name: str):
+    from rich.table import Table
+
+    from babysweep import metrics as M
+    from babysweep.spec import config_count, load_spec
+    from babysweep.paths import SPEC_FILE
+    from babysweep.sweep_state import best_row, sweep_status, varying_params
+
+    if not (root / sweep_name / SPEC_FILE).is_file():
+        raise UserError(f"{root / sweep_name}: no sweep named '{sweep_name}' (run `babysweep run SPEC` first).")
+    spec = load_spec(root / sweep_name / SPEC_FILE, check_paths=False)
+    rows = sweep_status(sweep_name, root, spec)
+    search = spec.search
+    best = best_row(rows, search.metric, search.mode)
+    varying = varying_params(rows)
+    metrics = list(dict.fromkeys([search.metric, M.EVAL_LOSS, M.BLIMP_OVERALL]))  # each metric once
+    points = any(r["point"] for r in rows)
+    total = config_count(spec)[0] * search.repeats
+    table = Table(title=f"{sweep_name}: {len(rows)} of {total} trials")
+    for column in ("trial", "state", "epoch", *(["point"] if points else []), *varying, *metrics, "note"):
+        table.add_column(column)
+    notes = {"STOPPED": "stopped early (ASHA)", "INTERRUPTED": "continues on rerun", "RUNNING": "running"}
+    for row in rows:
+        note = "best" if best is row else (row["error"] or "")[:70] or notes.get(row["state"], "")
+        if row["checkpoint"] and row["state"] == "INTERRUPTED":
+            note += f" from {row['checkpoint']}"
+        epoch = f"{row['epoch']}/{row['planned']}" if row["planned"] else str(row["epoch"])
+        cells = [row["trial_id"], row["state"], epoch, *([row["point"] or "-"] if points else []),
+                 *(_cell(row["params"].get(k)) for k in varying), *(_cell(row["metrics"].get(m)) for m in metrics), note]
+        table.add_row(*cells)
+    return table
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):  # teacher folders: their trial ids say which
+        return "[" + ", ".join(Path(str(v)).parent.name if Path(str(v)).name == "final" else str(v) for v in value) + "]"
+    return str(value)
 
 
 SEEDS_HELP = "Seeds per finalist config (each retrained that many times)."
@@ -269,13 +329,13 @@ def report(
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """Does distillation beat tuned teachers? Writes reports/<name>/report.md with figures, logged to MLflow."""
-    from babysweep.data import project_dir
+    from babysweep import paths
     from babysweep.report import write_report
-    from babysweep.tracking import log_report, resolve_tracking_uri
+    from babysweep.tracking import log_report
 
-    uri = resolve_tracking_uri(tracking_uri, project_dir())
+    uri = paths.tracking_uri(tracking_uri)
     name = name or "-".join(sweeps)
-    path = write_report(uri, sweeps, project_dir() / "reports" / name, name, log_run=partial(log_report, uri))
+    path = write_report(uri, sweeps, paths.report_dir(name), name, log_run=partial(log_report, uri))
     console.print(_verdict_line(path))
     console.print(f"report: {path}")
 
@@ -332,10 +392,10 @@ def ui(
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """Open MLflow's UI on the project's store, where sweeps and trials compare."""
-    from babysweep.data import project_dir
-    from babysweep.tracking import resolve_tracking_uri, serve_ui, wait_until_up
+    from babysweep import paths
+    from babysweep.tracking import serve_ui, wait_until_up
 
-    uri = resolve_tracking_uri(tracking_uri, project_dir())
+    uri = paths.tracking_uri(tracking_uri)
     process, address = serve_ui(uri, host=host, port=port)
     try:
         wait_until_up(address, timeout=60)

@@ -120,6 +120,12 @@ class TrainConfig(_Section):
 SECTIONS = tuple(TrainConfig.model_fields)
 
 
+def budget_spent(train_cfg: dict[str, Any], epoch: int, step: int) -> bool:
+    """The run has trained its planned budget: all its epochs, or train.max_steps optimiser steps.
+    The trainer stops on it, and a sweep calls a trial that ended before it "stopped early"."""
+    return epoch >= train_cfg["epochs"] or bool(train_cfg["max_steps"] and step >= train_cfg["max_steps"])
+
+
 def resolve(config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validate a (partial) nested config and return it complete, as plain data."""
     return TrainConfig.model_validate(config or {}).model_dump()

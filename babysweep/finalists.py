@@ -3,7 +3,7 @@
     spec = finalist_spec("teachers", seeds=3, tracking_uri=uri)     # a points sweep, ready for run_sweep
     result = run_finalists("teachers", seeds=3)                     # runs (or resumes) it
 
-The best config is chosen as the report chooses it (report.best_config: the fully trained config
+The best config is chosen as the report chooses it (records.best_config: the fully trained config
 with the best mean metric over its repeats), from MLflow; its values come from the run's
 config.json, so they keep their types. A teacher sweep gets one finalist per architecture (each is
 a contender of its own), other sweeps one. Seeds start at the tuning seed + SEED_OFFSET, so no
@@ -15,11 +15,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from babysweep import paths
 from babysweep.config import TrainConfig, flatten
 from babysweep.errors import UserError
-from babysweep.report import FINAL, best_config, run_arch, sweep_objective
+from babysweep.records import FINAL, FINALIST_OF, best_config, run_arch, sampled_keys
 from babysweep.spec import Spec, load_spec
-from babysweep.tracking import run_json, sweep_runs
 
 SEED_OFFSET = 1000
 DEFAULT_SEEDS = 3
@@ -27,9 +27,7 @@ DEFAULT_SEEDS = 3
 
 def tuning_spec(sweep: str, storage: str | Path | None = None) -> Spec:
     """The spec a sweep was started with, from its folder."""
-    from babysweep.sweep import sweep_folder
-
-    saved = sweep_folder(sweep, storage) / "spec.yaml"
+    saved = paths.sweep_folder(sweep, storage) / paths.SPEC_FILE
     if not saved.is_file():
         raise UserError(f"{saved.parent}: no sweep named '{sweep}' (run it first).")
     return load_spec(saved, check_paths=False)
@@ -37,6 +35,8 @@ def tuning_spec(sweep: str, storage: str | Path | None = None) -> Spec:
 
 def best_run_config(tracking_uri: str, sweep: str, runs: list[dict], metric: str, mode: str) -> tuple[dict, dict] | None:
     """(a run of the best fully trained config, its full config.json), or None when no run qualifies."""
+    from babysweep.tracking import run_json  # here: `validate` of a study imports this module and must start fast
+
     chosen = best_config(runs, metric, mode)
     if not chosen:
         return None
@@ -48,6 +48,8 @@ def best_run_config(tracking_uri: str, sweep: str, runs: list[dict], metric: str
 
 def best_points(tracking_uri: str, sweep: str, role: str) -> dict[str, dict]:
     """{point name: {dotted key: value}}: the best config's sampled values, per architecture for teachers."""
+    from babysweep.tracking import sweep_objective, sweep_runs
+
     metric, mode = sweep_objective(tracking_uri, sweep)
     runs = sweep_runs(tracking_uri, sweep)
     if role == "teacher":
@@ -61,8 +63,7 @@ def best_points(tracking_uri: str, sweep: str, role: str) -> dict[str, dict]:
             continue
         run, config = best
         flat = flatten(config)
-        sampled = [k for k in run["tags"].get("sampled", "").split(",") if k and k != "train.seed"]
-        points[label] = {k: flat[k] for k in sampled if k in flat}
+        points[label] = {k: flat[k] for k in sampled_keys(run) if k in flat}
     if not points:
         raise UserError(f"sweep '{sweep}' has no fully trained trial with a value of {metric}; it has no finalist to retrain")
     return points
@@ -85,7 +86,7 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
         "search.repeats": seeds,
         "search.scheduler": "none",
         "train.seed": base_seed + SEED_OFFSET,
-        "tracking.tags": {**spec.tracking.tags, "finalist_of": sweep},
+        "tracking.tags": {**spec.tracking.tags, FINALIST_OF: sweep},
     }
     return load_spec(spec.path, {**spec.overrides, **overrides}, check_paths=False)
 
@@ -93,14 +94,12 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
 def run_finalists(sweep: str, seeds: int = DEFAULT_SEEDS, *, address: str | None = None, storage: str | Path | None = None,
                   tracking_uri: str | None = None, live: bool = True):
     """Run (or resume) `<sweep>.final`; returns run_sweep's SweepResult."""
-    from babysweep.data import project_dir
-    from babysweep.sweep import run_sweep, sweep_folder
-    from babysweep.tracking import resolve_tracking_uri
+    from babysweep.sweep import run_sweep
 
-    uri = resolve_tracking_uri(tracking_uri, project_dir())
+    uri = paths.tracking_uri(tracking_uri)
     spec = finalist_spec(sweep, seeds, storage=storage, tracking_uri=uri)
-    chosen = sweep_folder(sweep, storage) / "teachers.json"
-    target = sweep_folder(spec.name, storage) / "teachers.json"
+    chosen = paths.sweep_folder(sweep, storage) / paths.TEACHERS_FILE
+    target = paths.sweep_folder(spec.name, storage) / paths.TEACHERS_FILE
     if chosen.is_file() and not target.is_file():  # distil from the very teachers the tuning trials used
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(chosen, target)

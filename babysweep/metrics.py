@@ -6,6 +6,7 @@ TRAIN_LOSS = "train/loss"
 EVAL_LOSS = "eval/loss"
 EVAL_PPL = "eval/ppl"
 TOKENS_PER_S = "train/tokens_per_s"
+LR = "train/lr"  # the learning rate of the epoch's last optimiser step
 ELAPSED_S = "time/elapsed_s"
 PHASE = "antlm/phase_is_mlm"  # 1.0 in an MLM epoch, 0.0 in a CLM epoch
 PARAMS = "model/params"

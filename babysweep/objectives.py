@@ -1,19 +1,18 @@
-"""Training objectives: causal LM, ensemble distillation, masked LM on a decoder, AntLM schedules.
+"""Training objectives: causal LM, ensemble distillation, masked LM on a decoder.
 
     loss = causal_lm_loss(logits, input_ids)
     parts = distillation_loss(logits, input_ids, [t1_logits, t2_logits], alpha=0.5, temperature=2.0)
     masked, labels = mask_tokens(input_ids, generator, MASK_ID, vocab_size)
     loss = mlm_loss(model(masked, attention_mask=bidirectional_mask(ones, dtype)).logits, labels)
-    phases({"schedule": "4clm+16mlm+4clm", "mlm_ratio": 0}, epochs=24)   # -> ["clm"] * 4 + ...
 
 Positions: logits at position t predict token t+1 (CE and distillation alike, so both terms are
 over the same tokens); MLM predicts the token at the same position. Distillation is applied in
-CLM phases only: the teachers are causal models and have never seen a masked input.
+CLM phases only: the teachers are causal models and have never seen a masked input. Which epoch is
+which phase is babysweep.schedule's business.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
@@ -241,36 +240,3 @@ def bidirectional_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torc
     full = torch.zeros(attention_mask.size(0), 1, attention_mask.size(1), attention_mask.size(1), dtype=dtype,
                        device=attention_mask.device)
     return full.masked_fill(~keys, torch.finfo(dtype).min)
-
-
-_PART = re.compile(r"^(\d+)(clm|mlm)$")
-
-
-def parse_schedule(text: str) -> list[str]:
-    """"4clm+16mlm+4clm" -> a phase per epoch."""
-    parts = [p.strip().lower() for p in str(text).split("+")]
-    phases: list[str] = []
-    for part in parts:
-        match = _PART.match(part)
-        if not match or int(match.group(1)) == 0:
-            raise ValueError(f"AntLM schedule {text!r} is not of the form '4clm+16mlm+4clm' (positive epoch counts of clm or mlm)")
-        phases += [match.group(2)] * int(match.group(1))
-    return phases
-
-
-def schedule_from_ratio(epochs: int, mlm_ratio: float) -> list[str]:
-    """MLM epochs = round(epochs * ratio) in one block; CLM epochs split before and after it
-    (the extra one before)."""
-    mlm = round(epochs * mlm_ratio)
-    clm = epochs - mlm
-    before = clm - clm // 2
-    return ["clm"] * before + ["mlm"] * mlm + ["clm"] * (clm // 2)
-
-
-def phases(antlm: dict, epochs: int) -> list[str]:
-    if antlm.get("schedule"):
-        out = parse_schedule(antlm["schedule"])
-        if len(out) != epochs:
-            raise ValueError(f"AntLM schedule {antlm['schedule']!r} has {len(out)} epochs but train.epochs is {epochs}")
-        return out
-    return schedule_from_ratio(epochs, antlm.get("mlm_ratio") or 0.0)

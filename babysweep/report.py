@@ -29,13 +29,13 @@ from typing import Any, Callable
 import numpy as np
 
 from babysweep import metrics as M
-from babysweep.config import DEFAULT_ARCH
+from babysweep import records as R
 from babysweep.errors import UserError
 from babysweep.report_plots import blimp_bars, factor_plots, learning_curves
 from babysweep.stats import bootstrap_diff, excludes_zero, mean_std
-from babysweep.tracking import run_json, sweep_parent, sweep_runs
+from babysweep.records import FINAL, best_config, fully_trained, run_arch, sampled_keys
+from babysweep.tracking import run_json, sweep_objective, sweep_runs
 
-FINAL = ".final"  # the finalists of sweep X live in sweep "X.final"
 ROLES = ("teacher", "student", "baseline")
 N_BOOT = 2000
 LogRun = Callable[[str, dict, dict, Path], None]
@@ -94,7 +94,7 @@ class ReportData:
 def read_blimp(run: dict) -> dict | None:
     """The run's blimp.json on disk (beside its model folder, <out>/final -> <out>/blimp.json), or
     None: the fallback for runs whose MLflow artifact lacks the per-pair decisions."""
-    model_dir = run.get("tags", {}).get("model_dir")
+    model_dir = run.get("tags", {}).get(R.MODEL_DIR)
     path = Path(model_dir).parent / "blimp.json" if model_dir else None
     if path is None or not path.is_file():
         return None
@@ -131,43 +131,8 @@ def _seed(run: dict, load_blimp: Callable[[dict], dict | None]) -> Seed:
     fields = {k[len(M.BLIMP_FIELD_PREFIX):]: v for k, v in m.items() if k.startswith(M.BLIMP_FIELD_PREFIX)}
     signature, bits = _decisions(load_blimp(run)) if _number(m.get(M.BLIMP_OVERALL)) is not None else (None, None)
     history = sorted((int(step), float(v)) for step, v in run.get("histories", {}).get(M.EVAL_LOSS, []))
-    return Seed(run["run_id"], run.get("tags", {}).get("seed", run.get("params", {}).get("train.seed")),
+    return Seed(run["run_id"], run.get("tags", {}).get(R.SEED, run.get("params", {}).get(R.SEED_KEY)),
                 _number(m.get(M.EVAL_LOSS)), _number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature)
-
-
-def _complete(run: dict) -> bool:
-    """Ran every epoch: finished and not stopped early by the scheduler."""
-    return run.get("status") == "FINISHED" and run.get("tags", {}).get("stopped_early") != "true"
-
-
-def run_arch(run: dict) -> str:
-    return run.get("params", {}).get("model.arch", DEFAULT_ARCH)
-
-
-def _config_key(run: dict) -> tuple:
-    """Runs of one sampled config (repeats differ only in seed) share this key."""
-    sampled = [k for k in run.get("tags", {}).get("sampled", "").split(",") if k and k != "train.seed"]
-    if not sampled:
-        return (run["run_id"],)
-    return tuple((k, run["params"].get(k)) for k in sorted(sampled))
-
-
-def sweep_objective(tracking_uri: str, sweep: str) -> tuple[str, str]:
-    """(metric, mode) the sweep was tuned on, from its parent run's tags."""
-    tags = sweep_parent(tracking_uri, sweep)["tags"]
-    return tags.get("metric", M.EVAL_LOSS), tags.get("mode", "min")
-
-
-def best_config(runs: list[dict], metric: str, mode: str) -> list[dict]:
-    """The complete runs of the config with the best mean `metric` (all its repeats)."""
-    groups: dict[tuple, list[dict]] = {}
-    for run in runs:
-        if _complete(run) and _number(run.get("metrics", {}).get(metric)) is not None:
-            groups.setdefault(_config_key(run), []).append(run)
-    if not groups:
-        return []
-    sign = 1.0 if mode == "min" else -1.0
-    return min(groups.values(), key=lambda g: sign * float(np.mean([r["metrics"][metric] for r in g])))
 
 
 def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str, tuple[str, str]] | None = None,
@@ -178,8 +143,8 @@ def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str
     for sweep, runs in runs_by_sweep.items():
         if sweep.endswith(FINAL):
             continue
-        final = [r for r in runs_by_sweep.get(sweep + FINAL, []) if r.get("tags", {}).get("finalist_of", sweep) == sweep]
-        roles = Counter(r.get("tags", {}).get("role", "teacher") for r in runs + final)
+        final = [r for r in runs_by_sweep.get(sweep + FINAL, []) if r.get("tags", {}).get(R.FINALIST_OF, sweep) == sweep]
+        roles = Counter(r.get("tags", {}).get(R.ROLE, "teacher") for r in runs + final)
         role = roles.most_common(1)[0][0] if roles else "teacher"
         metric, mode = objectives.get(sweep, (M.EVAL_LOSS, "min"))
         if role == "teacher":  # each architecture is its own contender
@@ -190,7 +155,7 @@ def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str
             tuning = [r for r in runs if arch is None or run_arch(r) == arch]
             finals = [r for r in final if arch is None or run_arch(r) == arch]
             name = sweep if arch is None else f"{sweep}/{arch}"
-            chosen, source = [r for r in finals if _complete(r)], "final"
+            chosen, source = [r for r in finals if fully_trained(r)], "final"
             if finals and len(chosen) < len(finals):
                 warns.append(f"{name}: {len(finals) - len(chosen)} of {len(finals)} finalist runs in {sweep}{FINAL} "
                              f"did not finish; they are left out")
@@ -462,7 +427,7 @@ def importances(runs: list[dict], metric: str, mode: str) -> tuple[dict[str, flo
     rows = []
     for run in runs:
         value = _number(run.get("metrics", {}).get(metric))
-        sampled = [k for k in run.get("tags", {}).get("sampled", "").split(",") if k in run.get("params", {})]
+        sampled = [k for k in sampled_keys(run, with_seed=True) if k in run.get("params", {})]
         if run.get("status") == "FINISHED" and value is not None and sampled:
             rows.append(({k: run["params"][k] for k in sampled}, value))
     if len(rows) < 3:
@@ -634,5 +599,5 @@ def render_ablation(name: str, base_of: str, rows: list[dict], changes: dict[str
     return "\n".join(lines)
 
 
-__all__ = ["Seed", "Entry", "ReportData", "read_blimp", "run_arch", "sweep_objective", "best_config", "pair_weights", "entries_from_runs", "collect", "compare",
+__all__ = ["Seed", "Entry", "ReportData", "read_blimp", "pair_weights", "entries_from_runs", "collect", "compare",
            "full_interval", "build_table", "table_from_runs", "verdict", "importances", "write_report", "render_markdown", "render_ablation"]

@@ -15,6 +15,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from babysweep.records import stopped_early
+from babysweep.schedule import parse_schedule, schedule_from_ratio
+
 ROLE_COLOURS = {"teacher": "tab:blue", "student": "tab:orange", "baseline": "tab:grey"}
 FACTORS = (("distill.temperature", "distillation temperature"),
            ("distill.alpha", "alpha (weight of the hard-label loss)"),
@@ -30,8 +33,6 @@ def _float(text) -> float | None:
 
 def mlm_share(params: dict[str, str]) -> float | None:
     """The share of MLM epochs a run's AntLM settings give (0 = all CLM); None if unreadable."""
-    from babysweep.objectives import parse_schedule, schedule_from_ratio  # lazy: it imports torch
-
     schedule = params.get("antlm.schedule")
     try:
         if schedule not in (None, "", "None"):
@@ -54,7 +55,7 @@ def factor_plots(sweep: str, runs: list[dict], metric: str, path: Path) -> Path 
     """The sweep's metric against each distillation / AntLM factor that its trials vary."""
     panels = []
     for key, label in FACTORS:
-        points = [(_factor_value(r, key), r.get("metrics", {}).get(metric), r.get("tags", {}).get("stopped_early") == "true")
+        points = [(_factor_value(r, key), r.get("metrics", {}).get(metric), stopped_early(r))
                   for r in runs if r.get("status") == "FINISHED"]
         points = [p for p in points if p[0] is not None and p[1] is not None]
         if len({x for x, _, _ in points}) > 1:

@@ -52,6 +52,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from babysweep import metrics as M
 from babysweep.config import SECTIONS, TrainConfig, flatten, resolve, unflatten
 from babysweep.errors import UserError
+from babysweep.paths import NAME_PATTERN
+from babysweep.schedule import parse_schedule
 from babysweep.space import (CATEGORICAL, DEFAULTS, FLOAT_KINDS, INT_KINDS, KINDS, NORMALS, Q_GRID, RANGES, BadValue,
                              Distribution, WhenCycle, assign_values, holds, ordered_leaves)
 from babysweep.space import OptunaSpace as OptunaSpace  # sweeps saved before space.py pickled babysweep.spec.OptunaSpace
@@ -539,22 +541,9 @@ def _leaf(name: str, raw: Any, check: bool) -> Any:
 def _schedule_epochs(text: str) -> int:
     """Epochs of an AntLM schedule such as '4clm+16mlm+4clm'."""
     try:
-        from babysweep.objectives import parse_schedule
-    except ImportError:  # objectives.py not there yet: the same grammar, by regex
-        parse_schedule = None
-    if parse_schedule is not None:
-        try:
-            phases = parse_schedule(text)
-        except ValueError as exc:
-            raise BadValue(f"schedule {text!r} is invalid: {exc}") from None
-        if isinstance(phases, (list, tuple)):
-            counts = [next((x for x in p if isinstance(x, int) and not isinstance(x, bool)), None)
-                      if isinstance(p, (list, tuple)) else None for p in phases]
-            return sum(counts) if phases and all(c is not None for c in counts) else len(phases)
-    parts = re.fullmatch(r"\s*\d+\s*[cm]lm\s*(\+\s*\d+\s*[cm]lm\s*)*", text, flags=re.I)
-    if not parts:
-        raise BadValue(f"schedule {text!r} is invalid; write phases like 4clm+16mlm+4clm")
-    return sum(int(n) for n in re.findall(r"\d+", text))
+        return len(parse_schedule(text))
+    except ValueError as exc:
+        raise BadValue(f"schedule {text!r} is invalid: {exc}") from None
 
 
 def _check_schedule(flat: dict[str, Any], ctx: _Ctx) -> None:
@@ -619,7 +608,7 @@ def _check_points(search: SearchConfig, order: list[tuple[str, Any]], ctx: _Ctx)
     if not search.points:
         raise ctx.fail("search.points", "search.algorithm points needs at least one point, e.g. points: {base: {}}")
     for label, point in search.points.items():
-        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", label):
+        if not NAME_PATTERN.fullmatch(label):
             raise ctx.fail(f"search.points.{label}", "a point's name uses letters, digits, '_', '.' and '-'")
         for key, value in point.items():
             if key not in LEAVES:
@@ -697,7 +686,7 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
     sweep_name = raw.get("name")
     if sweep_name is None:
         raise ctx.fail("", "name is missing; every spec needs one, e.g. name: teachers")
-    if not isinstance(sweep_name, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", sweep_name):
+    if not isinstance(sweep_name, str) or not NAME_PATTERN.fullmatch(sweep_name):
         raise ctx.fail("name", f"{sweep_name!r} is not a valid sweep name; use letters, digits, '_', '.' and '-'")
     headers = {}
     for key, model in (("search", SearchConfig), ("resources", ResourcesConfig), ("tracking", TrackingConfig)):

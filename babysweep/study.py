@@ -13,7 +13,6 @@ interrupted study skips the stages it finished and continues the interrupted swe
 from __future__ import annotations
 
 import json
-import re
 from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Callable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from babysweep import paths
 from babysweep.atomic import write_text_atomic
 from babysweep.errors import UserError
 from babysweep.finalists import DEFAULT_SEEDS
@@ -63,6 +63,15 @@ class StudyResult:
     stages: list[str] = field(default_factory=list)  # stages run (not skipped) in this call
 
 
+def is_study_file(path: str | Path) -> bool:
+    """A study file names its sweeps under `sweeps:`; a sweep spec has no such key."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False  # load_spec then says what is wrong with it
+    return isinstance(raw, dict) and "sweeps" in raw
+
+
 def load_study(path: str | Path, seeds: int | None = None) -> Study:
     """Read and check a study file; `seeds` overrides finalists.seeds."""
     path = Path(path)
@@ -81,8 +90,7 @@ def load_study(path: str | Path, seeds: int | None = None) -> Study:
         where = ".".join(str(p) for p in err["loc"])
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"][:1].lower() + err["msg"][1:]
         raise UserError(f"{path}: {where}: {msg}.") from None
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", config.name):
-        raise UserError(f"{path}: name: {config.name!r} is not a valid name; use letters, digits, '_', '.' and '-'.")
+    paths.check_name(config.name, f"{path}: name")
     specs = [(path.parent / s).resolve() for s in config.sweeps]
     for given, spec in zip(config.sweeps, specs):
         if not spec.is_file():
@@ -93,10 +101,7 @@ def load_study(path: str | Path, seeds: int | None = None) -> Study:
 
 
 def _state_path(study: Study, storage: str | Path | None) -> Path:
-    from babysweep.sweep import default_storage
-
-    root = Path(storage).expanduser().resolve() if storage else default_storage()
-    return root / f"{study.name}.study.json"
+    return paths.sweeps_dir(storage) / f"{study.name}.study.json"
 
 
 def _load_state(path: Path) -> dict:
@@ -114,14 +119,13 @@ def _save_state(path: Path, state: dict) -> None:
 def run_study(study: Study, *, address: str | None = None, storage: str | Path | None = None,
               tracking_uri: str | None = None, live: bool = True, say: Callable[[str], None] = print) -> StudyResult:
     """Run the study's stages in order, skipping those finished before; stops at an interrupted sweep."""
-    from babysweep.data import project_dir
     from babysweep.finalists import run_finalists
     from babysweep.report import write_report
     from babysweep.spec import load_spec
     from babysweep.sweep import run_sweep
-    from babysweep.tracking import log_report, resolve_tracking_uri
+    from babysweep.tracking import log_report
 
-    uri = resolve_tracking_uri(tracking_uri, project_dir())
+    uri = paths.tracking_uri(tracking_uri)
     state_path = _state_path(study, storage)
     state = _load_state(state_path)
     result = StudyResult(study.name, interrupted=False)
@@ -151,7 +155,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | Path |
         state["done"][stage] = key
         _save_state(state_path, state)
     say(f"[{total}/{total}] report {study.report}")
-    out_dir = project_dir() / "reports" / study.report
+    out_dir = paths.report_dir(study.report)
     result.report = write_report(uri, names, out_dir, study.report, log_run=partial(log_report, uri))
     result.stages.append(f"report {study.report}")
     return result

@@ -1,4 +1,5 @@
-"""Sweeps on Ray Tune. Ray stays in the sweep layer: this module (lazily), sweep_view.py and sweep_search.py.
+"""Sweeps on Ray Tune. Ray stays in the sweep layer: this module (lazily), sweep_view.py, sweep_search.py and
+sweep_scheduler.py.
 
     result = run_sweep(load_spec("search_spaces/teachers.yaml"))      # runs, or resumes, the sweep
     rows = sweep_status("teachers")                                    # from the folder, no Ray started
@@ -9,14 +10,18 @@ sweep), `mlflow_runs.json` (trial -> MLflow run) and `models/<trial_id>/` (each 
 checkpoints, final/ HF model, metrics.jsonl). Running a spec whose sweep folder exists restores it:
 finished trials stay finished, unfinished ones continue from their last checkpoint, and Optuna's
 study comes back with the searcher. ASHA's rungs are not restored by Ray (STACK-NOTES): trials
-that resume are judged afresh at the rungs they still have to pass. ASHA judges a trial only after
-its causal-LM epochs (ASHA_METRIC).
+that resume are judged afresh at the rungs they still have to pass. Early stopping judges a trial only
+after its causal-LM epochs (ASHA_METRIC).
+
+Reproducible: Optuna and random sweeps run their trials in waves of `search.concurrent` (in_waves), and
+early stopping is sweep_scheduler.WaveHalving, which compares a trial at a rung only with earlier
+waves; so the same spec on the same machine keeps the same trials and picks the same best config,
+whichever trial of a wave reports first. The price: a wave's slots wait for its slowest trial.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import signal
@@ -25,45 +30,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from babysweep import metrics as M
+from babysweep import metrics as M, paths
 from babysweep.atomic import write_text_atomic
 from babysweep.checkpoint import checkpoints
-from babysweep.data import project_dir
+from babysweep.config import TrainConfig
 from babysweep.errors import UserError
+from babysweep.records import lineage_tags
 from babysweep.space import OptunaSpace
 from babysweep.spec import Spec, config_count, diff_specs, grid_points
-
-GRID_KEY = "grid_point"
-REPEAT_KEY = "__trial_index__"  # set by Ray's Repeater: which seed of a repeated config
-POINT_KEY = "point"  # algorithm points: the name of the trial's point
-
-
-def trial_params(spec: Spec, trial_config: dict) -> tuple[dict, int, str | None]:
-    """(params as dotted config keys, repeat index, point name) from a trial's Ray config."""
-    params = dict(trial_config)
-    repeat = int(params.pop(REPEAT_KEY, 0) or 0)
-    if GRID_KEY in params:
-        params.update(params.pop(GRID_KEY) or {})
-    point = params.pop(POINT_KEY, None)
-    if point is not None:
-        params.update(spec.search.points[point])
-    return params, repeat, point
-
-
-def default_storage() -> Path:
-    return project_dir() / "sweeps"
-
-
-def sweep_folder(name: str, storage: str | Path | None = None) -> Path:
-    return Path(storage or default_storage()).expanduser().resolve() / name
+from babysweep.paths import MODELS, SPEC_FILE, TEACHERS_FILE
+from babysweep.sweep_state import driver_running, resume_summary, sweep_status
+from babysweep.trial import GRID_KEY, POINT_KEY, REPEAT_KEY, TrialContext, trial_config
 
 
 def max_epochs(spec: Spec) -> int:
     """The largest epoch count a trial of this spec can run (ASHA's max_t)."""
     dist = spec.distributions().get("train.epochs")
     if dist is None:
-        from babysweep.config import TrainConfig
-
         default = TrainConfig.model_fields["train"].default.epochs
         return int(fixed_value(spec, "train.epochs", default))
     values = dist.args if dist.kind in ("choice", "grid") else dist.args[:2]
@@ -109,11 +92,7 @@ def run_trial(params: dict, payload: dict) -> None:
     from babysweep.trainer import train
 
     spec: Spec = payload["spec"]
-    params, repeat, _ = trial_params(spec, params)
-    config = spec.materialize(params, teachers=payload["teachers"])
-    config["data"]["cache_dir"] = config["data"]["cache_dir"] or payload["cache_dir"]
-    config["train"]["seed"] += repeat
-    config["train"]["threads"] = config["train"]["threads"] or max(1, int(payload["cpu"]))
+    config = trial_config(spec, params, payload["context"]).config  # the very dict the driver logs to MLflow
     trial_id = tune.get_context().get_trial_id()
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it
     out_dir = Path(payload["models_dir"]) / trial_id
@@ -153,7 +132,7 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool) -> bool:
     if fresh and folder.exists():
         shutil.rmtree(folder)
     if folder.exists() and Tuner.can_restore(str(folder)):
-        old = (folder / "spec.yaml").read_text() if (folder / "spec.yaml").is_file() else ""
+        old = (folder / SPEC_FILE).read_text() if (folder / SPEC_FILE).is_file() else ""
         changed = diff_specs(old, spec)
         if changed:
             raise UserError(
@@ -163,32 +142,31 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool) -> bool:
             )
         return True
     folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / "spec.yaml", spec.text)
+    write_text_atomic(folder / SPEC_FILE, spec.text)
     return False
 
 
-def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> tuple[list[str] | None, dict]:
-    """Teacher folders of a student sweep and the lineage tags its runs carry: the spec's folders, or
-    the best trials of another sweep (resolved once and kept in the sweep folder, so that a resume
-    uses the same teachers)."""
+def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> dict:
+    """A student sweep whose teachers come from another sweep: its best trials, resolved once into
+    teachers.json (TrialContext reads it back, so a resume uses the same teachers); returns the
+    lineage tags the student's runs carry."""
     from babysweep.tracking import teacher_runs
 
     source = spec.teachers_from_sweep
     if source is None:
-        return None, {}
-    saved = folder / "teachers.json"
+        return {}
+    saved = folder / TEACHERS_FILE
     if not saved.is_file():
         refs = teacher_runs(tracking_uri, source)
         rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "value": r.value} for r in refs]
-        write_text_atomic(saved, json.dumps(rows, indent=1))  # a resume reads it back
+        write_text_atomic(saved, json.dumps(rows, indent=1))
     rows = json.loads(saved.read_text())
-    tags = {"teachers.run_ids": ",".join(r["run_id"] for r in rows), "teachers.sweeps": source.sweep}
-    return [r["model_dir"] for r in rows], tags
+    return lineage_tags([r["run_id"] for r in rows], [source.sweep])
 
 
 def _searcher(spec: Spec):
     import optuna
-    from ray.tune.search import Repeater
+    from ray.tune.search import ConcurrencyLimiter, Repeater
 
     from babysweep.sweep_search import FinalResultOptunaSearch
 
@@ -197,15 +175,33 @@ def _searcher(spec: Spec):
     searcher = FinalResultOptunaSearch(space=OptunaSpace(spec.space), metric=search.metric, mode=search.mode, sampler=sampler)
     if search.repeats > 1:
         searcher = Repeater(searcher, repeat=search.repeats, set_index=True)
+    if in_waves(spec):
+        # The next wave of `concurrent` trials is suggested only when the whole previous wave has ended: TPE
+        # then learns from the same finished trials in every run, and WaveHalving's rungs are complete.
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=search.concurrent, batch=True)
     return searcher
+
+
+def in_waves(spec: Spec) -> bool:
+    """Trials run in waves when what happens next depends on earlier results: TPE's suggestions, early stopping.
+    Grid and points sweeps have no searcher to hold back; their early stopping is Ray's ASHA, whose decisions
+    depend on the order in which concurrent trials report (a documented source of variance)."""
+    search = spec.search
+    return search.algorithm in ("optuna", "random") and (search.algorithm == "optuna" or search.scheduler == "asha")
 
 
 def _scheduler(spec: Spec):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from babysweep.sweep_scheduler import WaveHalving
+
     if spec.search.scheduler == "none":
         return FIFOScheduler()
     # time_attr is our epoch, not Ray's iteration count, which restarts when a trial resumes.
+    if in_waves(spec):
+        return WaveHalving(metric=ASHA_METRIC, mode=spec.search.mode, time_attr=M.EPOCH, max_t=max_epochs(spec),
+                           grace_period=spec.search.grace_period, reduction_factor=spec.search.reduction_factor,
+                           wave_size=spec.search.concurrent)
     return ASHAScheduler(time_attr=M.EPOCH, metric=ASHA_METRIC, mode=spec.search.mode,
                          max_t=max_epochs(spec), grace_period=spec.search.grace_period,
                          reduction_factor=spec.search.reduction_factor)
@@ -228,21 +224,22 @@ def _init_ray(address: str | None) -> None:
 
 def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, storage: str | Path | None = None,
               tracking_uri: str | None = None, live: bool = True) -> SweepResult:
-    """Run the sweep of a spec, or continue it where it stopped."""
+    """Run the sweep of a spec, or continue it where it stopped (saying first what continues)."""
     from ray import tune
+    from rich.console import Console
 
     from babysweep.sweep_view import SweepCallback
-    from babysweep.tracking import resolve_tracking_uri
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # experiment state saved at least every second
     # Ray wants the scheduler's and searcher's metrics in every result; ours are absent on purpose in some
     # (ASHA_METRIC in MLM epochs, blimp/* before the last epoch). The spec checks metric names instead.
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    folder = sweep_folder(spec.name, storage)
+    folder = paths.sweep_folder(spec.name, storage)
     restoring = _prepare_folder(spec, folder, fresh)
-    uri = resolve_tracking_uri(tracking_uri, project_dir())
-    teachers, lineage = _resolve_teachers(spec, folder, uri)
+    uri = paths.tracking_uri(tracking_uri)
+    lineage = _resolve_teachers(spec, folder, uri)
+    context = TrialContext.of(spec, folder)
     search = spec.search
     seeds = list(range(search.repeats))
     if search.algorithm == "grid":
@@ -252,78 +249,46 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     else:
         param_space = None
     total = planned_trials(spec)
-    payload = {"spec": spec, "teachers": teachers, "cache_dir": str(folder.parent / ".cache"),
-               "models_dir": str(folder / "models"), "cpu": spec.resources.cpu}
+    payload = {"spec": spec, "context": context, "models_dir": str(folder / MODELS)}
     trainable = tune.with_resources(tune.with_parameters(run_trial, payload=payload),
                                     {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     callback = SweepCallback(name=spec.name, folder=str(folder), tracking_uri=uri, spec_text=spec.text,
                              role=spec.role, metric=search.metric, mode=search.mode, total=total,
                              max_epochs=max_epochs(spec), models=spec.tracking.models,
                              search_settings={"search." + k: v for k, v in search.model_dump().items()}, live=live,
-                             spec=spec, teachers=teachers, lineage={**lineage, **spec.tracking.tags})
+                             spec=spec, context=context, lineage={**lineage, **spec.tracking.tags})
+    if restoring and live:
+        console = Console(soft_wrap=True, highlight=False)
+        console.print(f"sweep {spec.name}: an earlier run of this sweep stopped before its end; continuing it", markup=False)
+        for line in resume_summary(sweep_status(spec.name, storage, spec), total):
+            console.print(line, markup=False)
 
     _init_ray(address)
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))  # stop like Ctrl-C
-    try:
-        if restoring:
-            tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=False,
-                                       param_space=param_space)
-            tuner._local_tuner.get_run_config().callbacks = [callback]  # callbacks hold live objects: set anew
-        else:
-            tune_config = tune.TuneConfig(
-                search_alg=None if param_space else _searcher(spec),
-                scheduler=_scheduler(spec),
-                num_samples=1 if param_space else total,
-                max_concurrent_trials=search.concurrent,
-                trial_dirname_creator=trial_dirname,
-            )
-            run_config = tune.RunConfig(
-                name=spec.name, storage_path=str(folder.parent), callbacks=[callback], verbose=0,
-                failure_config=tune.FailureConfig(max_failures=search.max_failures),
-            )
-            tuner = tune.Tuner(trainable, param_space=param_space or {}, tune_config=tune_config, run_config=run_config)
-        tuner.fit()
-    except KeyboardInterrupt:
-        callback.interrupted = True
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    best = callback.finish(callback.interrupted)
+    with driver_running(folder):  # `babysweep status` tells running trials from interrupted ones by it
+        try:
+            if restoring:
+                tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=False,
+                                           param_space=param_space)
+                tuner._local_tuner.get_run_config().callbacks = [callback]  # callbacks hold live objects: set anew
+            else:
+                tune_config = tune.TuneConfig(
+                    search_alg=None if param_space else _searcher(spec),
+                    scheduler=_scheduler(spec),
+                    num_samples=1 if param_space else total,
+                    max_concurrent_trials=None if in_waves(spec) else search.concurrent,  # else the limiter's
+                    trial_dirname_creator=trial_dirname,
+                )
+                run_config = tune.RunConfig(
+                    name=spec.name, storage_path=str(folder.parent), callbacks=[callback], verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=search.max_failures),
+                )
+                tuner = tune.Tuner(trainable, param_space=param_space or {}, tune_config=tune_config, run_config=run_config)
+            tuner.fit()
+        except KeyboardInterrupt:
+            callback.interrupted = True
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        best = callback.finish(callback.interrupted)
     return SweepResult(spec.name, folder, callback.interrupted, best, callback.counts())
-
-
-# --------------------------------------------------------------------------- status (no Ray started)
-def sweep_status(name: str, storage: str | Path | None = None) -> list[dict]:
-    """The trials of a sweep as read from its folder: id, state, iterations, metrics, config."""
-    from ray.tune import ExperimentAnalysis
-
-    folder = sweep_folder(name, storage)
-    if not folder.is_dir() or not any(folder.glob("experiment_state-*.json")):
-        raise UserError(f"{folder}: no sweep named '{name}' (run `babysweep run SPEC` first).")
-    analysis = ExperimentAnalysis(str(folder))
-    rows = []
-    for trial in analysis.trials:
-        result = trial.last_result or {}
-        rows.append({"trial_id": trial.trial_id, "state": trial.status, "iterations": result.get("training_iteration", 0),
-                     "metrics": {k: v for k, v in result.items() if isinstance(v, (int, float)) and "/" in k},
-                     "config": trial.config, "error": _error_line(trial), "metrics_raw": result})
-    return rows
-
-
-def _error_line(trial) -> str | None:
-    """The last line of a trial's error.txt (the exception), read from storage: works without Ray running."""
-    try:
-        path = os.path.join(trial.storage.trial_fs_path, "error.txt")
-    except Exception:
-        return None
-    if not os.path.exists(path):
-        return None
-    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else None
-
-
-def best_row(rows: list[dict], metric: str, mode: str) -> dict | None:
-    scored = [r for r in rows if isinstance(r["metrics"].get(metric), (int, float)) and math.isfinite(r["metrics"][metric])]
-    if not scored:
-        return None
-    return (min if mode == "min" else max)(scored, key=lambda r: r["metrics"][metric])

@@ -19,6 +19,10 @@ from rich.live import Live
 from rich.table import Table
 
 from babysweep import metrics as M
+from babysweep.config import budget_spent
+from babysweep.paths import MODELS
+from babysweep.sweep_state import error_line
+from babysweep.trial import TrialContext, trial_config
 
 UNFINISHED = ("PENDING", "RUNNING", "PAUSED")
 
@@ -26,10 +30,10 @@ UNFINISHED = ("PENDING", "RUNNING", "PAUSED")
 class SweepCallback(Callback):
     def __init__(self, *, name: str, folder: str, tracking_uri: str, spec_text: str, role: str, metric: str, mode: str,
                  total: int, max_epochs: int, models: str, search_settings: dict, live: bool = True,
-                 spec=None, teachers: list[str] | None = None, lineage: dict | None = None):
+                 spec=None, context: TrialContext | None = None, lineage: dict | None = None):
         self.settings = dict(name=name, folder=folder, tracking_uri=tracking_uri, spec_text=spec_text, role=role,
                              metric=metric, mode=mode, total=total, max_epochs=max_epochs, models=models,
-                             search_settings=search_settings, live=live, spec=spec, teachers=teachers,
+                             search_settings=search_settings, live=live, spec=spec, context=context,
                              lineage=lineage or {})
         self.__dict__.update(self.settings)
         self._reset()
@@ -62,20 +66,13 @@ class SweepCallback(Callback):
                                          models=self.models, tags=self.lineage)
         return self._tracker
 
-    def _config(self, trial) -> dict:
-        from babysweep.sweep import trial_params
-
+    def _config(self, trial) -> tuple[dict, dict, int, str | None]:
+        """(params, config, repeat, point): trial_config's result, the same the worker trains with."""
         try:
-            params, repeat, point = trial_params(self.spec, trial.config) if self.spec is not None else (dict(trial.config), 0, None)
-        except KeyError:  # a point the spec no longer has
-            params, repeat, point = dict(trial.config), 0, None
-        try:
-            config = self.spec.materialize(params, teachers=self.teachers) if self.spec is not None else {}
-        except Exception:  # an invalid sampled config: the trial itself fails and records why
-            config = {}
-        if config:
-            config["train"]["seed"] += repeat
-        return params, config, repeat, point
+            found = trial_config(self.spec, trial.config, self.context)
+        except Exception:  # an invalid config (the trial itself fails and records why), a point the spec lost
+            return dict(trial.config), {}, 0, None
+        return found.params, found.config, found.repeat, found.point
 
     def setup(self, **info) -> None:
         self.tracker  # open the parent run before the first trial starts
@@ -102,9 +99,11 @@ class SweepCallback(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
-        out_dir = Path(result.get("trial_out_dir") or Path(self.folder) / "models" / trial.trial_id)
-        epochs = self._config(trial)[1].get("train", {}).get("epochs", self.max_epochs)
-        status = "FINISHED" if result.get(M.EPOCH, 0) >= epochs else "STOPPED"
+        out_dir = Path(result.get("trial_out_dir") or Path(self.folder) / MODELS / trial.trial_id)
+        config = self._config(trial)[1]
+        # Only the scheduler's decision is "stopped early": a trial that reached train.max_steps ran its budget.
+        spent = bool(config) and budget_spent(config["train"], result.get(M.EPOCH, 0), result.get(M.STEP, 0))
+        status = "FINISHED" if spent else "STOPPED"
         blimp = json.loads((out_dir / "blimp.json").read_text()) if (out_dir / "blimp.json").is_file() else None
         final = out_dir / "final"
         self.tracker.trial_finished(trial.trial_id, status, final_metrics=_numeric(result), blimp=blimp,
@@ -113,9 +112,7 @@ class SweepCallback(Callback):
         self._refresh(trials, f"{trial.trial_id} {'finished' if status == 'FINISHED' else 'stopped early by ASHA'}")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        from babysweep.sweep import _error_line
-
-        reason = _error_line(trial) or _exception_line(trial) or "the trial raised an error"
+        reason = _error_file_line(trial) or _exception_line(trial) or "the trial raised an error"
         self.tracker.trial_finished(trial.trial_id, "FAILED", error=reason)
         self._row(trial).update(state="ERROR", error=reason)
         self._refresh(trials, f"{trial.trial_id} errored: {reason}")
@@ -145,7 +142,7 @@ class SweepCallback(Callback):
         if not trials:
             return None
         best = (min if self.mode == "min" else max)(trials, key=lambda t: t.last_result[self.metric])
-        out_dir = Path(best.last_result.get("trial_out_dir") or Path(self.folder) / "models" / best.trial_id)
+        out_dir = Path(best.last_result.get("trial_out_dir") or Path(self.folder) / MODELS / best.trial_id)
         params, config, _, _ = self._config(best)
         sampled = self.spec.distributions() if self.spec is not None else params
         return {"trial_id": best.trial_id, "config": config, "params": {k: v for k, v in params.items() if k in sampled},
@@ -200,6 +197,14 @@ class SweepCallback(Callback):
         elif self.live and line:  # not a terminal (CI, a log file): one plain line per event
             finished = sum(r["state"] in ("DONE", "STOPPED", "ERROR") for r in self.rows.values())
             self._console.print(f"[{self.name} {finished}/{self.total} done] {line}", highlight=False, markup=False, soft_wrap=True)
+
+def _error_file_line(trial) -> str | None:
+    """The last line of the trial's error.txt in its storage folder."""
+    try:
+        return error_line(Path(trial.storage.trial_fs_path) / "error.txt")
+    except Exception:
+        return None
+
 
 def _exception_line(trial) -> str | None:
     """The exception's own message (its last line), from the trial object on the driver."""

@@ -1,9 +1,9 @@
 """MLflow tracking for sweeps: one experiment per sweep, a parent run, one child run per trial.
 
 The only module that imports mlflow (and it never imports ray). The sweep layer calls a
-`SweepTracker` from the driver; a `NullTracker` stands in when tracking is off.
+`SweepTracker` from the driver.
 
-    uri = resolve_tracking_uri(None, project_dir)     # explicit > $MLFLOW_TRACKING_URI > sqlite default
+    uri = paths.tracking_uri()                        # explicit > $MLFLOW_TRACKING_URI > sqlite default
     tracker = SweepTracker(uri, "teachers", project_dir / "sweeps" / "teachers",
                            metric="eval/loss", mode="min", role="teacher",
                            spec_text=spec_yaml, search_settings={"algorithm": "optuna"})
@@ -47,8 +47,11 @@ from mlflow.exceptions import MlflowException
 
 import babysweep
 from babysweep.atomic import write_text_atomic
+from babysweep import records as R
 from babysweep.config import DEFAULT_ARCH, flatten
+from babysweep.metrics import EVAL_LOSS
 from babysweep.errors import UserError
+from babysweep.paths import artifact_root, sqlite_path
 
 log = logging.getLogger(__name__)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial tables..." is noise
@@ -70,47 +73,8 @@ TERMINAL = ("FINISHED", "FAILED", "STOPPED")
 # ---------------------------------------------------------------------------------------- store
 
 
-def default_tracking_uri(project_dir: Path) -> str:
-    """sqlite:///<project>/mlruns/mlflow.db (MLflow 3 refuses the file store)."""
-    return "sqlite:///" + str(Path(project_dir).resolve() / "mlruns" / "mlflow.db")
-
-
-def resolve_tracking_uri(explicit: str | None, project_dir: Path) -> str:
-    """The explicit argument wins, then $MLFLOW_TRACKING_URI, then the project's sqlite store."""
-    for uri, source in ((explicit, "the tracking URI given"), (os.environ.get("MLFLOW_TRACKING_URI"), "MLFLOW_TRACKING_URI")):
-        if uri:
-            return _checked_uri(uri, source, project_dir)
-    return default_tracking_uri(project_dir)
-
-
-def _checked_uri(uri: str, source: str, project_dir: Path) -> str:
-    is_path = "://" not in uri and not uri.startswith(("sqlite:", "databricks"))
-    if is_path and uri.endswith(".db"):  # a bare database file: make it a sqlite URI
-        return "sqlite:///" + str(Path(uri).expanduser().resolve())
-    if (is_path or uri.startswith("file:")) and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
-        raise UserError(
-            f"{source} '{uri}' is an MLflow file store, which MLflow 3 refuses; "
-            f"use a database such as {default_tracking_uri(project_dir)}"
-        )
-    return uri
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    """The database file of a sqlite URI (None for other stores or in-memory databases)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri[len("sqlite:///"):].split("?", 1)[0]
-    return Path(path) if path and path != ":memory:" else None
-
-
-def _artifact_root(uri: str) -> Path | None:
-    """Artifacts of a sqlite store live beside the database: <db dir>/artifacts."""
-    db = _sqlite_path(uri)
-    return None if db is None else db.resolve().parent / "artifacts"
-
-
 def _client(uri: str) -> mlflow.MlflowClient:
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)  # sqlite creates the file, not its folder
     return mlflow.MlflowClient(tracking_uri=uri)
@@ -118,7 +82,7 @@ def _client(uri: str) -> mlflow.MlflowClient:
 
 def _reader(uri: str, sweep_name: str | None = None) -> mlflow.MlflowClient:
     """A client for reading: a sqlite store that does not exist yet is an error, not created."""
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     if db is not None and not db.is_file():
         what = f"so sweep '{sweep_name}' has not run here; run it first" if sweep_name else "run a sweep first"
         raise UserError(f"there is no MLflow store at {db} yet, {what} (or give --tracking-uri)")
@@ -236,7 +200,7 @@ class SweepTracker:
         self._client = _client(tracking_uri)
         commit = _git_commit(Path(project_dir) if project_dir else self.sweep_dir)
         # Tags every run of this sweep carries.
-        self._common = {"sweep": sweep_name, "role": role, "babysweep.version": babysweep.__version__,
+        self._common = {R.SWEEP: sweep_name, R.ROLE: role, "babysweep.version": babysweep.__version__,
                         "mlflow.source.git.commit": commit}
         self._synced: set[str] = set()  # trials checked against MLflow in this process
         self._keys_at_last: dict[str, set[str]] = {}  # per trial: metric keys logged at its last step
@@ -269,7 +233,7 @@ class SweepTracker:
     def _experiment(self) -> str:
         exp = self._client.get_experiment_by_name(self.sweep_name)
         if exp is None:
-            root = _artifact_root(self.tracking_uri)
+            root = artifact_root(self.tracking_uri)
             location = None
             if root is not None:
                 location = (root / re.sub(r"[^\w.\-]", "_", self.sweep_name)).as_uri()
@@ -300,7 +264,7 @@ class SweepTracker:
         if old:
             self._warn(f"the parent MLflow run {old} of sweep '{self.sweep_name}' is gone (deleted?); "
                        f"created a new parent run and will move this sweep's trial runs under it")
-        parent_tags = {**self._common, "kind": "sweep", "metric": self.metric, "mode": self.mode, "models": self.models, **tags}
+        parent_tags = {**self._common, R.KIND: "sweep", R.METRIC: self.metric, R.MODE: self.mode, "models": self.models, **tags}
         run = self._client.create_run(self._experiment_id, tags=_tag_dict(parent_tags), run_name=self.sweep_name)
         self._state["parent_run_id"] = run.info.run_id
         self._save()
@@ -346,7 +310,7 @@ class SweepTracker:
         """A run created just before a SIGKILL, before the map recorded it."""
         if not self._reopened or "'" in trial_id:
             return None
-        query = f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent_run_id}'"
+        query = f"tags.{R.TRIAL_ID} = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent_run_id}'"
         runs = self._client.search_runs([self._experiment_id], query, max_results=1)
         return runs[0].info.run_id if runs else None
 
@@ -360,8 +324,8 @@ class SweepTracker:
             run_id = self._adopt_orphan(trial_id)
             if run_id is None:
                 flat = {**flatten(config or {}), **flatten(params or {})}
-                child_tags = {**self._common, "kind": "trial", "trial_id": trial_id, "mlflow.parentRunId": self.parent_run_id,
-                              "seed": flat.get("train.seed"), "sampled": ",".join(sorted(flatten(params or {}))) or None, **(tags or {})}
+                child_tags = {**self._common, R.KIND: "trial", R.TRIAL_ID: trial_id, "mlflow.parentRunId": self.parent_run_id,
+                              R.SEED: flat.get(R.SEED_KEY), R.SAMPLED: R.sampled_tag(flatten(params or {})), **(tags or {})}
                 run = self._client.create_run(self._experiment_id, run_name=trial_id, tags=_tag_dict(child_tags))
                 run_id = run.info.run_id
             entry = {"run_id": run_id, "status": "RUNNING", "last_step": None, "params_logged": False}
@@ -428,8 +392,8 @@ class SweepTracker:
             # Final metrics go at the last step; a key already logged at that step is not repeated.
             done = self._keys_at_last.setdefault(trial_id, set()) if entry["last_step"] is not None else set()
             logged, nonfinite = self._metrics(final_metrics or {}, step, skip=done)
-            tags = {"error": error if status == "FAILED" else None, "stopped_early": "true" if status == "STOPPED" else None,
-                    "model_dir": str(model_dir) if model_dir else None}
+            tags = {R.ERROR: error if status == "FAILED" else None, R.STOPPED_EARLY: R.TRUE if status == "STOPPED" else None,
+                    R.MODEL_DIR: str(model_dir) if model_dir else None}
             _log_batch(self._client, run_id, metrics=logged, tags=nonfinite + _tags(tags))
             entry["last_step"] = step if (logged or entry["last_step"] is not None) else None
             done |= {m.key for m in logged}
@@ -478,14 +442,14 @@ class SweepTracker:
                 if entry is None or entry["status"] == "FAILED" or not entry.get("model_dir"):
                     best_trial_id = self._best_known_trial()
                 if best_trial_id and self._log_model(best_trial_id):
-                    self._client.set_tag(self.parent_run_id, "best_trial_id", best_trial_id)
-                    self._client.set_tag(self.parent_run_id, "best_run_id", self._entry(best_trial_id)["run_id"])
+                    self._client.set_tag(self.parent_run_id, R.BEST_TRIAL_ID, best_trial_id)
+                    self._client.set_tag(self.parent_run_id, R.BEST_RUN_ID, self._entry(best_trial_id)["run_id"])
             for trial_id, entry in self._state["trials"].items():
                 if entry["status"] in TERMINAL:
                     continue
                 # Never reported an end (stopped by the scheduler, or the sweep ended first).
                 try:
-                    self._client.set_tag(entry["run_id"], "stopped_early", "true")
+                    self._client.set_tag(entry["run_id"], R.STOPPED_EARLY, R.TRUE)
                     self._client.set_terminated(entry["run_id"], "FINISHED")
                 except MlflowException as exc:
                     self._warn(f"could not close the MLflow run {entry['run_id']} of trial {trial_id}: {exc.message}")
@@ -505,31 +469,6 @@ class SweepTracker:
                     entry["status"] = "KILLED"
             self._client.set_terminated(self.parent_run_id, "KILLED")
             self._save()
-
-
-class NullTracker:
-    """Tracking off: the same methods, doing nothing, so callers need no `if tracking:` branches."""
-
-    parent_run_id = ""
-
-    def __init__(self, *args, **kwargs):
-        self.warnings: list[str] = []
-
-    def trial_started(self, trial_id: str, params: dict, config: dict, tags: dict | None = None) -> str:
-        return ""
-
-    def trial_result(self, trial_id: str, metrics: dict, step: int) -> None:
-        pass
-
-    def trial_finished(self, trial_id: str, status: str, *, error: str | None = None, final_metrics: dict | None = None,
-                       blimp: dict | None = None, model_dir: str | None = None) -> None:
-        pass
-
-    def sweep_finished(self, best_trial_id: str | None) -> None:
-        pass
-
-    def interrupted(self) -> None:
-        pass
 
 
 # ------------------------------------------------------------------------------------- reading
@@ -553,7 +492,7 @@ def _parent(client, uri: str, sweep_name: str):
     exp = client.get_experiment_by_name(sweep_name)
     if exp is None or exp.lifecycle_stage != "active":
         raise UserError(f"there is no MLflow experiment for sweep '{sweep_name}' in {uri}; run that sweep first or check its name")
-    parents = client.search_runs([exp.experiment_id], "tags.kind = 'sweep'", max_results=1, order_by=["attributes.start_time DESC"])
+    parents = client.search_runs([exp.experiment_id], f"tags.{R.KIND} = 'sweep'", max_results=1, order_by=["attributes.start_time DESC"])
     if not parents:
         raise UserError(f"the MLflow experiment '{sweep_name}' in {uri} has no sweep run; run that sweep first")
     return exp.experiment_id, parents[0]
@@ -593,15 +532,13 @@ def best_runs(tracking_uri: str, sweep_name: str, top: int, metric: str | None =
     refs, tried = [], set()
     for run in _children(client, experiment_id, parent.info.run_id):
         tried.add(group_of(run.data.params))  # per_arch: an architecture none of whose trials finished counts too
-        if run.info.status != "FINISHED":
-            continue
         tags, value = run.data.tags, run.data.metrics.get(metric)
-        model_dir = tags.get("model_dir")
-        if tags.get("stopped_early") == "true" or not model_dir or not Path(model_dir).is_dir():
+        model_dir = tags.get(R.MODEL_DIR)
+        if not R.fully_trained({"status": run.info.status, "tags": tags}) or not model_dir or not Path(model_dir).is_dir():
             continue
         if value is None or not math.isfinite(value):
             continue
-        refs.append(RunRef(sweep_name, run.info.run_id, tags.get("trial_id", run.info.run_name), model_dir, metric, value, dict(run.data.params)))
+        refs.append(RunRef(sweep_name, run.info.run_id, tags.get(R.TRIAL_ID, run.info.run_name), model_dir, metric, value, dict(run.data.params)))
     refs.sort(key=lambda r: (r.value if mode == "min" else -r.value, r.trial_id))
     groups: dict[str, list[RunRef]] = {group_of(r.params): [] for r in refs}  # in the order of each one's best
     groups.update({arch: [] for arch in sorted(tried - set(groups))})
@@ -621,10 +558,9 @@ def teacher_runs(tracking_uri: str, source) -> list[RunRef]:
                      per_arch=source.per_arch)
 
 
-def lineage_tags(teachers: list[RunRef]) -> dict[str, str]:
-    """Tags a student run carries to name its teachers' runs (its params hold their paths)."""
-    return {"teachers.run_ids": ",".join(r.run_id for r in teachers),
-            "teachers.sweeps": ",".join(sorted({r.sweep for r in teachers}))}
+def sweep_objective(tracking_uri: str, sweep: str) -> tuple[str, str]:
+    """(metric, mode) the sweep was tuned on, from its parent run's tags."""
+    return R.objective(sweep_parent(tracking_uri, sweep)["tags"], EVAL_LOSS)
 
 
 def sweep_parent(tracking_uri: str, sweep_name: str) -> dict:
@@ -643,7 +579,7 @@ def sweep_runs(tracking_uri: str, sweep_name: str, histories: bool | list[str] =
     experiment_id, parent = _parent(client, tracking_uri, sweep_name)
     out = []
     for run in sorted(_children(client, experiment_id, parent.info.run_id), key=lambda r: (r.info.start_time, r.info.run_id)):
-        row = {"run_id": run.info.run_id, "trial_id": run.data.tags.get("trial_id", run.info.run_name),
+        row = {"run_id": run.info.run_id, "trial_id": run.data.tags.get(R.TRIAL_ID, run.info.run_name),
                "status": run.info.status, "start_time": run.info.start_time, "end_time": run.info.end_time,
                "params": dict(run.data.params), "metrics": dict(run.data.metrics), "tags": dict(run.data.tags)}
         if histories:
@@ -678,7 +614,7 @@ def log_report(tracking_uri: str, name: str, params: dict[str, Any], metrics: di
         client.restore_experiment(experiment_id)
     for old in client.search_runs([experiment_id], f"tags.report = '{name}'", ViewType.ACTIVE_ONLY):
         client.delete_run(old.info.run_id)
-    tags = {"kind": "report", "report": name, "babysweep.version": babysweep.__version__}
+    tags = {R.KIND: "report", "report": name, "babysweep.version": babysweep.__version__}
     run = client.create_run(experiment_id, run_name=name, tags=_tag_dict(tags))
     keyed = {k: v for k, v in ((_safe_key(k), v) for k, v in metrics.items()) if k}
     _log_batch(client, run.info.run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in keyed.items() if _number(v) is not None],
@@ -699,7 +635,7 @@ def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000, *, lo
     """
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
            "--host", host, "--port", str(port), "--workers", "1"]  # one user: one worker is plenty
-    root = _artifact_root(tracking_uri)
+    root = artifact_root(tracking_uri)
     if root is not None:
         root.mkdir(parents=True, exist_ok=True)
         cmd += ["--default-artifact-root", root.as_uri(), "--artifacts-destination", root.as_uri()]

@@ -13,6 +13,11 @@ ensemble distillation when teachers are given and alpha < 1); MLM epochs train m
 prediction with bidirectional attention, without distillation (the teachers are causal).
 eval/loss is always the causal next-token loss on the dev set, whatever the phase, so runs compare.
 
+The parts, in the order a run meets them: setup() builds a Run (data, model, teachers, optimiser),
+restore() returns the LoopState to start from, batch_loss() is one micro-batch's loss,
+epoch_metrics() ends an epoch, save() writes a checkpoint; train() is the loop that ties them.
+Each epoch's metrics include the learning rate of its last optimiser step (train/lr).
+
 Exact resume: the checkpoint holds model, optimiser, scheduler, torch/numpy/python RNG states, the
 epoch, the batch position within it, the step and the running sums of the epoch; batch order and
 MLM masks are functions of (seed, epoch, batch), so a resumed run repeats the same computation.
@@ -25,17 +30,17 @@ import math
 import platform
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from babysweep import __version__, metrics as M
+from babysweep import __version__, metrics as M, schedule
 from babysweep.atomic import write_text_atomic
 from babysweep.checkpoint import load_checkpoint, load_latest, save_checkpoint
-from babysweep.config import resolve
+from babysweep.config import budget_spent, resolve
 from babysweep.data import blimp_source, prepare
 from babysweep.data.batches import batches_per_epoch, dev_batches, train_batches
 from babysweep.data.tokenizer import MASK_ID, fingerprint
@@ -172,6 +177,167 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
+# Checkpoint keys: state.pt holds the tensors, meta.json the loop state (and, for a reader, the phase and config).
+MODEL, OPTIMIZER, SCHEDULER, RNG = "model", "optimizer", "scheduler", "rng"
+META_LOOP, META_PHASE, META_CONFIG = "loop", "phase", "config"
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: everything a checkpoint carries besides model, optimiser, scheduler and RNG."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch consumed
+    step: int = 0  # optimiser steps taken
+    loss_sum: float = 0.0  # running training loss of the current epoch
+    loss_count: int = 0
+    tokens: int = 0  # tokens trained on in the current epoch
+    train_time: float = 0.0  # seconds spent in the current epoch's training steps
+    elapsed: float = 0.0  # seconds since the run started, across resumes
+    lr: float = 0.0  # learning rate of the last optimiser step
+    history: list = field(default_factory=list)  # one metrics dict per completed epoch
+
+    def start_next_epoch(self) -> None:
+        self.epoch += 1
+        self.batch, self.loss_sum, self.loss_count, self.tokens, self.train_time = 0, 0.0, 0, 0, 0.0
+
+
+@dataclass
+class Run:
+    """What setup() builds for one run; the loop reads it and never changes it (but for the model's weights)."""
+
+    cfg: dict
+    out_dir: Path
+    dev: Device
+    data: Any  # babysweep.data.PreparedData
+    model: torch.nn.Module
+    n_params: int
+    phases: list[str]
+    teachers: list[torch.nn.Module]
+    pairs: list | None  # BLiMP pairs, or None when eval.blimp is "none"
+    n_batches: int  # batches per epoch
+    total_steps: int
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
+def setup(config: dict[str, Any], out_dir: Path) -> Run:
+    """Resolve the config, seed, load data, model, teachers and BLiMP pairs, and build the optimiser."""
+    from babysweep import blimp
+
+    cfg = resolve(config)
+    dcfg, mcfg, tcfg, kcfg, ecfg = (cfg[k] for k in ("data", "model", "train", "distill", "eval"))
+    dev = pick_device(tcfg)
+    seed_everything(tcfg["seed"])
+    data = prepare(dcfg)
+    seq_len = dcfg["seq_len"]
+    model = build_model(mcfg, vocab_size=len(data.tokenizer), seq_len=seq_len).to(dev.device)
+    phases = schedule.phases(cfg["antlm"], tcfg["epochs"])
+    teachers = load_teachers(kcfg["teachers"], data.tokenizer, dev.device) if kcfg["teachers"] and kcfg["alpha"] < 1 else []
+    source = blimp_source(ecfg, dcfg)
+    pairs = blimp.load_pairs(source) if source is not None else None
+
+    n_batches = batches_per_epoch(len(data.train), seq_len, tcfg["batch_size"])
+    if n_batches == 0:
+        raise UserError(f"data.train: the corpus has fewer than {2 * seq_len} tokens, too few for one seq_len chunk.")
+    total_steps = math.ceil(n_batches / tcfg["grad_accum"]) * tcfg["epochs"]
+    if tcfg["max_steps"]:
+        total_steps = min(total_steps, tcfg["max_steps"])
+    optimizer = make_optimizer(model, tcfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tcfg["scheduler"], tcfg["warmup_steps"], total_steps))
+    return Run(cfg, Path(out_dir), dev, data, model, count_params(model), phases, teachers, pairs, n_batches,
+               total_steps, optimizer, scheduler)
+
+
+def restore(run: Run, resume: bool | str | Path) -> LoopState:
+    """The loop state to start from: a checkpoint's (its weights and RNG states loaded too), or a fresh one."""
+    found = None
+    if resume is True:
+        found = load_latest(run.out_dir / "checkpoints")
+    elif resume:
+        found = (Path(resume), *load_checkpoint(resume))
+    if not found:
+        return LoopState()
+    _, state, meta = found
+    run.model.load_state_dict(state[MODEL])
+    run.optimizer.load_state_dict(state[OPTIMIZER])
+    run.scheduler.load_state_dict(state[SCHEDULER])
+    set_rng_state(state[RNG])
+    return LoopState(**meta[META_LOOP])
+
+
+def save(run: Run, loop: LoopState) -> Path:
+    state = {MODEL: run.model.state_dict(), OPTIMIZER: run.optimizer.state_dict(),
+             SCHEDULER: run.scheduler.state_dict(), RNG: rng_state()}
+    phase = run.phases[loop.epoch] if loop.epoch < len(run.phases) else None
+    return save_checkpoint(run.out_dir / "checkpoints", loop.step, state,
+                           {META_LOOP: asdict(loop), META_PHASE: phase, META_CONFIG: run.cfg})
+
+
+def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int) -> torch.Tensor:
+    """The loss of one micro-batch: masked LM in MLM epochs, else causal LM, distilled when there are teachers."""
+    from babysweep import objectives
+
+    cfg, model, dev = run.cfg, run.model, run.dev
+    with dev.autocast():
+        if phase == "mlm":
+            # The mask is a function of (seed, epoch, batch), so a resumed run draws the same one.
+            seed = int(np.random.SeedSequence([cfg["train"]["seed"], epoch, index]).generate_state(1)[0])
+            masked, labels = objectives.mask_tokens(batch.cpu(), torch.Generator().manual_seed(seed), MASK_ID,
+                                                    len(run.data.tokenizer), probability=cfg["antlm"]["mlm_probability"])
+            masked, labels = masked.to(dev.device), labels.to(dev.device)
+            full = objectives.bidirectional_mask(torch.ones_like(masked), dev.autocast_dtype or model.dtype)
+            return objectives.mlm_loss(model(input_ids=masked, attention_mask=full).logits, labels)
+        logits = model(input_ids=batch).logits
+        if not run.teachers:
+            return objectives.causal_lm_loss(logits, batch)
+        with torch.inference_mode():  # frozen teachers: no autograd bookkeeping at all
+            teacher_logits = [t(input_ids=batch).logits for t in run.teachers]
+        kcfg = cfg["distill"]
+        return objectives.distillation_loss(logits, batch, teacher_logits, alpha=kcfg["alpha"], temperature=kcfg["temperature"],
+                                            ensemble=kcfg["ensemble"], kd_reduction=kcfg["kd_reduction"]).total
+
+
+def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
+    """The end of an epoch: training figures, dev loss, the BLiMP subset or (last epoch) the saved model and full BLiMP."""
+    from babysweep import blimp
+
+    ecfg, seed = run.cfg["eval"], run.cfg["train"]["seed"]
+    metrics = {
+        M.EPOCH: loop.epoch + 1,
+        M.STEP: loop.step,
+        M.TRAIN_LOSS: loop.loss_sum / max(loop.loss_count, 1),
+        M.TOKENS_PER_S: loop.tokens / max(loop.train_time, 1e-9),
+        M.LR: loop.lr,
+        M.PHASE: float(phase == "mlm"),
+        M.PARAMS: run.n_params,
+    }
+    loss = dev_loss(run.model, run.data.dev, run.cfg["data"]["seq_len"], ecfg["batch_size"], run.dev, ecfg["dev_batches"])
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"the dev loss became {loss} after epoch {loop.epoch}")
+    metrics[M.EVAL_LOSS] = loss
+    metrics[M.EVAL_PPL] = math.exp(min(loss, 50.0))
+    scorer = ecfg["blimp_scorer"] if ecfg["blimp_scorer"] != "auto" else ("pll" if phase == "mlm" else "causal")
+    if run.pairs and not final and ecfg["blimp_pairs_per_paradigm"]:
+        sample = blimp.subset(run.pairs, ecfg["blimp_pairs_per_paradigm"], seed=seed)
+        metrics[M.BLIMP_SUBSET_OVERALL] = blimp.evaluate(run.model, run.data.tokenizer, sample, ecfg["batch_size"], scorer)["overall"]
+    if final:
+        save_model(run.model, run.data.tokenizer, run.out_dir / "final")
+        if run.pairs:
+            results = blimp.evaluate(run.model, run.data.tokenizer, run.pairs, ecfg["batch_size"], scorer)
+            blimp.save_results(results, run.out_dir / "blimp.json")
+            metrics.update(blimp.to_metrics(results))
+    return metrics
+
+
+def _write_run_info(run: Run) -> None:
+    info = {"config": run.cfg, "seed": run.cfg["train"]["seed"], "params": run.n_params, "phases": run.phases,
+            "device": str(run.dev.device), "tokenizer_fingerprint": fingerprint(run.data.tokenizer),
+            "train_tokens": int(len(run.data.train)), "babysweep": __version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+    write_text_atomic(run.out_dir / "run.json", json.dumps(info, indent=1))
+
+
 def train(
     config: dict[str, Any],
     out_dir: str | Path,
@@ -181,159 +347,70 @@ def train(
 ) -> dict:
     """Train one model; returns the last epoch's metrics. `resume`: True = newest checkpoint in
     out_dir (if any), a path = that checkpoint folder, False = start fresh."""
-    from babysweep import blimp, objectives  # heavy-ish; imported where used
-
-    cfg = resolve(config)
-    dcfg, mcfg, tcfg, kcfg, ecfg = (cfg[k] for k in ("data", "model", "train", "distill", "eval"))
     reporter, progress = reporter or _null_reporter, progress or _null_progress
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_root = out_dir / "checkpoints"
+    run = setup(config, out_dir)
+    loop = restore(run, resume)
+    tcfg = run.cfg["train"]
+    _write_run_info(run)
+    _write_jsonl(out_dir / "metrics.jsonl", loop.history)
 
-    dev = pick_device(tcfg)
-    seed_everything(tcfg["seed"])
-    data = prepare(dcfg)
-    seq_len, batch_size, accum = dcfg["seq_len"], tcfg["batch_size"], tcfg["grad_accum"]
-    model = build_model(mcfg, vocab_size=len(data.tokenizer), seq_len=seq_len).to(dev.device)
-    n_params = count_params(model)
-    phases = objectives.phases(cfg["antlm"], tcfg["epochs"])
-    teachers = load_teachers(kcfg["teachers"], data.tokenizer, dev.device) if kcfg["teachers"] and kcfg["alpha"] < 1 else []
-    pairs = None
-    if (source := blimp_source(ecfg, dcfg)) is not None:
-        pairs = blimp.load_pairs(source)
-
-    n_batches = batches_per_epoch(len(data.train), seq_len, batch_size)
-    if n_batches == 0:
-        raise UserError(f"data.train: the corpus has fewer than {2 * seq_len} tokens, too few for one seq_len chunk.")
-    steps_per_epoch = math.ceil(n_batches / accum)
-    total_steps = steps_per_epoch * tcfg["epochs"]
-    if tcfg["max_steps"]:
-        total_steps = min(total_steps, tcfg["max_steps"])
-    optimizer = make_optimizer(model, tcfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tcfg["scheduler"], tcfg["warmup_steps"], total_steps))
-
-    # Loop state: everything a checkpoint must carry besides model/optimiser/scheduler/RNG.
-    loop = {"epoch": 0, "batch": 0, "step": 0, "loss_sum": 0.0, "loss_count": 0, "tokens": 0, "train_time": 0.0,
-            "elapsed": 0.0, "history": []}
-    found = None
-    if resume is True:
-        found = load_latest(ckpt_root)
-    elif resume:
-        found = (Path(resume), *load_checkpoint(resume))
-    if found:
-        _, state, meta = found
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        loop = meta["loop"]
-
-    run_info = {"config": cfg, "seed": tcfg["seed"], "params": n_params, "phases": phases, "device": str(dev.device),
-                "tokenizer_fingerprint": fingerprint(data.tokenizer), "train_tokens": int(len(data.train)),
-                "babysweep": __version__, "torch": torch.__version__, "python": platform.python_version()}
-    write_text_atomic(out_dir / "run.json", json.dumps(run_info, indent=1))
-    _write_jsonl(out_dir / "metrics.jsonl", loop["history"])
-
-    def checkpoint() -> Path:
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "rng": rng_state()}
-        return save_checkpoint(ckpt_root, loop["step"], state, {"loop": loop, "phase": phases[loop["epoch"]] if loop["epoch"] < len(phases) else None, "config": cfg})
-
-    started = time.perf_counter() - loop["elapsed"]
-    model.train()
-    last: dict = loop["history"][-1] if loop["history"] else {}
-    while loop["epoch"] < tcfg["epochs"] and not (tcfg["max_steps"] and loop["step"] >= tcfg["max_steps"] and loop["batch"] == 0):
-        epoch, phase = loop["epoch"], phases[loop["epoch"]]
-        distilling = phase == "clm" and bool(teachers)
+    started = time.perf_counter() - loop.elapsed
+    run.model.train()
+    last: dict = loop.history[-1] if loop.history else {}
+    while not budget_spent(tcfg, loop.epoch, loop.step):
+        epoch, phase = loop.epoch, run.phases[loop.epoch]
         epoch_start = time.perf_counter()
         micro = 0  # micro-batches accumulated since the last optimiser step
-        stop_early = False
-        for index, batch in train_batches(data.train, seq_len, batch_size, tcfg["seed"], epoch, loop["batch"]):
-            group = min(accum, n_batches - (index - index % accum))  # size of this accumulation group
-            batch = dev.put(batch)
-            with dev.autocast():
-                if phase == "mlm":
-                    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([tcfg["seed"], epoch, index]).generate_state(1)[0]))
-                    masked, labels = objectives.mask_tokens(batch.cpu(), gen, MASK_ID, len(data.tokenizer),
-                                                            probability=cfg["antlm"]["mlm_probability"])
-                    masked, labels = masked.to(dev.device), labels.to(dev.device)
-                    full = objectives.bidirectional_mask(torch.ones_like(masked), dev.autocast_dtype or model.dtype)
-                    loss = objectives.mlm_loss(model(input_ids=masked, attention_mask=full).logits, labels)
-                else:
-                    logits = model(input_ids=batch).logits
-                    if distilling:
-                        with torch.inference_mode():  # frozen teachers: no autograd bookkeeping at all
-                            teacher_logits = [t(input_ids=batch).logits for t in teachers]
-                        loss = objectives.distillation_loss(logits, batch, teacher_logits, alpha=kcfg["alpha"],
-                                                            temperature=kcfg["temperature"], ensemble=kcfg["ensemble"],
-                                                            kd_reduction=kcfg["kd_reduction"]).total
-                    else:
-                        loss = objectives.causal_lm_loss(logits, batch)
+        for index, batch in train_batches(run.data.train, run.cfg["data"]["seq_len"], tcfg["batch_size"], tcfg["seed"],
+                                          epoch, loop.batch):
+            group = min(tcfg["grad_accum"], run.n_batches - (index - index % tcfg["grad_accum"]))  # this accumulation group
+            batch = run.dev.put(batch)
+            loss = batch_loss(run, batch, phase, epoch, index)
             (loss / group).backward()
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
-                raise TrainingDiverged(f"the training loss became {loss_value} at epoch {epoch}, step {loop['step']}")
-            loop["loss_sum"] += loss_value
-            loop["loss_count"] += 1
-            loop["tokens"] += batch.numel()
+                raise TrainingDiverged(f"the training loss became {loss_value} at epoch {epoch}, step {loop.step}")
+            loop.loss_sum += loss_value
+            loop.loss_count += 1
+            loop.tokens += batch.numel()
             micro += 1
             if micro < group:
                 continue
             micro = 0
             if tcfg["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loop["step"] += 1
-            loop["batch"] = index + 1
-            if loop["step"] % PROGRESS_EVERY == 0:
-                spent = loop["train_time"] + time.perf_counter() - epoch_start
-                progress({"epoch": epoch, "step": loop["step"], "total_steps": total_steps, "loss": loss_value,
-                          "tokens_per_s": loop["tokens"] / max(spent, 1e-9), "phase": phase})
-            if tcfg["max_steps"] and loop["step"] >= tcfg["max_steps"]:
-                stop_early = True
+                torch.nn.utils.clip_grad_norm_(run.model.parameters(), tcfg["grad_clip"])
+            loop.lr = float(run.optimizer.param_groups[0]["lr"])  # the rate this step uses
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+            loop.step += 1
+            loop.batch = index + 1
+            if loop.step % PROGRESS_EVERY == 0:
+                spent = loop.train_time + time.perf_counter() - epoch_start
+                progress({"epoch": epoch, "step": loop.step, "total_steps": run.total_steps, "loss": loss_value,
+                          "tokens_per_s": loop.tokens / max(spent, 1e-9), "phase": phase})
+            if budget_spent(tcfg, epoch, loop.step):  # max_steps reached inside the epoch
                 break
-            if tcfg["checkpoint_every"] and loop["step"] % tcfg["checkpoint_every"] == 0 and loop["batch"] < n_batches:
-                loop["train_time"] += time.perf_counter() - epoch_start
+            if tcfg["checkpoint_every"] and loop.step % tcfg["checkpoint_every"] == 0 and loop.batch < run.n_batches:
+                loop.train_time += time.perf_counter() - epoch_start
                 epoch_start = time.perf_counter()
-                loop["elapsed"] = time.perf_counter() - started
-                checkpoint()
-        loop["train_time"] += time.perf_counter() - epoch_start
+                loop.elapsed = time.perf_counter() - started
+                save(run, loop)
+        loop.train_time += time.perf_counter() - epoch_start
 
-        metrics = {
-            M.EPOCH: epoch + 1,
-            M.STEP: loop["step"],
-            M.TRAIN_LOSS: loop["loss_sum"] / max(loop["loss_count"], 1),
-            M.TOKENS_PER_S: loop["tokens"] / max(loop["train_time"], 1e-9),
-            M.PHASE: float(phase == "mlm"),
-            M.PARAMS: n_params,
-        }
-        loss = dev_loss(model, data.dev, seq_len, ecfg["batch_size"], dev, ecfg["dev_batches"])
-        if not math.isfinite(loss):
-            raise TrainingDiverged(f"the dev loss became {loss} after epoch {epoch}")
-        metrics[M.EVAL_LOSS] = loss
-        metrics[M.EVAL_PPL] = math.exp(min(loss, 50.0))
-        final = epoch + 1 == tcfg["epochs"] or stop_early
-        scorer = ecfg["blimp_scorer"] if ecfg["blimp_scorer"] != "auto" else ("pll" if phase == "mlm" else "causal")
-        if pairs and not final and ecfg["blimp_pairs_per_paradigm"]:
-            sample = blimp.subset(pairs, ecfg["blimp_pairs_per_paradigm"], seed=tcfg["seed"])
-            metrics[M.BLIMP_SUBSET_OVERALL] = blimp.evaluate(model, data.tokenizer, sample, ecfg["batch_size"], scorer)["overall"]
-        if final:
-            save_model(model, data.tokenizer, out_dir / "final")
-            if pairs:
-                results = blimp.evaluate(model, data.tokenizer, pairs, ecfg["batch_size"], scorer)
-                blimp.save_results(results, out_dir / "blimp.json")
-                metrics.update(blimp.to_metrics(results))
-        loop["elapsed"] = time.perf_counter() - started
-        metrics[M.ELAPSED_S] = loop["elapsed"]
-        loop.update(epoch=epoch + 1, batch=0, loss_sum=0.0, loss_count=0, tokens=0, train_time=0.0)
-        loop["history"].append(metrics)
-        _write_jsonl(out_dir / "metrics.jsonl", loop["history"])
-        folder = checkpoint()
-        model.train()
+        final = budget_spent(tcfg, epoch + 1, loop.step)
+        metrics = epoch_metrics(run, loop, phase, final)
+        loop.elapsed = time.perf_counter() - started
+        metrics[M.ELAPSED_S] = loop.elapsed
+        loop.start_next_epoch()
+        loop.history.append(metrics)
+        _write_jsonl(out_dir / "metrics.jsonl", loop.history)
+        folder = save(run, loop)
+        run.model.train()
         reporter(metrics, folder)
         last = metrics
-        if stop_early:
+        if final:
             break
     return last

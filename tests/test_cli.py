@@ -94,3 +94,27 @@ def test_validate_warns_about_paths_missing_on_this_machine(monkeypatch, capsys,
     code, out, err = run(monkeypatch, capsys, "validate", spec)
     assert code == 0 and "valid" in out
     assert err.startswith("warning: ") and "data.train" in err and "train_10M does not exist" in err
+
+
+def test_validate_a_study_file_checks_every_sweep_it_names(monkeypatch, capsys, tmp_path):
+    from pathlib import Path
+
+    study = Path(__file__).resolve().parents[1] / "search_spaces" / "study.yaml"
+    code, out, err = run(monkeypatch, capsys, "validate", study)
+    assert code == 0, err
+    for spec in ("teachers.yaml", "students.yaml", "baselines.yaml"):
+        assert f"{spec}: valid" in out
+    assert "valid study 'study': 3 sweeps" in out
+    # A study whose second spec is broken: one line naming that spec's file and key.
+    (tmp_path / "good.yaml").write_text("name: good\ntrain: {lr: 1.0e-3}\n")
+    (tmp_path / "bad.yaml").write_text("name: bad\ntrain: {lr: {loguniform: [0.01, 0.001]}}\n")
+    (tmp_path / "s.yaml").write_text("name: s\nsweeps: [good.yaml, bad.yaml]\n")
+    code, _, err = run(monkeypatch, capsys, "validate", tmp_path / "s.yaml")
+    assert code == 2 and "bad.yaml" in err and "train.lr" in err and err.count("\n") == 1, err
+
+
+def test_validate_warns_when_random_draws_give_invalid_configs(monkeypatch, capsys, tmp_path):
+    spec = tmp_path / "odd.yaml"
+    spec.write_text("name: odd\nmodel: {heads: 4, hidden: {choice: [128, 130]}}\n")
+    code, out, err = run(monkeypatch, capsys, "validate", spec)
+    assert code == 0 and "random draws" in err and "divisible by heads" in err, err

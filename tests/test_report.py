@@ -341,7 +341,8 @@ def _log_sweep(uri: str, root: Path, name: str, role: str, trials: list[dict], f
 
 
 def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
-    from babysweep.tracking import default_tracking_uri, sweep_parent, sweep_runs
+    from babysweep.paths import default_tracking_uri
+    from babysweep.tracking import sweep_parent, sweep_runs
 
     uri = default_tracking_uri(tmp_path)
     def trials(n, arch="llama", dev=3.0, acc=0.7, **extra):

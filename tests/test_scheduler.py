@@ -13,7 +13,7 @@ name: asha
 model: {layers: 1, hidden: 32, heads: 2}
 train: {epochs: 4, lr: {loguniform: [1.0e-3, 1.0e-2]}}
 antlm: {schedule: {choice: ["4clm", "1clm+2mlm+1clm"]}}
-search: {algorithm: random, samples: 2, metric: eval/loss, mode: min, scheduler: asha, grace_period: 1, reduction_factor: 2}
+search: {algorithm: random, samples: 2, metric: eval/loss, mode: min, scheduler: asha, grace_period: 1, reduction_factor: 2, concurrent: 1}
 """
 
 
@@ -42,3 +42,45 @@ def test_asha_does_not_stop_a_trial_for_its_mlm_epoch(second_epoch_is_mlm, stopp
     # epoch 2: the AntLM trial's causal loss is far worse in an MLM epoch; in a CLM epoch it is simply worse
     action = scheduler.on_trial_result(None, antlm, scheduler_result(_epoch(2, 6.0, mlm=second_epoch_is_mlm), M.EVAL_LOSS))
     assert (action == TrialScheduler.STOP) is stopped
+
+
+def _decisions(order: list[tuple[str, int, float]], wave_size: int = 2) -> dict[str, str]:
+    """Feed (trial, epoch, loss) results in the given order; the first STOP of each trial, else CONTINUE."""
+    from babysweep.sweep_scheduler import WaveHalving
+
+    scheduler = WaveHalving(metric=ASHA_METRIC, mode="min", time_attr=M.EPOCH, max_t=4, grace_period=1,
+                            reduction_factor=2, wave_size=wave_size)
+    for trial in ("a", "b", "c", "d"):  # trials are added in creation order: waves {a, b}, {c, d}
+        scheduler.on_trial_add(None, SimpleNamespace(trial_id=trial))
+    decisions: dict[str, str] = {}
+    for trial, epoch, loss in order:
+        if trial in decisions:
+            continue  # stopped: reports no more
+        action = scheduler.on_trial_result(None, SimpleNamespace(trial_id=trial), {M.EPOCH: epoch, ASHA_METRIC: loss})
+        if action != "CONTINUE":
+            decisions[trial] = f"{action}@{epoch}"
+    return {t: decisions.get(t, "CONTINUE") for t in "abcd"}
+
+
+def test_wave_halving_decisions_do_not_depend_on_arrival_order():
+    # Losses per trial and epoch; wave 1 (c, d) is judged against wave 0 (a, b) only.
+    losses = {"a": [3.0, 2.5, 2.2], "b": [3.4, 3.0, 2.9], "c": [3.6, 3.1, 3.0], "d": [2.9, 2.4, 2.1]}
+    wave0 = [(t, e + 1, losses[t][e]) for e in range(3) for t in "ab"]
+    wave1 = [(t, e + 1, losses[t][e]) for e in range(3) for t in "cd"]
+    swapped0 = [(t, e + 1, losses[t][e]) for e in range(3) for t in "ba"]
+    swapped1 = [(t, e + 1, losses[t][e]) for t in "dc" for e in range(3)]  # d runs ahead of c
+    first = _decisions(wave0 + wave1)
+    assert first == _decisions(swapped0 + swapped1)
+    # The first wave has nothing to be compared with; c is worse than wave 0's median at epoch 1, d is not.
+    assert first == {"a": "CONTINUE", "b": "CONTINUE", "c": "STOP@1", "d": "CONTINUE"}
+    # Ray's ASHA compares with whoever reached the rung first: the same results in two orders differ.
+    from ray.tune.schedulers import ASHAScheduler
+
+    def asha(order):
+        scheduler = ASHAScheduler(time_attr=M.EPOCH, metric=ASHA_METRIC, mode="min", max_t=4, grace_period=1, reduction_factor=2)
+        for trial in "abcd":
+            scheduler.on_trial_add(None, SimpleNamespace(trial_id=trial))
+        return [scheduler.on_trial_result(None, SimpleNamespace(trial_id=t), {M.EPOCH: e, ASHA_METRIC: v}) for t, e, v in order]
+
+    one = [("a", 1, 3.0), ("b", 1, 3.4)]
+    assert asha(one)[1] == "STOP" and asha(one[::-1])[0] == "CONTINUE"  # b's fate depends on who reported first

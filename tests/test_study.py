@@ -99,8 +99,9 @@ def test_an_interrupted_study_resumes_at_the_stage_it_stopped(in_study):
 
 
 def test_finalists_retrain_the_best_config_with_fresh_seeds(study_project):
-    from babysweep.report import best_config
-    from babysweep.tracking import default_tracking_uri, run_json, sweep_runs
+    from babysweep.records import best_config
+    from babysweep.paths import default_tracking_uri
+    from babysweep.tracking import run_json, sweep_runs
 
     uri = default_tracking_uri(study_project["root"])
     finals = sweep_runs(uri, "tutors.final")
@@ -122,7 +123,8 @@ def test_finalists_retrain_the_best_config_with_fresh_seeds(study_project):
 
 def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
     from babysweep.report import table_from_runs
-    from babysweep.tracking import default_tracking_uri, run_json, sweep_parent, sweep_runs
+    from babysweep.paths import default_tracking_uri
+    from babysweep.tracking import run_json, sweep_parent, sweep_runs
 
     uri = default_tracking_uri(study_project["root"])
     report = json.loads((study_project["second"].report.parent / "report.json").read_text())
@@ -143,7 +145,8 @@ def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
 def test_ablations_of_the_best_student(in_study):
     study_project = in_study
     from babysweep.ablation_sweep import run_ablation
-    from babysweep.tracking import default_tracking_uri, sweep_runs
+    from babysweep.paths import default_tracking_uri
+    from babysweep.tracking import sweep_runs
 
     result, path = run_ablation("pupils", seeds=1, live=False)
     assert not result.interrupted and result.counts["finished"] == 5

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from babysweep.paths import default_tracking_uri
 from babysweep.spec import load_spec
+from babysweep.tracking import run_json
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +53,7 @@ def project(tmp_path, monkeypatch):
 
 
 def _runs(project: Path, name: str) -> list[dict]:
-    from babysweep.tracking import default_tracking_uri, sweep_runs
+    from babysweep.tracking import sweep_runs
 
     return sweep_runs(default_tracking_uri(project), name)
 
@@ -62,14 +64,33 @@ def test_tiny_sweep_end_to_end(ray_session, project, cache_dir):
     result = run_sweep(load_spec(write_spec(project, cache_dir)), live=False)
     assert not result.interrupted and result.counts["finished"] == 3
     rows = sweep_status("tiny")
-    assert len(rows) == 3 and {r["state"] for r in rows} == {"TERMINATED"}
-    assert all(r["iterations"] == 2 for r in rows)
+    assert len(rows) == 3 and {r["state"] for r in rows} == {"FINISHED"}
+    assert all(r["epoch"] == r["planned"] == 2 for r in rows)
     assert Path(result.best["model_dir"], "config.json").is_file()
     runs = _runs(project, "tiny")
     assert len(runs) == 3 and {r["status"] for r in runs} == {"FINISHED"}
     for run in runs:
         assert "train.lr" in run["params"] and "blimp/overall" in run["metrics"]
         assert run["tags"]["sweep"] == "tiny" and run["tags"]["role"] == "teacher"
+        # MLflow's config.json is the config the trainer ran with (seed, cache and threads included).
+        logged = run_json(default_tracking_uri(project), run["run_id"], "config.json")
+        trained = json.loads((Path(run["tags"]["model_dir"]).parent / "run.json").read_text())["config"]
+        assert logged == trained and logged["train"]["threads"] == 1
+        assert run["metrics"]["train/lr"] > 0  # the learning rate actually used, logged each epoch
+
+
+def test_a_trial_that_reaches_max_steps_finished_its_budget(ray_session, project, cache_dir):
+    """Only the scheduler's decision is "stopped early": max_steps is the trial's planned budget."""
+    from babysweep.sweep import run_sweep, sweep_status
+
+    spec = write_spec(project, cache_dir, name="capped", samples=1, epochs=3, lr=0.003)
+    spec.write_text(spec.read_text().replace("warmup_steps: 5", "warmup_steps: 5, max_steps: 4"))
+    result = run_sweep(load_spec(spec), live=False)
+    assert result.best is not None  # a fully trained trial: it can be a teacher and a finalist
+    (row,) = sweep_status("capped")
+    assert row["state"] == "FINISHED" and row["epoch"] == 1 and row["metrics"]["train/lr"] > 0
+    (run,) = _runs(project, "capped")
+    assert run["status"] == "FINISHED" and "stopped_early" not in run["tags"]
 
 
 MIXED = """
@@ -151,10 +172,12 @@ def test_sigkill_and_resume(project, cache_dir):
         driver.wait()
     again = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=400)
     assert again.returncode == 0, again.stderr[-6000:]
+    # The rerun says what it continues before it runs anything.
+    assert "continuing: 0 of 2 trials done" in again.stdout and "continues from step_" in again.stdout, again.stdout[:2000]
     from babysweep.sweep import sweep_status
 
     rows = sweep_status("killed")
-    assert len(rows) == 2 and {r["state"] for r in rows} == {"TERMINATED"}
+    assert len(rows) == 2 and {r["state"] for r in rows} == {"FINISHED"}
     resumed = list(models.glob("*/resumes.log"))
     assert resumed, "no trial continued from a checkpoint"
     for log in resumed:
@@ -181,3 +204,20 @@ def test_student_sweep_distils_from_the_best_teachers(ray_session, project, cach
     assert run["tags"]["role"] == "student"
     chosen = json.loads((project / "sweeps" / "pupils" / "teachers.json").read_text())
     assert sorted(t["model_dir"] for t in chosen) == sorted(t["tags"]["model_dir"] for t in teachers.values())
+
+
+def test_two_runs_of_an_optuna_asha_sweep_keep_the_same_trials(ray_session, project, cache_dir):
+    """Reproducible: the same spec twice gives the same configs, the same early stops and the same best
+    config, whichever trial of a wave reports first (trials run in waves; WaveHalving judges against
+    earlier waves only)."""
+    from babysweep.sweep import run_sweep, sweep_status
+
+    outcomes = []
+    for name in ("again_a", "again_b"):
+        path = write_spec(project, cache_dir, name=name, samples=6, epochs=3, algorithm="optuna")
+        path.write_text(path.read_text().replace("scheduler: none", "scheduler: asha, grace_period: 1"))
+        result = run_sweep(load_spec(path), live=False)
+        rows = sweep_status(name)
+        outcomes.append(([(round(r["params"]["train.lr"], 12), r["state"], r["epoch"]) for r in rows],
+                         round(result.best["params"]["train.lr"], 12)))
+    assert outcomes[0] == outcomes[1]

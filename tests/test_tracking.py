@@ -19,8 +19,9 @@ import pytest
 
 import babysweep
 from babysweep.errors import UserError
-from babysweep.tracking import (MAP_FILE, NullTracker, SweepTracker, best_runs, default_tracking_uri, lineage_tags,
-                                resolve_tracking_uri, serve_ui, sweep_parent, sweep_runs, wait_until_up)
+from babysweep.paths import default_tracking_uri, tracking_uri as resolve_tracking_uri
+from babysweep.records import lineage_tags
+from babysweep.tracking import MAP_FILE, SweepTracker, best_runs, serve_ui, sweep_parent, sweep_runs, wait_until_up
 
 
 BLIMP_RESULTS = {"overall": 0.6, "paradigms": {"anaphor_gender_agreement": 0.7, "npi_present_1": 0.5},
@@ -335,7 +336,7 @@ def test_best_runs_order_filters_and_errors(uri, project, client, tmp_path):
     teachers = best_runs(uri, "teachers", top=1)
     config = config_for(1e-3)
     config["distill"]["teachers"] = [r.model_dir for r in teachers]
-    run_id = student.trial_started("s1", {}, config, tags=lineage_tags(teachers))
+    run_id = student.trial_started("s1", {}, config, tags=lineage_tags([r.run_id for r in teachers], [r.sweep for r in teachers]))
     run = client.get_run(run_id)
     assert run.data.tags["teachers.run_ids"] == teachers[0].run_id
     assert json.loads(run.data.params["distill.teachers"]) == [teachers[0].model_dir]
@@ -373,17 +374,6 @@ def test_git_commit_tag_when_in_a_repository(uri, project, client, tmp_path):
     plain = make_tracker(uri, project, "nogit", project_dir=tmp_path / "plain")
     assert "mlflow.source.git.commit" not in client.get_run(plain.parent_run_id).data.tags
     plain.sweep_finished(None)
-
-
-def test_null_tracker_has_the_same_methods():
-    public = {n for n in dir(SweepTracker) if not n.startswith("_")}
-    assert public <= {n for n in dir(NullTracker) if not n.startswith("_")}
-    null = NullTracker("uri", "name", Path("."), metric="m", mode="min", role="teacher", spec_text="", search_settings={})
-    assert null.trial_started("t", {}, {}) == ""
-    null.trial_result("t", {"x": 1.0}, 1)
-    null.trial_finished("t", "FINISHED", final_metrics={"x": 1.0})
-    null.sweep_finished(None)
-    null.interrupted()
 
 
 # ---------------------------------------------------------------------------------------- the UI

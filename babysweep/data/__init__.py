@@ -4,13 +4,11 @@
     data.tokenizer, data.train, data.dev, data.tokenizer_dir
 
 `builtin` sources are the synthetic grammar corpus of babysweep.data.builtin, generated once into
-the cache folder. The cache folder defaults to <project>/sweeps/.cache, where <project> is
-$BABYSWEEP_PROJECT or the current directory.
+the cache folder. The cache folder defaults to <project>/sweeps/.cache (babysweep.paths).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,16 +17,9 @@ import numpy as np
 from babysweep.data.cache import token_array, tokenizer_entry
 from babysweep.data.corpus import source_files
 from babysweep.data.tokenizer import load_tokenizer
+from babysweep.paths import cache_dir
 
 BUILTIN = "builtin"
-
-
-def project_dir() -> Path:
-    return Path(os.environ.get("BABYSWEEP_PROJECT") or os.getcwd()).resolve()
-
-
-def cache_dir(data_cfg: dict) -> Path:
-    return Path(data_cfg.get("cache_dir") or project_dir() / "sweeps" / ".cache").expanduser().resolve()
 
 
 def builtin_folder(data_cfg: dict) -> Path:

@@ -1,0 +1,84 @@
+"""`babysweep status` reads a sweep's folder without Ray: states, epochs, varying params, resume lines."""
+
+import json
+import os
+import subprocess
+import sys
+
+from babysweep.checkpoint import save_checkpoint
+from babysweep.sweep_state import (DRIVER_FILE, best_row, driver_running, resume_summary, sweep_status,
+                                   varying_params)
+
+SPEC = """name: fake
+model: {layers: 1, hidden: 32, heads: 2}
+train: {epochs: 3, lr: {loguniform: [1.0e-3, 1.0e-2]}, max_steps: 50}
+search: {algorithm: random, samples: 6, scheduler: asha}
+"""
+
+
+def _trial(trial_id, status, lr, result=None):
+    info = {"trial_id": trial_id, "status": status, "config": {"train.lr": lr}, "relative_logdir": f"trial_{trial_id}"}
+    return [json.dumps(info), json.dumps({"last_result": result or {}})]
+
+
+def _folder(tmp_path):
+    folder = tmp_path / "sweeps" / "fake"
+    folder.mkdir(parents=True)
+    (folder / "spec.yaml").write_text(SPEC)
+    trials = [
+        _trial("done", "TERMINATED", 0.002, {"epoch": 3, "step": 30, "eval/loss": 3.0}),
+        _trial("capped", "TERMINATED", 0.003, {"epoch": 2, "step": 50, "eval/loss": 2.9}),  # reached max_steps
+        _trial("asha", "TERMINATED", 0.004, {"epoch": 1, "step": 10, "eval/loss": 3.5}),  # stopped by the scheduler
+        _trial("broken", "ERROR", 0.005),
+        _trial("midway", "PENDING", 0.006, {"epoch": 1, "step": 10, "eval/loss": 3.4}),  # Ray saves RUNNING as PENDING
+        _trial("waiting", "PENDING", 0.007),
+    ]
+    (folder / "experiment_state-2026.json").write_text(json.dumps({"trial_data": trials}))
+    (folder / "trial_broken").mkdir()
+    (folder / "trial_broken" / "error.txt").write_text("Traceback ...\nValueError: hidden must be even\n")
+    midway = folder / "models" / "midway"
+    save_checkpoint(midway / "checkpoints", 20, {}, {})
+    # The trial's own metrics are newer than Ray's saved result.
+    (midway / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "step": 10}) + "\n" + json.dumps({"epoch": 2, "step": 20}) + "\n")
+    return folder
+
+
+def test_states_epochs_and_notes(tmp_path):
+    folder = _folder(tmp_path)
+    rows = {r["trial_id"]: r for r in sweep_status("fake", tmp_path / "sweeps")}
+    states = {k: r["state"] for k, r in rows.items()}
+    assert states == {"done": "FINISHED", "capped": "FINISHED", "asha": "STOPPED", "broken": "ERROR",
+                      "midway": "INTERRUPTED", "waiting": "PENDING"}
+    assert rows["broken"]["error"] == "ValueError: hidden must be even"
+    assert rows["midway"]["epoch"] == 2 and rows["midway"]["planned"] == 3
+    assert rows["midway"]["checkpoint"] == "step_00000020"
+    assert best_row(list(rows.values()), "eval/loss", "min")["trial_id"] == "capped"  # not the stopped one
+    assert varying_params(list(rows.values())) == ["train.lr"]
+    lines = resume_summary(list(rows.values()), total=8)
+    assert lines[0] == "continuing: 3 of 8 trials done (1 of them stopped early), 1 errored, 2 not created yet"
+    assert "midway continues from step_00000020 (epoch 2)" in lines[1]
+    assert "waiting" in lines[2]
+
+    # While a driver runs the sweep, a started trial is RUNNING; a dead driver's mark does not count.
+    with driver_running(folder):
+        assert {r["trial_id"]: r["state"] for r in sweep_status("fake", tmp_path / "sweeps")}["midway"] == "RUNNING"
+    assert not (folder / DRIVER_FILE).exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    (folder / DRIVER_FILE).write_text(json.dumps({"pid": int(dead), "host": os.uname().nodename}))
+    assert {r["trial_id"]: r["state"] for r in sweep_status("fake", tmp_path / "sweeps")}["midway"] == "INTERRUPTED"
+
+
+def test_status_command_shows_varying_params_and_each_metric_once(tmp_path, monkeypatch, capsys):
+    from test_cli import run
+
+    _folder(tmp_path)
+    monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, err = run(monkeypatch, capsys, "status", "fake")
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if "trial" in line and "state" in line)
+    assert "train.lr" in header and header.count("eval/loss") == 1 and "blimp/overall" in header
+    asha = next(line for line in out.splitlines() if line.strip("│ ").startswith("asha"))
+    assert "STOPPED" in asha and "stopped early (ASHA)" in asha and "1/3" in asha
+    midway = next(line for line in out.splitlines() if line.strip("│ ").startswith("midway"))
+    assert "INTERRUPTED" in midway and "2/3" in midway and "0.006" in midway
