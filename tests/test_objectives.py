@@ -234,3 +234,37 @@ def test_fused_distillation_refuses_a_second_backward():
     (out.total * 2).backward(retain_graph=True)
     with pytest.raises(RuntimeError):
         (out.total * 2).backward()  # the saved gradient was scaled in place: no silent wrong answer
+
+
+def test_kd_weight_in_token_units_and_active_epochs():
+    from babysweep.kd_weight import kd_epochs, kd_per_ce, token_alpha
+
+    assert kd_per_ce(0.5, 2.0, "babyllama", 128) == pytest.approx(127 * 4)
+    assert kd_per_ce(0.5, 2.0, "token", 128) == pytest.approx(4)
+    assert kd_per_ce(1.0, 2.0, "token", 128) == 0.0
+    a = token_alpha(0.5, "babyllama", 128)
+    assert a == pytest.approx(1 / 128) and kd_per_ce(a, 2.0, "token", 128) == pytest.approx(kd_per_ce(0.5, 2.0, "babyllama", 128))
+    config = {"train": {"epochs": 8}, "distill": {"teachers": ["t"], "alpha": 0.5},
+              "antlm": {"schedule": "2clm+4mlm+2clm", "mlm_ratio": 0.0}}
+    assert kd_epochs(config) == (4, 8)  # none in MLM epochs
+    assert kd_epochs({**config, "distill": {"teachers": [], "alpha": 0.5}}) == (0, 8)
+    assert kd_epochs({**config, "distill": {"teachers": ["t"], "alpha": 1.0}}) == (0, 8)
+
+
+def test_kd_weight_matches_the_losses_it_describes():
+    """Token-unit weight: raising one position's KL by d moves the total by kd_per_ce * d * (CE weight per token)."""
+    from babysweep.kd_weight import kd_per_ce
+
+    g = torch.Generator().manual_seed(6)
+    batch, seq, vocab, alpha, t = 2, 6, 5, 0.3, 2.0
+    z = torch.randn(batch, seq, vocab, generator=g, dtype=torch.float64, requires_grad=True)
+    ids = torch.randint(0, vocab, (batch, seq), generator=g)
+    teacher = [torch.randn(batch, seq, vocab, generator=g, dtype=torch.float64)]
+    p = torch.softmax(teacher[0] / t, -1)
+    kl = (p * (p.log() - torch.log_softmax(z.detach() / t, -1))).sum(-1)  # [batch, seq] per position
+    for reduction in ("token", "babyllama"):
+        out = O.distillation_loss(z, ids, teacher, alpha, t, "logits", reduction)
+        counted = kl[:, :-1] if reduction == "token" else kl
+        ce_weight = alpha / (batch * (seq - 1))  # d total / d (one token's CE): CE is a mean over targets
+        kd_weight = (1 - alpha) * t * t * out.kd.item() / counted.sum().item()  # d total / d (one position's KL)
+        assert kd_weight / ce_weight == pytest.approx(kd_per_ce(alpha, t, reduction, seq), rel=1e-9)
