@@ -22,7 +22,7 @@ from babysweep.spec import Spec, load_spec
 from babysweep.tracking import run_json, sweep_runs
 
 SEED_OFFSET = 1000
-DEFAULT_SEEDS = 3
+DEFAULT_SEEDS = 5
 
 
 def tuning_spec(sweep: str, storage: str | Path | None = None) -> Spec:

@@ -32,7 +32,7 @@ from babysweep import metrics as M
 from babysweep.config import DEFAULT_ARCH
 from babysweep.errors import UserError
 from babysweep.report_plots import blimp_bars, factor_plots, learning_curves
-from babysweep.stats import bootstrap_diff, excludes_zero, mean_std
+from babysweep.stats import excludes_zero, mean_std, pair_noise_interval, welch_interval
 from babysweep.tracking import run_json, sweep_parent, sweep_runs
 
 FINAL = ".final"  # the finalists of sweep X live in sweep "X.final"
@@ -273,22 +273,23 @@ def compare(a: Entry, b: Entry, col: str, n: int = N_BOOT, seed: int = 0) -> dic
 
 
 def _compare(a: Entry, b: Entry, col: str, n: int, seed: int) -> dict:
-    """basis names what the interval resampled: "seeds" (both sides have 2+ runs), "one side's seeds"
-    (the other has one run, so its seed-to-seed variation is missing), "+pairs", or "none"."""
+    """Welch's t interval over seeds (the verdict's); basis: "seeds" (both sides have 2+ runs), "one
+    side's seeds" (the other has one run, so its seed-to-seed variation is missing) or "none". For
+    BLiMP on shared pairs, noise_low/noise_high: the pairs-only bootstrap (evaluation noise)."""
     va, vb = a.values(col), b.values(col)
+    out = {"diff": None, "low": None, "high": None, "basis": "none", "noise_low": None, "noise_high": None}
     if not va or not vb:
-        return {"diff": None, "low": None, "high": None, "basis": "none"}
-    multi = (len(va) > 1) + (len(vb) > 1)
-    parts = [("", "one side's seeds", "seeds")[multi]]
-    if col == "blimp" and a.pairs() is not None and a.pairs() == b.pairs():
-        diff, low, high = bootstrap_diff(va, vb, [s.decisions for s in a.seeds], [s.decisions for s in b.seeds],
-                                         n=n, seed=seed, weights=pair_weights(a.pairs()), paired=True)
-        parts.append("pairs")
-    else:
-        diff, low, high = bootstrap_diff(va, vb, n=n, seed=seed)
-    basis = "+".join(p for p in parts if p) or "none"
+        return out
     scale = 100.0 if col == "blimp" else 1.0
-    return {"diff": diff * scale, "low": low * scale, "high": high * scale, "basis": basis}
+    diff, low, high = welch_interval(va, vb)
+    out.update(diff=diff * scale, basis=("none", "one side's seeds", "seeds")[(len(va) > 1) + (len(vb) > 1)])
+    if low is not None:
+        out.update(low=low * scale, high=high * scale)
+    if col == "blimp" and a.pairs() is not None and a.pairs() == b.pairs():
+        _, nl, nh = pair_noise_interval([s.decisions for s in a.seeds], [s.decisions for s in b.seeds],
+                                        weights=pair_weights(a.pairs()), n=n, seed=seed)
+        out.update(noise_low=nl * scale, noise_high=nh * scale)
+    return out
 
 
 def _best(entries: list[Entry], col: str) -> Entry | None:
@@ -560,11 +561,15 @@ def _diff_cell(row: dict, col: str, digits: int) -> str:
     if row[f"{col}_diff"] is None:
         return "–"
     cell = _num(row[f"{col}_diff"], digits, "+")
-    if row[f"{col}_basis"] == "none":
-        return cell + " (one run each: no interval)"
+    if row.get(f"{col}_noise_low") is not None:  # evaluation noise: BLiMP pairs resampled, seeds fixed
+        noise = f"; eval noise [{_num(row[f'{col}_noise_low'], digits, '+')}, {_num(row[f'{col}_noise_high'], digits, '+')}]"
+    else:
+        noise = ""
+    if row[f"{col}_basis"] == "none" or row[f"{col}_low"] is None:
+        return cell + f" (one run each: no interval{noise})"
     star = " *" if excludes_zero(row[f"{col}_low"], row[f"{col}_high"]) else ""
     star += "" if full_interval(row[f"{col}_basis"]) else " †"
-    return cell + f" [{_num(row[f'{col}_low'], digits, '+')}, {_num(row[f'{col}_high'], digits, '+')}]{star}"
+    return cell + f" [{_num(row[f'{col}_low'], digits, '+')}, {_num(row[f'{col}_high'], digits, '+')}]{star}{noise}"
 
 
 def render_markdown(report: dict) -> str:
@@ -583,9 +588,10 @@ def render_markdown(report: dict) -> str:
                      f"| {_pm(r['blimp_mean'], r['blimp_std'], 2, r['n'])} | {_diff_cell(r, 'blimp', 2)} |")
     lines += ["", "Mean ± std over seeds (std with ddof=1). Δ = entry − best tuned teacher of that column (lowest "
               "dev loss, highest BLiMP); * = the interval excludes zero; † = one side has a single run, so the "
-              "interval lacks its seed-to-seed variation and is too narrow. Intervals: 2000-replicate percentile bootstrap "
-              "over seeds and, for BLiMP when per-pair decisions exist, over pairs shared by both sides (paired). "
-              "With few seeds they are narrower than the truth.", ""]
+              "interval lacks its seed-to-seed variation and is too narrow. Intervals: Welch's t over seeds (another "
+              "seed's luck: these decide the verdict and the stars). Eval noise (BLiMP, when per-pair decisions exist): "
+              "2000-replicate bootstrap over the BLiMP pairs shared by both sides, seeds fixed: how much the finite "
+              "test set moves the difference.", ""]
     fields = sorted({f for per in report["fields"].values() for f in per})
     seeds = {r["entry"]: r["n"] for r in report["rows"]}
     if fields:
@@ -623,14 +629,16 @@ def render_ablation(name: str, base_of: str, rows: list[dict], changes: dict[str
             cells.append(_pm(r[f"{col}_mean"], r[f"{col}_std"], digits, r["n"]))
             if r[f"{col}_diff"] is None:
                 cells.append("base" if r["variant"] == "base" else "–")
+            elif r[f"{col}_low"] is None:
+                cells.append(f"{_num(r[f'{col}_diff'], digits, '+')} (one seed: no interval)")
             else:
                 star = " *" if r[f"{col}_excludes_zero"] else ""
                 cells.append(f"{_num(r[f'{col}_diff'], digits, '+')} [{_num(r[f'{col}_low'], digits, '+')}, "
                              f"{_num(r[f'{col}_high'], digits, '+')}]{star}")
         lines.append(f"| {r['variant']} | {change} | {r['n']} | " + " | ".join(cells) + " |")
     lines += ["", "Mean ± std over seeds; every variant ran with the same seeds as the base. Δ = variant − base; "
-              "95% percentile bootstrap over seeds (2000 replicates); * = the interval excludes zero. "
-              "With few seeds the intervals are narrower than the truth.", ""]
+              "95% paired t interval over the shared seeds (Welch's t where seeds do not match); * = the "
+              "interval excludes zero. One seed: no interval and no star.", ""]
     return "\n".join(lines)
 
 
