@@ -45,4 +45,42 @@ def kd_epochs(config: dict) -> tuple[int, int]:
     return phases(config["antlm"], epochs).count("clm"), epochs
 
 
-__all__ = ["kd_per_ce", "token_alpha", "kd_epochs"]
+def _parse(text: str | None):
+    """A param string back to a value: numbers, None, lists (as their text), else the text."""
+    if text is None or text in ("None", ""):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def kd_summary(params: dict[str, str]) -> dict:
+    """A run's distillation strength from its MLflow params (the flat config, as strings); defaults
+    fill keys the run did not log. kd_per_ce is None when the run had no teachers."""
+    from babysweep.config import resolve
+
+    defaults = resolve()
+    get = lambda key, section, name: _parse(params.get(key)) if params.get(key) is not None else defaults[section][name]  # noqa: E731
+    teachers = params.get("distill.teachers", "[]")
+    has_teachers = teachers not in ("[]", "", "None")
+    alpha = float(get("distill.alpha", "distill", "alpha"))
+    temperature = float(get("distill.temperature", "distill", "temperature"))
+    reduction = str(get("distill.kd_reduction", "distill", "kd_reduction"))
+    seq_len = int(get("data.seq_len", "data", "seq_len"))
+    config = {"train": {"epochs": int(get("train.epochs", "train", "epochs"))},
+              "distill": {"teachers": ["t"] if has_teachers else [], "alpha": alpha},
+              "antlm": {"schedule": get("antlm.schedule", "antlm", "schedule"),
+                        "mlm_ratio": float(get("antlm.mlm_ratio", "antlm", "mlm_ratio") or 0.0)}}
+    active, epochs = kd_epochs(config)
+    return {"alpha": alpha, "temperature": temperature, "kd_reduction": reduction, "seq_len": seq_len,
+            "kd_per_ce": kd_per_ce(alpha, temperature, reduction, seq_len) if has_teachers else None,
+            "token_alpha": token_alpha(alpha, reduction, seq_len) if has_teachers else None,
+            "kd_epochs": active, "epochs": epochs}
+
+
+__all__ = ["kd_per_ce", "token_alpha", "kd_epochs", "kd_summary"]

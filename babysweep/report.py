@@ -32,6 +32,7 @@ from babysweep import metrics as M
 from babysweep.config import DEFAULT_ARCH
 from babysweep.errors import UserError
 from babysweep.report_plots import blimp_bars, factor_plots, learning_curves
+from babysweep.report_search import report_sections, sections_markdown
 from babysweep.stats import excludes_zero, mean_std, pair_noise_interval, welch_interval
 from babysweep.tracking import run_json, sweep_parent, sweep_runs
 
@@ -538,6 +539,7 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
     for sweep in data.sweeps:
         values, note = importances(data.runs[sweep], *data.objectives[sweep])
         report["importances"][sweep] = {"params": values, "note": note}
+    report.update(report_sections(tracking_uri, data))  # samplers and distillation strength
     (out_dir / "report.json").write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
     path = out_dir / "report.md"
     path.write_text(render_markdown(report))
@@ -599,6 +601,7 @@ def render_markdown(report: dict) -> str:
         for entry, per in report["fields"].items():
             lines.append(f"| {entry} | " + " | ".join(_pm(*per[f], 1, seeds.get(entry, 2)) if f in per else "–" for f in fields) + " |")
         lines.append("")
+    lines += sections_markdown(report)
     lines += ["## Hyperparameter importance (PED-ANOVA)", ""]
     for sweep, imp in report["importances"].items():
         lines += [f"**{sweep}**: {imp['note']}.", ""]

@@ -30,6 +30,7 @@ from babysweep.atomic import write_text_atomic
 from babysweep.checkpoint import checkpoints
 from babysweep.data import project_dir
 from babysweep.errors import UserError
+from babysweep.sampler import make_sampler, mlflow_params, sampler_settings
 from babysweep.space import OptunaSpace
 from babysweep.spec import Spec, config_count, diff_specs, grid_points
 
@@ -187,13 +188,12 @@ def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> tuple[list
 
 
 def _searcher(spec: Spec):
-    import optuna
     from ray.tune.search import Repeater
 
     from babysweep.sweep_search import FinalResultOptunaSearch
 
     search = spec.search
-    sampler = optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "optuna" else optuna.samplers.RandomSampler(seed=search.seed)
+    sampler = make_sampler(sampler_settings(search, spec.space))
     searcher = FinalResultOptunaSearch(space=OptunaSpace(spec.space), metric=search.metric, mode=search.mode, sampler=sampler)
     if search.repeats > 1:
         searcher = Repeater(searcher, repeat=search.repeats, set_index=True)
@@ -259,7 +259,8 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     callback = SweepCallback(name=spec.name, folder=str(folder), tracking_uri=uri, spec_text=spec.text,
                              role=spec.role, metric=search.metric, mode=search.mode, total=total,
                              max_epochs=max_epochs(spec), models=spec.tracking.models,
-                             search_settings={"search." + k: v for k, v in search.model_dump().items()}, live=live,
+                             search_settings={**{"search." + k: v for k, v in search.model_dump().items()},
+                                              **mlflow_params(sampler_settings(search, spec.space))}, live=live,
                              spec=spec, teachers=teachers, lineage={**lineage, **spec.tracking.tags})
 
     _init_ray(address)

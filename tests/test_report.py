@@ -408,11 +408,12 @@ def test_one_seed_ablation_has_no_interval_and_no_star():
 # --------------------------------------------------------------------------- end to end via MLflow
 
 
-def _log_sweep(uri: str, root: Path, name: str, role: str, trials: list[dict], finalist_of: str | None = None) -> None:
+def _log_sweep(uri: str, root: Path, name: str, role: str, trials: list[dict], finalist_of: str | None = None,
+               search_settings: dict | None = None) -> None:
     from babysweep.tracking import SweepTracker
 
     tracker = SweepTracker(uri, name, root / "sweeps" / name, metric="eval/loss", mode="min", role=role,
-                           spec_text=f"name: {name}\n", search_settings={"algorithm": "optuna"})
+                           spec_text=f"name: {name}\n", search_settings=search_settings or {"algorithm": "optuna"})
     for i, t in enumerate(trials):
         tid = f"{name}_{i}"
         out = root / "out" / tid
@@ -423,6 +424,8 @@ def _log_sweep(uri: str, root: Path, name: str, role: str, trials: list[dict], f
         (out / "blimp.json").write_text(json.dumps({"overall": overall, "paradigms": paradigms, "decisions": decisions}))
         config = {"model": {"arch": t["arch"]}, "train": {"seed": t["seed"], "lr": t["lr"]},
                   "distill": {"temperature": t.get("T", 2.0)}, "antlm": {"schedule": t.get("schedule")}}
+        for section, values in t.get("config", {}).items():
+            config.setdefault(section, {}).update(values)
         params = {"train": {"lr": t["lr"]}, **({"distill": {"temperature": t["T"]}} if "T" in t else {})}
         tracker.trial_started(tid, params=params, config=config, tags={"finalist_of": finalist_of} if finalist_of else None)
         for epoch in (1, 2):
@@ -446,7 +449,16 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
     final = [dict(t, seed=s) for s, t in enumerate(trials(2, "llama", dev=3.0, acc=0.7))] + \
             [dict(t, seed=s) for s, t in enumerate(trials(2, "gpt2", dev=3.2, acc=0.6))]
     _log_sweep(uri, tmp_path, "teachers.final", "teacher", final, finalist_of="teachers")
-    _log_sweep(uri, tmp_path, "students", "student", trials(3, dev=2.9, acc=0.8, T=[1.0, 2.0, 3.0]))
+    from babysweep.sampler import mlflow_params, sampler_settings
+    from babysweep.spec import load_spec
+
+    shipped = load_spec(Path(__file__).resolve().parents[1] / "search_spaces" / "students.yaml")
+    settings = {**{"search." + k: v for k, v in shipped.search.model_dump().items()},  # as sweep.py passes them
+                **mlflow_params(sampler_settings(shipped.search, shipped.space))}
+    paper = {"distill": {"teachers": ["/m/a/final", "/m/b/final"], "alpha": 0.5, "kd_reduction": "babyllama"},
+             "data": {"seq_len": 128}, "train": {"epochs": 6}, "antlm": {"schedule": "2clm+2mlm+2clm"}}
+    _log_sweep(uri, tmp_path, "students", "student", trials(3, dev=2.9, acc=0.8, T=[1.0, 2.0, 3.0], config=paper),
+               search_settings=settings)
     _log_sweep(uri, tmp_path, "baselines", "baseline", trials(3, dev=3.1, acc=0.7))
 
     logged = []
@@ -471,6 +483,13 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
     assert rows["students"]["source"] == "best-trial" and rows["students"]["blimp_basis"] == "one side's seeds"
     assert rows["students"]["blimp_noise_low"] < rows["students"]["blimp_noise_high"]  # the pairs are in blimp.json
     assert "eval noise [" in md.read_text()
+    # The student's KD weight in token units (its best trial had T 1) and its KD epochs (not the MLM ones).
+    kd = report["distillation"]["students"]
+    assert (kd["kd_per_ce"], kd["kd_epochs"], kd["epochs"]) == (pytest.approx(127.0), 4, 6)
+    assert "| students | 0.5 | 1 | babyllama | 128 | 127 | 0.00781 | 4 of 6 |" in md.read_text()
+    assert report["samplers"]["students"] == "independent TPE, first 2 trials random, seed 0"
+    assert "- **students**: independent TPE, first 2 trials random, seed 0" in md.read_text()
+    assert report["samplers"]["teachers"].startswith("not recorded")
     # Student and baseline have one run each (no .final sweeps): dev loss has no interval, so no firm claim.
     assert report["verdict"] in md.read_text() and report["verdict"].startswith("Suggestive but not conclusive")
     assert "vs the baseline baselines, no interval (one run each)" in report["verdict"]
