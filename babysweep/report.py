@@ -39,6 +39,7 @@ from babysweep.tracking import run_json, sweep_parent, sweep_runs
 FINAL = ".final"  # the finalists of sweep X live in sweep "X.final"
 ROLES = ("teacher", "student", "baseline")
 N_BOOT = 2000
+PED_ANOVA_QUANTILE = 0.1  # Optuna's default target quantile, named so the note can count its trials
 LogRun = Callable[[str, dict, dict, Path], None]
 
 
@@ -457,18 +458,19 @@ def _parse(text: str):
 
 
 def importances(runs: list[dict], metric: str, mode: str) -> tuple[dict[str, float] | None, str]:
-    """PED-ANOVA importances (Optuna's default evaluator) of the sampled params for the sweep's
-    metric; (None, why) when they cannot be computed. Trials stopped early count with their last value."""
+    """PED-ANOVA importances of the sampled params for the sweep's metric, from fully trained trials
+    only (a trial ASHA stopped carries a value from fewer epochs); (None, why) when they cannot be
+    computed. The evaluator is named: Optuna's default one differs between versions 4 and 5."""
     import optuna  # lazy: only reports with importances need it
 
     rows = []
     for run in runs:
         value = _number(run.get("metrics", {}).get(metric))
         sampled = [k for k in run.get("tags", {}).get("sampled", "").split(",") if k in run.get("params", {})]
-        if run.get("status") == "FINISHED" and value is not None and sampled:
+        if _complete(run) and value is not None and sampled:
             rows.append(({k: run["params"][k] for k in sampled}, value))
     if len(rows) < 3:
-        return None, f"too few finished trials with sampled params and a value of {metric} ({len(rows)}) for PED-ANOVA"
+        return None, f"too few fully trained trials with sampled params and a value of {metric} ({len(rows)}) for PED-ANOVA"
     names = sorted({k for params, _ in rows for k in params})
     varied = {k for k in names if len({p.get(k) for p, _ in rows}) > 1}  # a constant explains nothing
     rows = [({k: v for k, v in params.items() if k in varied}, value) for params, value in rows]
@@ -487,7 +489,9 @@ def importances(runs: list[dict], metric: str, mode: str) -> tuple[dict[str, flo
             study.add_trial(trial)
         with pywarnings.catch_warnings(record=True) as caught:
             pywarnings.simplefilter("always")
-            result = optuna.importance.get_param_importances(study)
+            pywarnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # PED-ANOVA in Optuna 4
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=PED_ANOVA_QUANTILE)
+            result = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (ValueError, RuntimeError, ZeroDivisionError) as exc:
         return None, f"PED-ANOVA failed on {len(rows)} trials: {exc}"
     finally:
@@ -496,9 +500,11 @@ def importances(runs: list[dict], metric: str, mode: str) -> tuple[dict[str, flo
     if not any(v > 0 for v in result.values()):
         return None, f"PED-ANOVA found no difference between the best trials and the rest ({len(rows)} trials)" + \
             (f": {'; '.join(notes)}" if notes else "")
-    note = f"PED-ANOVA on {len(rows)} trials, {metric} ({mode})" + (f"; Optuna noted: {'; '.join(notes)}" if notes else "")
-    if len(rows) < 10:  # PED-ANOVA contrasts the top 10% of trials with the rest
-        note += f"; with {len(rows)} trials its top 10% is a single trial, so these values are weak evidence"
+    note = f"PED-ANOVA on {len(rows)} fully trained trials, {metric} ({mode})" + (f"; Optuna noted: {'; '.join(notes)}" if notes else "")
+    top = math.ceil(PED_ANOVA_QUANTILE * len(rows))  # the trials PED-ANOVA contrasts with the rest
+    if top < 5:  # Optuna's advice: at least 5 trials in the top quantile
+        note += (f"; its top {PED_ANOVA_QUANTILE:.0%} holds {top} trial{'s' if top > 1 else ''} (fewer than 5), "
+                 f"so these values are only indicative")
     return {k: float(v) for k, v in result.items()}, note
 
 

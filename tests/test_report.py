@@ -333,7 +333,37 @@ def test_importance_finds_the_parameter_that_matters():
     values, note = importances(runs, "eval/loss", "min")
     assert set(values) == {"train.lr", "train.weight_decay", "train.scheduler"}  # not the constant model.layers
     assert max(values, key=values.get) == "train.lr"
-    assert "PED-ANOVA on 40 trials" in note
+    assert "PED-ANOVA on 40 fully trained trials" in note
+    assert "top 10% holds 4 trials (fewer than 5), so these values are only indicative" in note
+
+
+def _lr_runs(n: int, seed: int = 0, **kwargs) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        lr = rng.uniform(0, 1)
+        out.append(run("teacher", 3.0 + 2.0 * (lr - 0.3) ** 2, 0.7, params={"train.lr": str(lr), "train.wd": str(rng.uniform())},
+                       sampled="train.lr,train.wd", **kwargs))
+    return out
+
+
+def test_importance_uses_fully_trained_trials_and_names_ped_anova(monkeypatch):
+    import optuna
+
+    seen = []
+    real = optuna.importance.get_param_importances
+
+    def spy(study, *args, evaluator=None, **kwargs):
+        seen.append((evaluator, len(study.trials)))
+        return real(study, *args, evaluator=evaluator, **kwargs)
+
+    monkeypatch.setattr(optuna.importance, "get_param_importances", spy)
+    runs = _lr_runs(50) + _lr_runs(7, seed=1, stopped=True)  # stopped early by ASHA: left out
+    values, note = importances(runs, "eval/loss", "min")
+    ((evaluator, n),) = seen
+    assert isinstance(evaluator, optuna.importance.PedAnovaImportanceEvaluator) and n == 50
+    assert "PED-ANOVA on 50 fully trained trials" in note and "indicative" not in note  # top 10%: 5 trials
+    assert max(values, key=values.get) == "train.lr"
 
 
 def test_importance_with_too_few_trials_says_so():
