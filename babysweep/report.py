@@ -12,7 +12,8 @@ Entries: one per architecture of a teacher sweep, one per student or baseline sw
 runs of `<sweep>.final` (the best config retrained with N seeds) when that sweep exists, else the
 best config of the tuning sweep itself (n=1 usually; the report warns: its value was selected
 as the best of many, so it is optimistic). Differences are to the best tuned teacher of each
-column, with 95% bootstrap intervals over seeds and, for BLiMP, over pairs (babysweep.stats).
+column, with 95% Welch t intervals over seeds and, for BLiMP, a separate pairs-only bootstrap
+interval for evaluation noise (babysweep.stats).
 """
 
 from __future__ import annotations
