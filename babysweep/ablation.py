@@ -18,11 +18,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from babysweep import metrics as M
+from babysweep import metrics as M, records as R
 from babysweep.config import flatten, resolve, set_dotted
 from babysweep.errors import UserError
 from babysweep.schedule import phases
-from babysweep.stats import bootstrap_diff, excludes_zero, mean_std
+from babysweep.stats import excludes_zero, mean_std, paired_interval, welch_interval
 
 
 def _effective(config: dict) -> dict[str, Any]:
@@ -57,30 +57,43 @@ def ablation_variants(base_config: dict) -> dict[str, dict]:
     return variants
 
 
-def _values(results: list[dict], key: str) -> list[float]:
-    """Per-seed values of `key` from metric dicts or run dicts (which hold them under "metrics")."""
-    out = []
-    for r in results:
+def _by_seed(results: list[dict], key: str) -> dict:
+    """{seed: value of `key`} from metric dicts or run dicts (which hold them under "metrics");
+    runs without a seed tag (plain metric dicts) are keyed by position."""
+    out = {}
+    for i, r in enumerate(results):
         m = r.get("metrics", r)
         if m.get(key) is not None:
-            out.append(float(m[key]))
+            seed = r.get("tags", {}).get(R.SEED, r.get("params", {}).get(R.SEED_KEY))
+            out[("seed", seed) if seed is not None else ("position", i)] = float(m[key])
     return out
 
 
-def ablation_table(results: dict[str, list[dict]], n: int = 2000, seed: int = 0) -> list[dict]:
+def _interval(variant: dict, base: dict) -> tuple[float, float | None, float | None]:
+    """Paired t over the seeds both sides ran (every variant reuses the base's seeds), else Welch's t."""
+    if len(variant) == len(base) and variant.keys() == base.keys():
+        seeds = sorted(variant, key=str)
+        return paired_interval([variant[s] for s in seeds], [base[s] for s in seeds])
+    return welch_interval(list(variant.values()), list(base.values()))
+
+
+def ablation_table(results: dict[str, list[dict]]) -> list[dict]:
     """One row per variant: n seeds, mean ± std of dev loss and BLiMP (percent), and each
-    variant's difference to base (variant - base) with a 95% seed-bootstrap interval."""
+    variant's difference to base (variant - base) with a 95% t interval, paired by seed. With one
+    seed there is no interval, and excludes_zero is False (no star)."""
     if "base" not in results or not results["base"]:
         raise UserError("the ablation results have no runs of the 'base' variant, so there is nothing to compare to")
     rows = []
     for name, runs in results.items():
         row: dict[str, Any] = {"variant": name, "n": len(runs)}
         for col, key, scale in (("dev_loss", M.EVAL_LOSS, 1.0), ("blimp", M.BLIMP_OVERALL, 100.0)):
-            vals, base = [v * scale for v in _values(runs, key)], [v * scale for v in _values(results["base"], key)]
+            mine = {k: v * scale for k, v in _by_seed(runs, key).items()}
+            base = {k: v * scale for k, v in _by_seed(results["base"], key).items()}
+            vals = list(mine.values())
             row[f"{col}_mean"], row[f"{col}_std"] = mean_std(vals) if vals else (None, None)
             diff = low = high = None
             if vals and base and name != "base":
-                diff, low, high = bootstrap_diff(vals, base, n=n, seed=seed)
+                diff, low, high = _interval(mine, base)
             row.update({f"{col}_diff": diff, f"{col}_low": low, f"{col}_high": high,
                         f"{col}_excludes_zero": None if diff is None else excludes_zero(low, high)})
         rows.append(row)

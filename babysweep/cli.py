@@ -5,10 +5,10 @@
     babysweep data SOURCE
     babysweep validate SPEC.yaml
     babysweep run SPEC.yaml | resume NAME | status [NAME] | ui
-    babysweep finalists SWEEP [--seeds 3]
+    babysweep finalists SWEEP [--seeds 5]
     babysweep report SWEEP... [--name NAME]
     babysweep ablate SWEEP|CONFIG.yaml [--seeds 3]
-    babysweep study search_spaces/study.yaml [--seeds 3]
+    babysweep study search_spaces/study.yaml [--seeds 5]
 
 A mistake the user can make ends in one sentence on stderr and exit status 2, never a traceback.
 """
@@ -311,7 +311,7 @@ SEEDS_HELP = "Seeds per finalist config (each retrained that many times)."
 @app.command()
 def finalists(
     sweep: str = typer.Argument(..., help="A finished tuning sweep; its finalists run as sweep '<SWEEP>.final'."),
-    seeds: int = typer.Option(3, "--seeds", help=SEEDS_HELP),
+    seeds: int = typer.Option(5, "--seeds", help=SEEDS_HELP),  # finalists.DEFAULT_SEEDS
     address: Optional[str] = SWEEP_OPTIONS["address"],
     storage: Optional[str] = SWEEP_OPTIONS["storage"],
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],

@@ -22,7 +22,7 @@ from babysweep.records import FINAL, FINALIST_OF, best_config, run_arch, sampled
 from babysweep.spec import Spec, load_spec
 
 SEED_OFFSET = 1000
-DEFAULT_SEEDS = 3
+DEFAULT_SEEDS = 5
 
 
 def tuning_spec(sweep: str, storage: str | Path | None = None) -> Spec:

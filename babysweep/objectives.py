@@ -68,20 +68,21 @@ class _FusedDistill(torch.autograd.Function):
     Per chunk: student log-softmax at 1 and at T, the teachers' ensemble distribution, the two
     per-row losses, and the gradient
         alpha * (softmax(z) - onehot) / n_tokens + (1 - alpha) * T * (softmax(z / T) - p_teacher) / kd_denominator
-    on real target rows (zero on ignored ones), written into one [N, V] tensor that backward returns
-    (scaled by the incoming gradient). Saves nothing else: no [N, V] intermediates outlive a chunk.
+    where the first term counts on real target rows and the second on `kd_rows` (real target rows
+    for "token"; every real input position for "babyllama", the last one too), written into one
+    [N, V] tensor that backward returns (scaled by the incoming gradient). Saves nothing else: no [N, V] intermediates outlive a chunk.
     ce and kd are reported values (not differentiable); total carries the gradient.
     """
 
     @staticmethod
-    def forward(ctx, z, target, teachers, ensemble, alpha, temperature, kd_denominator):
+    def forward(ctx, z, target, kd_rows, teachers, ensemble, alpha, temperature, kd_denominator):
         # All intra-op threads: forcing one thread (tried on a loaded machine) took 316 ms against
         # 172 ms for fwd+bwd of [4096, 8000] on a quiet 2-core machine.
         with torch.autocast(z.device.type, enabled=False):
-            return _FusedDistill._forward(ctx, z, target, teachers, ensemble, alpha, temperature, kd_denominator)
+            return _FusedDistill._forward(ctx, z, target, kd_rows, teachers, ensemble, alpha, temperature, kd_denominator)
 
     @staticmethod
-    def _forward(ctx, z, target, teachers, ensemble, alpha, temperature, kd_denominator):
+    def _forward(ctx, z, target, kd_rows, teachers, ensemble, alpha, temperature, kd_denominator):
         n, vocab = z.shape
         device = z.device
         work = torch.float64 if z.dtype == torch.float64 else torch.float32  # the work dtype: float32 at least
@@ -91,7 +92,7 @@ class _FusedDistill(torch.autograd.Function):
         kd_den = n_tokens if kd_denominator is None else torch.tensor(float(kd_denominator), dtype=work, device=device)
         # Per-row gradient weights (0 on ignored rows), [N, 1].
         a_rows = (valid.to(work) * (alpha / n_tokens)).unsqueeze(1)
-        b_rows = (valid.to(work) * ((1 - alpha) * temperature / kd_den)).unsqueeze(1)
+        b_rows = (kd_rows.to(work) * ((1 - alpha) * temperature / kd_den)).unsqueeze(1)
         safe_target = target.clamp(min=0)
         inv_t = 1.0 / temperature
         k = len(teachers)
@@ -170,7 +171,7 @@ class _FusedDistill(torch.autograd.Function):
 
         zero = torch.zeros((), dtype=work, device=device)
         ce = torch.where(valid, ce_rows, zero).sum() / n_tokens
-        kd = torch.where(valid, kl_rows, zero).sum() / kd_den
+        kd = torch.where(kd_rows, kl_rows, zero).sum() / kd_den
         total = alpha * ce + (1 - alpha) * temperature**2 * kd
         ctx.save_for_backward(grad)
         ctx.mark_non_differentiable(ce, kd)
@@ -181,10 +182,10 @@ class _FusedDistill(torch.autograd.Function):
     def backward(ctx, grad_total, _grad_ce, _grad_kd):
         (grad,) = ctx.saved_tensors
         if grad_total.device.type == "cpu" and grad_total.item() == 1.0:
-            return grad, None, None, None, None, None, None  # the common case: no extra [N, V] pass
+            return grad, None, None, None, None, None, None, None  # the common case: no extra [N, V] pass
         # In place: saving an [N, V] allocation. A second backward (retain_graph) would see the
         # saved tensor's version change and raise rather than return a wrong gradient.
-        return grad.mul_(grad_total.to(grad.dtype)), None, None, None, None, None, None
+        return grad.mul_(grad_total.to(grad.dtype)), None, None, None, None, None, None, None
 
 
 def distillation_loss(logits, input_ids, teacher_logits, alpha: float, temperature: float, ensemble: str = "logits",
@@ -193,8 +194,9 @@ def distillation_loss(logits, input_ids, teacher_logits, alpha: float, temperatu
 
     ensemble "logits": teachers' raw logits averaged before the softmax (BabyLlama); "probs":
     their tempered probabilities averaged. kd_reduction "token": KL averaged per real target token;
-    "babyllama": summed over positions and divided by the batch size, as the original code's
-    KLDivLoss(reduction="batchmean") on [batch, length, vocab] does (seq_len times the per-token value).
+    "babyllama": summed over every real input position, the last one too (it has no CE target, but
+    BabyLlama's KLDivLoss(reduction="batchmean") on [batch, length, vocab] sums it), and divided by
+    the batch size: about seq_len times the per-token value (see kd_weight.py).
 
     With teachers (alpha < 1) the loss and its gradient come from one fused pass over row chunks
     (`_FusedDistill`): float32 math, no [N, V] intermediates besides the gradient itself. `total`
@@ -210,7 +212,11 @@ def distillation_loss(logits, input_ids, teacher_logits, alpha: float, temperatu
         raise ValueError(f"kd_reduction {kd_reduction!r} is not 'token' or 'babyllama'")
     vocab = logits.size(-1)
     teachers = [t.reshape(-1, vocab) for t in teacher_logits]
-    total, ce, kd = _FusedDistill.apply(logits.reshape(-1, vocab), target, teachers, ensemble, float(alpha),
+    if kd_reduction == "babyllama":  # every real input position: no target needed for a KL
+        kd_rows = torch.ones_like(target, dtype=torch.bool) if mask is None else (mask.reshape(-1) != 0)
+    else:
+        kd_rows = target != -100
+    total, ce, kd = _FusedDistill.apply(logits.reshape(-1, vocab), target, kd_rows, teachers, ensemble, float(alpha),
                                         float(temperature), logits.size(0) if kd_reduction == "babyllama" else None)
     return DistillLoss(total, ce, kd)
 

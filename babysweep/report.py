@@ -12,7 +12,8 @@ Entries: one per architecture of a teacher sweep, one per student or baseline sw
 runs of `<sweep>.final` (the best config retrained with N seeds) when that sweep exists, else the
 best config of the tuning sweep itself (n=1 usually; the report warns: its value was selected
 as the best of many, so it is optimistic). Differences are to the best tuned teacher of each
-column, with 95% bootstrap intervals over seeds and, for BLiMP, over pairs (babysweep.stats).
+column, with 95% Welch t intervals over seeds and, for BLiMP, a separate pairs-only bootstrap
+interval for evaluation noise (babysweep.stats).
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ from babysweep import metrics as M
 from babysweep import records as R
 from babysweep.errors import UserError
 from babysweep.report_plots import blimp_bars, factor_plots, learning_curves
-from babysweep.stats import bootstrap_diff, excludes_zero, mean_std
 from babysweep.records import FINAL, best_config, fully_trained, run_arch, sampled_keys
+from babysweep.report_search import report_sections, sections_markdown
+from babysweep.stats import excludes_zero, mean_std, pair_noise_interval, welch_interval
 from babysweep.tracking import run_json, sweep_objective, sweep_runs
 
 ROLES = ("teacher", "student", "baseline")
 N_BOOT = 2000
+PED_ANOVA_QUANTILE = 0.1  # Optuna's default target quantile, named so the note can count its trials
 LogRun = Callable[[str, dict, dict, Path], None]
 
 
@@ -238,22 +241,23 @@ def compare(a: Entry, b: Entry, col: str, n: int = N_BOOT, seed: int = 0) -> dic
 
 
 def _compare(a: Entry, b: Entry, col: str, n: int, seed: int) -> dict:
-    """basis names what the interval resampled: "seeds" (both sides have 2+ runs), "one side's seeds"
-    (the other has one run, so its seed-to-seed variation is missing), "+pairs", or "none"."""
+    """Welch's t interval over seeds (the verdict's); basis: "seeds" (both sides have 2+ runs), "one
+    side's seeds" (the other has one run, so its seed-to-seed variation is missing) or "none". For
+    BLiMP on shared pairs, noise_low/noise_high: the pairs-only bootstrap (evaluation noise)."""
     va, vb = a.values(col), b.values(col)
+    out = {"diff": None, "low": None, "high": None, "basis": "none", "noise_low": None, "noise_high": None}
     if not va or not vb:
-        return {"diff": None, "low": None, "high": None, "basis": "none"}
-    multi = (len(va) > 1) + (len(vb) > 1)
-    parts = [("", "one side's seeds", "seeds")[multi]]
-    if col == "blimp" and a.pairs() is not None and a.pairs() == b.pairs():
-        diff, low, high = bootstrap_diff(va, vb, [s.decisions for s in a.seeds], [s.decisions for s in b.seeds],
-                                         n=n, seed=seed, weights=pair_weights(a.pairs()), paired=True)
-        parts.append("pairs")
-    else:
-        diff, low, high = bootstrap_diff(va, vb, n=n, seed=seed)
-    basis = "+".join(p for p in parts if p) or "none"
+        return out
     scale = 100.0 if col == "blimp" else 1.0
-    return {"diff": diff * scale, "low": low * scale, "high": high * scale, "basis": basis}
+    diff, low, high = welch_interval(va, vb)
+    out.update(diff=diff * scale, basis=("none", "one side's seeds", "seeds")[(len(va) > 1) + (len(vb) > 1)])
+    if low is not None:
+        out.update(low=low * scale, high=high * scale)
+    if col == "blimp" and a.pairs() is not None and a.pairs() == b.pairs():
+        _, nl, nh = pair_noise_interval([s.decisions for s in a.seeds], [s.decisions for s in b.seeds],
+                                        weights=pair_weights(a.pairs()), n=n, seed=seed)
+        out.update(noise_low=nl * scale, noise_high=nh * scale)
+    return out
 
 
 def _best(entries: list[Entry], col: str) -> Entry | None:
@@ -420,18 +424,19 @@ def _parse(text: str):
 
 
 def importances(runs: list[dict], metric: str, mode: str) -> tuple[dict[str, float] | None, str]:
-    """PED-ANOVA importances (Optuna's default evaluator) of the sampled params for the sweep's
-    metric; (None, why) when they cannot be computed. Trials stopped early count with their last value."""
+    """PED-ANOVA importances of the sampled params for the sweep's metric, from fully trained trials
+    only (a trial ASHA stopped carries a value from fewer epochs); (None, why) when they cannot be
+    computed. The evaluator is named: Optuna's default one differs between versions 4 and 5."""
     import optuna  # lazy: only reports with importances need it
 
     rows = []
     for run in runs:
         value = _number(run.get("metrics", {}).get(metric))
         sampled = [k for k in sampled_keys(run, with_seed=True) if k in run.get("params", {})]
-        if run.get("status") == "FINISHED" and value is not None and sampled:
+        if fully_trained(run) and value is not None and sampled:
             rows.append(({k: run["params"][k] for k in sampled}, value))
     if len(rows) < 3:
-        return None, f"too few finished trials with sampled params and a value of {metric} ({len(rows)}) for PED-ANOVA"
+        return None, f"too few fully trained trials with sampled params and a value of {metric} ({len(rows)}) for PED-ANOVA"
     names = sorted({k for params, _ in rows for k in params})
     varied = {k for k in names if len({p.get(k) for p, _ in rows}) > 1}  # a constant explains nothing
     rows = [({k: v for k, v in params.items() if k in varied}, value) for params, value in rows]
@@ -450,7 +455,9 @@ def importances(runs: list[dict], metric: str, mode: str) -> tuple[dict[str, flo
             study.add_trial(trial)
         with pywarnings.catch_warnings(record=True) as caught:
             pywarnings.simplefilter("always")
-            result = optuna.importance.get_param_importances(study)
+            pywarnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # PED-ANOVA in Optuna 4
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=PED_ANOVA_QUANTILE)
+            result = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (ValueError, RuntimeError, ZeroDivisionError) as exc:
         return None, f"PED-ANOVA failed on {len(rows)} trials: {exc}"
     finally:
@@ -459,9 +466,11 @@ def importances(runs: list[dict], metric: str, mode: str) -> tuple[dict[str, flo
     if not any(v > 0 for v in result.values()):
         return None, f"PED-ANOVA found no difference between the best trials and the rest ({len(rows)} trials)" + \
             (f": {'; '.join(notes)}" if notes else "")
-    note = f"PED-ANOVA on {len(rows)} trials, {metric} ({mode})" + (f"; Optuna noted: {'; '.join(notes)}" if notes else "")
-    if len(rows) < 10:  # PED-ANOVA contrasts the top 10% of trials with the rest
-        note += f"; with {len(rows)} trials its top 10% is a single trial, so these values are weak evidence"
+    note = f"PED-ANOVA on {len(rows)} fully trained trials, {metric} ({mode})" + (f"; Optuna noted: {'; '.join(notes)}" if notes else "")
+    top = math.ceil(PED_ANOVA_QUANTILE * len(rows))  # the trials PED-ANOVA contrasts with the rest
+    if top < 5:  # Optuna's advice: at least 5 trials in the top quantile
+        note += (f"; its top {PED_ANOVA_QUANTILE:.0%} holds {top} trial{'s' if top > 1 else ''} (fewer than 5), "
+                 f"so these values are only indicative")
     return {k: float(v) for k, v in result.items()}, note
 
 
@@ -502,6 +511,7 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
     for sweep in data.sweeps:
         values, note = importances(data.runs[sweep], *data.objectives[sweep])
         report["importances"][sweep] = {"params": values, "note": note}
+    report.update(report_sections(tracking_uri, data))  # samplers and distillation strength
     (out_dir / "report.json").write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
     path = out_dir / "report.md"
     path.write_text(render_markdown(report))
@@ -525,11 +535,15 @@ def _diff_cell(row: dict, col: str, digits: int) -> str:
     if row[f"{col}_diff"] is None:
         return "–"
     cell = _num(row[f"{col}_diff"], digits, "+")
-    if row[f"{col}_basis"] == "none":
-        return cell + " (one run each: no interval)"
+    if row.get(f"{col}_noise_low") is not None:  # evaluation noise: BLiMP pairs resampled, seeds fixed
+        noise = f"; eval noise [{_num(row[f'{col}_noise_low'], digits, '+')}, {_num(row[f'{col}_noise_high'], digits, '+')}]"
+    else:
+        noise = ""
+    if row[f"{col}_basis"] == "none" or row[f"{col}_low"] is None:
+        return cell + f" (one run each: no interval{noise})"
     star = " *" if excludes_zero(row[f"{col}_low"], row[f"{col}_high"]) else ""
     star += "" if full_interval(row[f"{col}_basis"]) else " †"
-    return cell + f" [{_num(row[f'{col}_low'], digits, '+')}, {_num(row[f'{col}_high'], digits, '+')}]{star}"
+    return cell + f" [{_num(row[f'{col}_low'], digits, '+')}, {_num(row[f'{col}_high'], digits, '+')}]{star}{noise}"
 
 
 def render_markdown(report: dict) -> str:
@@ -548,9 +562,10 @@ def render_markdown(report: dict) -> str:
                      f"| {_pm(r['blimp_mean'], r['blimp_std'], 2, r['n'])} | {_diff_cell(r, 'blimp', 2)} |")
     lines += ["", "Mean ± std over seeds (std with ddof=1). Δ = entry − best tuned teacher of that column (lowest "
               "dev loss, highest BLiMP); * = the interval excludes zero; † = one side has a single run, so the "
-              "interval lacks its seed-to-seed variation and is too narrow. Intervals: 2000-replicate percentile bootstrap "
-              "over seeds and, for BLiMP when per-pair decisions exist, over pairs shared by both sides (paired). "
-              "With few seeds they are narrower than the truth.", ""]
+              "interval lacks its seed-to-seed variation and is too narrow. Intervals: Welch's t over seeds (another "
+              "seed's luck: these decide the verdict and the stars). Eval noise (BLiMP, when per-pair decisions exist): "
+              "2000-replicate bootstrap over the BLiMP pairs shared by both sides, seeds fixed: how much the finite "
+              "test set moves the difference.", ""]
     fields = sorted({f for per in report["fields"].values() for f in per})
     seeds = {r["entry"]: r["n"] for r in report["rows"]}
     if fields:
@@ -558,6 +573,7 @@ def render_markdown(report: dict) -> str:
         for entry, per in report["fields"].items():
             lines.append(f"| {entry} | " + " | ".join(_pm(*per[f], 1, seeds.get(entry, 2)) if f in per else "–" for f in fields) + " |")
         lines.append("")
+    lines += sections_markdown(report)
     lines += ["## Hyperparameter importance (PED-ANOVA)", ""]
     for sweep, imp in report["importances"].items():
         lines += [f"**{sweep}**: {imp['note']}.", ""]
@@ -588,14 +604,16 @@ def render_ablation(name: str, base_of: str, rows: list[dict], changes: dict[str
             cells.append(_pm(r[f"{col}_mean"], r[f"{col}_std"], digits, r["n"]))
             if r[f"{col}_diff"] is None:
                 cells.append("base" if r["variant"] == "base" else "–")
+            elif r[f"{col}_low"] is None:
+                cells.append(f"{_num(r[f'{col}_diff'], digits, '+')} (one seed: no interval)")
             else:
                 star = " *" if r[f"{col}_excludes_zero"] else ""
                 cells.append(f"{_num(r[f'{col}_diff'], digits, '+')} [{_num(r[f'{col}_low'], digits, '+')}, "
                              f"{_num(r[f'{col}_high'], digits, '+')}]{star}")
         lines.append(f"| {r['variant']} | {change} | {r['n']} | " + " | ".join(cells) + " |")
     lines += ["", "Mean ± std over seeds; every variant ran with the same seeds as the base. Δ = variant − base; "
-              "95% percentile bootstrap over seeds (2000 replicates); * = the interval excludes zero. "
-              "With few seeds the intervals are narrower than the truth.", ""]
+              "95% paired t interval over the shared seeds (Welch's t where seeds do not match); * = the "
+              "interval excludes zero. One seed: no interval and no star.", ""]
     return "\n".join(lines)
 
 

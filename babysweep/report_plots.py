@@ -71,6 +71,9 @@ def factor_plots(sweep: str, runs: list[dict], metric: str, path: Path) -> Path 
             ys = [y for _, y, s in points if s == stopped]
             if xs:
                 ax.scatter(xs, ys, **style)
+        xs = [x for x, _, _ in points]
+        if min(xs) > 0 and max(xs) >= 10 * min(xs):  # log-uniform alpha (students.yaml): spread the small values
+            ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)

@@ -79,6 +79,9 @@ class SearchConfig(_Strict):
     concurrent: int = Field(2, ge=1)  # trials at once
     repeats: int = Field(1, ge=1)  # seeds per config (train.seed + 0..repeats-1)
     seed: int = 0  # the searcher's seed
+    # optuna: random trials before TPE (Optuna's own default, 10, would leave an 8-sample sweep all random);
+    # None = samples // 4, at least 2 and at most 10 (sampler.py). Other algorithms ignore it.
+    startup_trials: int | None = Field(None, ge=1)
     max_failures: int = Field(1, ge=0)  # retries of a failed trial
     grace_period: int = Field(1, ge=1)  # ASHA: epochs before a trial may be stopped
     reduction_factor: float = Field(2, gt=1)  # ASHA: keep 1/reduction_factor at each rung

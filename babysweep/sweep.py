@@ -36,6 +36,7 @@ from babysweep.checkpoint import checkpoints
 from babysweep.config import TrainConfig
 from babysweep.errors import UserError
 from babysweep.records import lineage_tags
+from babysweep.sampler import make_sampler, mlflow_params, sampler_settings
 from babysweep.space import OptunaSpace
 from babysweep.spec import Spec, config_count, diff_specs, grid_points
 from babysweep.paths import MODELS, SPEC_FILE, TEACHERS_FILE
@@ -165,13 +166,12 @@ def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> dict:
 
 
 def _searcher(spec: Spec):
-    import optuna
     from ray.tune.search import ConcurrencyLimiter, Repeater
 
     from babysweep.sweep_search import FinalResultOptunaSearch
 
     search = spec.search
-    sampler = optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "optuna" else optuna.samplers.RandomSampler(seed=search.seed)
+    sampler = make_sampler(sampler_settings(search, spec.space))
     searcher = FinalResultOptunaSearch(space=OptunaSpace(spec.space), metric=search.metric, mode=search.mode, sampler=sampler)
     if search.repeats > 1:
         searcher = Repeater(searcher, repeat=search.repeats, set_index=True)
@@ -255,8 +255,9 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     callback = SweepCallback(name=spec.name, folder=str(folder), tracking_uri=uri, spec_text=spec.text,
                              role=spec.role, metric=search.metric, mode=search.mode, total=total,
                              max_epochs=max_epochs(spec), models=spec.tracking.models,
-                             search_settings={"search." + k: v for k, v in search.model_dump().items()}, live=live,
-                             spec=spec, context=context, lineage={**lineage, **spec.tracking.tags})
+                             # tracking puts "search." before each key
+                             search_settings={**search.model_dump(), **mlflow_params(sampler_settings(search, spec.space))},
+                             live=live, spec=spec, context=context, lineage={**lineage, **spec.tracking.tags})
     if restoring and live:
         console = Console(soft_wrap=True, highlight=False)
         console.print(f"sweep {spec.name}: an earlier run of this sweep stopped before its end; continuing it", markup=False)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from babysweep import metrics as M
+from babysweep import metrics as M, records as R
 from babysweep.config import budget_spent
 from babysweep.paths import MODELS
 from babysweep.sweep_state import error_line
@@ -81,7 +81,7 @@ class SweepCallback(Callback):
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         params, config, repeat, point = self._config(trial)
         seed = config.get("train", {}).get("seed", repeat)
-        tags = {"seed": str(seed), "repeat": str(repeat), **({"point": point} if point else {}), **self.lineage}
+        tags = {R.SEED: str(seed), R.REPEAT: str(repeat), **({R.POINT: point} if point else {}), **self.lineage}
         self.tracker.trial_started(trial.trial_id, params, config, tags=tags)
         self._row(trial).update(state="RUNNING")
         self._refresh(trials, f"{trial.trial_id} started: {self._row(trial)['params']}")

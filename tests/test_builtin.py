@@ -124,7 +124,7 @@ def test_build_layout_is_idempotent(tmp_path):
     assert folder.name == f"builtin-v{builtin.GRAMMAR_VERSION}-w2000-s1-p5"
     train = (folder / "train" / "builtin.train").read_text()
     assert train == builtin.generate_text(2000, 1)
-    assert (folder / "dev" / "builtin.dev").read_text() == builtin.generate_text(200, 1, "dev")
+    assert (folder / "dev" / "builtin.dev").read_text() == builtin.held_out_text(200, 1, "dev", train)
     readme = (folder / "README.txt").read_text()
     assert "SYNTHETIC" in readme and "not real child-directed" in readme
     assert f"GRAMMAR_VERSION: {builtin.GRAMMAR_VERSION}" in readme and "seed: 1" in readme
@@ -155,3 +155,12 @@ def test_incomplete_folder_is_a_user_error(tmp_path):
     (tmp_path / builtin.folder_name(2000, 0) / "train").mkdir(parents=True)
     with pytest.raises(UserError, match="not a complete built-in corpus"):
         builtin.build(tmp_path, words=2000, seed=0)
+
+
+def test_dev_shares_no_line_with_train(tmp_path):
+    folder = builtin.build(tmp_path, words=20000, seed=0, pairs_per_paradigm=2)
+    train = set((folder / "train" / "builtin.train").read_text().splitlines())
+    dev = (folder / "dev" / "builtin.dev").read_text().splitlines()
+    assert len(" ".join(dev).split()) >= 2000 and not train & set(dev)
+    fresh = builtin.generate_text(2000, 0, "dev").splitlines()  # a fresh seed stream alone is not enough
+    assert train & set(fresh)

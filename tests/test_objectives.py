@@ -57,7 +57,39 @@ def test_logits_and_probs_ensembles_differ_and_babyllama_scaling():
     b = O.distillation_loss(student, ids, teachers, 0.5, 2.0, "probs").kd
     assert not torch.isclose(a, b)
     orig = O.distillation_loss(student, ids, teachers, 0.5, 2.0, "logits", kd_reduction="babyllama").kd
-    assert orig.item() == pytest.approx(5 * a.item(), rel=1e-5)  # 5 predicted positions per sequence
+    last = _kl_by_hand(student[:, -1].tolist(), [x[:, -1].tolist() for x in teachers], 2.0, "logits") / 2
+    assert orig.item() == pytest.approx(5 * a.item() + last, rel=1e-5)  # 5 predicted positions + the last one
+
+
+def _babyllama_compute_loss(student, ids, teachers, alpha, t):
+    """BabyLlama's DistillationTrainer.compute_loss, restated: the student's own HF loss (mean CE of
+    position i predicting token i+1) plus torch's KLDivLoss(reduction="batchmean") between the
+    student's log-softmax at T and the softmax of the teachers' averaged logits at T, which sums over
+    every [batch, position, vocab] element (the last position too) and divides by the batch size,
+    times T squared."""
+    hf_ce = torch.nn.functional.cross_entropy(student[:, :-1].reshape(-1, student.size(-1)), ids[:, 1:].reshape(-1))
+    avg = torch.stack(teachers).mean(0)
+    kl = torch.nn.KLDivLoss(reduction="batchmean")(torch.log_softmax(student / t, -1), torch.softmax(avg / t, -1)) * t**2
+    return alpha * hf_ce + (1.0 - alpha) * kl
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("alpha,t", [(0.5, 2.0), (0.0, 1.0), (0.8, 3.0)])
+def test_babyllama_reduction_is_babyllamas_compute_loss(dtype, tol, alpha, t):
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(3, 8, 13, generator=g, dtype=dtype) * 2
+    ids = torch.randint(0, 13, (3, 8), generator=g)
+    teachers = [torch.randn(3, 8, 13, generator=g, dtype=dtype) * 3 for _ in range(2)]
+    ours, ref = z.clone().requires_grad_(), z.clone().requires_grad_()
+    out = O.distillation_loss(ours, ids, teachers, alpha, t, "logits", "babyllama")
+    out.total.backward()
+    expected = _babyllama_compute_loss(ref, ids, teachers, alpha, t)
+    expected.backward()
+    torch.testing.assert_close(out.total.to(dtype), expected, rtol=tol, atol=tol)
+    torch.testing.assert_close(ours.grad, ref.grad, rtol=tol, atol=tol)
+    assert ours.grad[:, -1].abs().sum() > 0  # the last position is distilled, as in BabyLlama
+    token = O.distillation_loss(z, ids, teachers, alpha, t, "logits", "token")
+    assert not torch.isclose(token.total.to(dtype), expected)  # the per-token default is another loss
 
 
 def test_alpha_one_is_plain_ce_without_teachers():
@@ -119,6 +151,8 @@ def _reference_distillation(z, ids, teachers, alpha, t, ensemble, reduction, mas
     flat = z.reshape(-1, vocab)
     ce = torch.nn.functional.cross_entropy(flat, target, ignore_index=-100)
     weight = (target != -100).to(z.dtype)
+    if reduction == "babyllama":  # every real input position, the last one too
+        weight = torch.ones_like(weight) if mask is None else mask.reshape(-1).to(z.dtype)
     if ensemble == "logits":
         p_t = torch.softmax(sum(x.reshape(-1, vocab) for x in teachers) / len(teachers) / t, -1)
     else:
@@ -158,7 +192,7 @@ def test_fused_distillation_matches_autograd_of_the_formula(monkeypatch, alpha, 
                 torch.testing.assert_close(out.kd, kd, rtol=tol, atol=tol)
             torch.testing.assert_close(ours.grad, ref.grad, rtol=100 * tol, atol=tol)
             if m is not None:
-                ignored = O._targets(ids, m).view(3, 7) == -100
+                ignored = (O._targets(ids, m).view(3, 7) == -100) if reduction == "token" or alpha == 1 else m == 0
                 assert (ours.grad[ignored] == 0).all()
 
 
@@ -188,3 +222,37 @@ def test_fused_distillation_refuses_a_second_backward():
     (out.total * 2).backward(retain_graph=True)
     with pytest.raises(RuntimeError):
         (out.total * 2).backward()  # the saved gradient was scaled in place: no silent wrong answer
+
+
+def test_kd_weight_in_token_units_and_active_epochs():
+    from babysweep.kd_weight import kd_epochs, kd_per_ce, token_alpha
+
+    assert kd_per_ce(0.5, 2.0, "babyllama", 128) == pytest.approx(127 * 4)
+    assert kd_per_ce(0.5, 2.0, "token", 128) == pytest.approx(4)
+    assert kd_per_ce(1.0, 2.0, "token", 128) == 0.0
+    a = token_alpha(0.5, "babyllama", 128)
+    assert a == pytest.approx(1 / 128) and kd_per_ce(a, 2.0, "token", 128) == pytest.approx(kd_per_ce(0.5, 2.0, "babyllama", 128))
+    config = {"train": {"epochs": 8}, "distill": {"teachers": ["t"], "alpha": 0.5},
+              "antlm": {"schedule": "2clm+4mlm+2clm", "mlm_ratio": 0.0}}
+    assert kd_epochs(config) == (4, 8)  # none in MLM epochs
+    assert kd_epochs({**config, "distill": {"teachers": [], "alpha": 0.5}}) == (0, 8)
+    assert kd_epochs({**config, "distill": {"teachers": ["t"], "alpha": 1.0}}) == (0, 8)
+
+
+def test_kd_weight_matches_the_losses_it_describes():
+    """Token-unit weight: raising one position's KL by d moves the total by kd_per_ce * d * (CE weight per token)."""
+    from babysweep.kd_weight import kd_per_ce
+
+    g = torch.Generator().manual_seed(6)
+    batch, seq, vocab, alpha, t = 2, 6, 5, 0.3, 2.0
+    z = torch.randn(batch, seq, vocab, generator=g, dtype=torch.float64, requires_grad=True)
+    ids = torch.randint(0, vocab, (batch, seq), generator=g)
+    teacher = [torch.randn(batch, seq, vocab, generator=g, dtype=torch.float64)]
+    p = torch.softmax(teacher[0] / t, -1)
+    kl = (p * (p.log() - torch.log_softmax(z.detach() / t, -1))).sum(-1)  # [batch, seq] per position
+    for reduction in ("token", "babyllama"):
+        out = O.distillation_loss(z, ids, teacher, alpha, t, "logits", reduction)
+        counted = kl[:, :-1] if reduction == "token" else kl
+        ce_weight = alpha / (batch * (seq - 1))  # d total / d (one token's CE): CE is a mean over targets
+        kd_weight = (1 - alpha) * t * t * out.kd.item() / counted.sum().item()  # d total / d (one position's KL)
+        assert kd_weight / ce_weight == pytest.approx(kd_per_ce(alpha, t, reduction, seq), rel=1e-9)

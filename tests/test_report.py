@@ -15,9 +15,9 @@ import pytest
 
 from babysweep.ablation import ablation_table, ablation_variants
 from babysweep.errors import UserError
-from babysweep.report import (ReportData, entries_from_runs, importances, pair_weights, table_from_runs, verdict,
-                              write_report)
-from babysweep.stats import bootstrap_diff, excludes_zero, mean_std
+from babysweep.report import (ReportData, entries_from_runs, importances, pair_weights, render_ablation, render_markdown,
+                              table_from_runs, verdict, write_report)
+from babysweep.stats import excludes_zero, mean_std, pair_noise_interval, paired_interval, welch_interval
 
 # ------------------------------------------------------------------------------------ helpers
 
@@ -44,17 +44,18 @@ def tuning(role: str, n: int, arch: str = "llama") -> list[dict]:
 
 
 def scenario(student_dev: list[float], student_blimp: list[float], trials: int = 4) -> dict[str, list[dict]]:
-    """Teachers (llama, gpt2), students and baselines, each with a .final sweep of two seeds."""
+    """Teachers (llama, gpt2), students and baselines, each with a .final sweep of four seeds: the
+    listed values, twice (t intervals over two seeds, df 1, are too wide to tell anything apart)."""
     def final(role, devs, blimps, arch="llama"):
-        return [run(role, d, b, seed=i, arch=arch) for i, (d, b) in enumerate(zip(devs, blimps))]
+        return [run(role, d, b, seed=i, arch=arch) for i, (d, b) in enumerate(zip(devs * 2, blimps * 2))]
 
     return {
         "teachers": tuning("teacher", trials // 2, "llama") + tuning("teacher", trials // 2, "gpt2"),
-        "teachers.final": final("teacher", [3.0, 3.2], [0.70, 0.72]) + final("teacher", [3.1, 3.3], [0.68, 0.70], "gpt2"),
+        "teachers.final": final("teacher", [3.05, 3.15], [0.705, 0.715]) + final("teacher", [3.15, 3.25], [0.685, 0.695], "gpt2"),
         "students": tuning("student", trials),
         "students.final": final("student", student_dev, student_blimp),
         "baselines": tuning("baseline", trials),
-        "baselines.final": final("baseline", [3.05, 3.15], [0.69, 0.71]),
+        "baselines.final": final("baseline", [3.08, 3.12], [0.695, 0.705]),
     }
 
 
@@ -80,53 +81,74 @@ def test_mean_std():
     assert m == 2.0 and s == pytest.approx(1.0)  # ddof=1
 
 
-def test_bootstrap_identical_groups_contains_zero():
-    a = [0.70, 0.72, 0.71, 0.69]
-    diff, low, high = bootstrap_diff(a, list(a))
-    assert diff == 0.0 and low < 0 < high
-
-
-def test_bootstrap_separated_groups_excludes_zero():
-    diff, low, high = bootstrap_diff([0.80, 0.81, 0.82], [0.70, 0.71, 0.72])
-    assert diff == pytest.approx(0.10)
-    assert 0 < low <= diff <= high
-    assert excludes_zero(low, high)
-
-
-def test_bootstrap_is_deterministic_per_seed():
-    rng = np.random.default_rng(1)
-    a, b = rng.normal(0, 1, 5), rng.normal(0.3, 1, 5)
-    assert bootstrap_diff(a, b, seed=3) == bootstrap_diff(a, b, seed=3)
-    assert bootstrap_diff(a, b, seed=3) != bootstrap_diff(a, b, seed=4)
-
-
-def test_one_seed_each_without_pairs_has_no_interval():
-    assert bootstrap_diff([0.7], [0.6]) == pytest.approx((0.1, 0.1, 0.1))
-
-
-def test_paired_pairs_are_narrower_for_correlated_decisions():
-    rng = np.random.default_rng(0)
-    base = (rng.random(2000) < 0.7).astype(float)
-    flips = rng.random(2000) < 0.05  # b decides like a on 95% of the pairs
-    a_pairs = [base, base]
-    b_pairs = [np.where(flips, 1 - base, base)] * 2
-    a, b = [float(p.mean()) for p in a_pairs], [float(p.mean()) for p in b_pairs]
-    d1, lo1, hi1 = bootstrap_diff(a, b, a_pairs, b_pairs, paired=True)
-    d2, lo2, hi2 = bootstrap_diff(a, b, a_pairs, b_pairs, paired=False)
-    assert d1 == d2
-    assert hi1 - lo1 < 0.5 * (hi2 - lo2)
-    assert lo1 <= d1 <= hi1
-
-
-def test_pairs_give_an_interval_with_one_seed_and_weights_match_macro_average():
+def test_pair_noise_weights_give_the_macro_average_with_one_seed_each():
     sig = (("p1", 2), ("p2", 4))  # overall = mean of paradigm accuracies
     w = pair_weights(sig)
     a = np.array([1, 1, 1, 0, 0, 0], dtype=float)  # p1 100%, p2 25% -> 62.5%
     assert float((a * w).sum() / w.sum()) == pytest.approx(0.625)
     b = np.array([1, 0, 1, 0, 0, 0], dtype=float)  # p1 50%, p2 25% -> 37.5%
-    diff, low, high = bootstrap_diff([0.625], [0.375], [a], [b], weights=w)
+    diff, low, high = pair_noise_interval([a], [b], weights=w)
     assert diff == pytest.approx(0.25)
     assert low < high  # the pairs are resampled even with one seed each
+
+
+def test_welch_interval_matches_scipy():
+    from scipy import stats as sps
+
+    a, b = [85.1, 86.9, 85.6], [86.5, 85.4, 86.0, 85.9]
+    diff, low, high = welch_interval(a, b)
+    ci = sps.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert diff == pytest.approx(np.mean(a) - np.mean(b))
+    assert (low, high) == pytest.approx((ci.low, ci.high), rel=1e-10)
+    # By hand: Welch-Satterthwaite df and t.ppf.
+    va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 4
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 3)
+    assert high - diff == pytest.approx(sps.t.ppf(0.975, df) * np.sqrt(va + vb), rel=1e-10)
+    assert welch_interval(a, b, level=0.9)[2] < high
+
+
+def test_paired_interval_matches_scipy():
+    from scipy import stats as sps
+
+    a, b = [3.02, 3.10, 2.97, 3.05, 3.08], [3.00, 3.05, 2.96, 3.01, 3.02]
+    diff, low, high = paired_interval(a, b)
+    ci = sps.ttest_rel(a, b).confidence_interval(0.95)
+    assert diff == pytest.approx(np.mean(np.subtract(a, b)))
+    assert (low, high) == pytest.approx((ci.low, ci.high), rel=1e-10)
+    # The seeds' shared luck cancels: narrower than Welch's on the same numbers.
+    w = welch_interval(a, b)
+    assert high - low < w[2] - w[1]
+
+
+def test_one_run_each_has_no_t_interval_and_no_star():
+    assert welch_interval([0.7], [0.6]) == (pytest.approx(0.1), None, None)
+    assert paired_interval([0.7], [0.6]) == (pytest.approx(0.1), None, None)
+    assert not excludes_zero(None, None)
+    # A single run on one side is a fixed value: the other side's one-sample t interval.
+    from scipy import stats as sps
+    d, low, high = welch_interval([0.80, 0.82, 0.85], [0.6])
+    ci = sps.ttest_1samp([0.80, 0.82, 0.85], 0.6).confidence_interval(0.95)
+    assert (low + 0.6, high + 0.6) == pytest.approx((ci.low, ci.high))
+
+
+def test_t_interval_is_wider_than_a_seed_bootstrap_with_three_seeds():
+    a, b = np.array([0.859, 0.871, 0.849]), np.array([0.862, 0.853, 0.864])
+    _, tl, th = welch_interval(a, b)
+    rng = np.random.default_rng(0)  # the percentile bootstrap over seeds the report used before
+    reps = [rng.choice(a, 3).mean() - rng.choice(b, 3).mean() for _ in range(2000)]
+    bl, bh = np.percentile(reps, [2.5, 97.5])
+    assert th - tl > 1.5 * (bh - bl)
+
+
+def test_pair_noise_interval_resamples_pairs_only():
+    rng = np.random.default_rng(2)
+    base = (rng.random(1000) < 0.7).astype(float)
+    a_pairs = [base, base]
+    b_pairs = [np.where(rng.random(1000) < 0.1, 1 - base, base)] * 2
+    diff, low, high = pair_noise_interval(a_pairs, b_pairs)
+    assert diff == pytest.approx(base.mean() - b_pairs[0].mean()) and low <= diff <= high
+    # Identical decisions on every pair: the pairs cannot move the difference.
+    assert pair_noise_interval(a_pairs, a_pairs) == (0.0, 0.0, 0.0)
 
 
 # -------------------------------------------------------------------------------------- table
@@ -140,12 +162,12 @@ def test_table_has_expected_values():
     assert llama["dev_loss_mean"] == pytest.approx(3.1) and llama["blimp_mean"] == pytest.approx(71.0)
     assert llama["dev_loss_basis"] == "ref" and llama["blimp_basis"] == "ref"  # the best teacher on both
     assert student["dev_loss_mean"] == pytest.approx(2.925)
-    assert student["dev_loss_std"] == pytest.approx(np.std([2.90, 2.95], ddof=1))
+    assert student["dev_loss_std"] == pytest.approx(np.std([2.90, 2.95] * 2, ddof=1))
     assert student["blimp_mean"] == pytest.approx(75.5)
     assert student["dev_loss_diff"] == pytest.approx(-0.175) and student["blimp_diff"] == pytest.approx(4.5)
     assert student["dev_loss_high"] < 0 < student["blimp_low"]
     assert rows["teachers/gpt2"]["blimp_diff"] == pytest.approx(-2.0)
-    assert (student["n"], student["source"], student["trials"], student["arch_trials"]) == (2, "final", 4, None)
+    assert (student["n"], student["source"], student["trials"], student["arch_trials"]) == (4, "final", 4, None)
     assert (rows["teachers/gpt2"]["trials"], rows["teachers/gpt2"]["arch_trials"]) == (4, 2)
 
 
@@ -206,15 +228,22 @@ def consistent_decisions(r: dict) -> dict:
     return {"decisions": {"p1": "".join(map(str, bits))}}
 
 
-def test_blimp_intervals_use_pairs_when_every_run_has_decisions():
+def test_blimp_gets_a_separate_eval_noise_interval_when_every_run_has_decisions():
     runs = scenario([2.9, 2.95], [0.75, 0.76])
     rows = rows_by_entry(table_from_runs(runs, load_blimp=consistent_decisions))
-    assert rows["students"]["blimp_basis"] == "seeds+pairs"
-    assert rows["students"]["dev_loss_basis"] == "seeds"
+    student = rows["students"]
+    assert student["blimp_basis"] == "seeds" and student["dev_loss_basis"] == "seeds"
     seeds_only = rows_by_entry(table_from_runs(runs, load_blimp=no_blimp))["students"]
-    assert seeds_only["blimp_diff"] == rows["students"]["blimp_diff"]  # the point estimate comes from the seeds
-    # Pair resampling adds the evaluation set's variation: a wider interval than seeds alone.
-    assert rows["students"]["blimp_high"] - rows["students"]["blimp_low"] > seeds_only["blimp_high"] - seeds_only["blimp_low"]
+    # The verdict's interval is Welch's t over seeds, whether or not decisions exist.
+    assert (student["blimp_diff"], student["blimp_low"], student["blimp_high"]) == \
+        (seeds_only["blimp_diff"], seeds_only["blimp_low"], seeds_only["blimp_high"])
+    assert (student["blimp_low"], student["blimp_high"]) == pytest.approx(
+        [100 * x for x in welch_interval([0.75, 0.76] * 2, [0.705, 0.715] * 2)[1:]])
+    assert seeds_only["blimp_noise_low"] is None and student["blimp_noise_low"] < student["blimp_noise_high"]
+    assert student["dev_loss_noise_low"] is None
+    cell = render_markdown({"name": "r", "sweeps": [], "verdict": "v", "warnings": [], "rows": [student],
+                            "fields": {}, "importances": {}, "figures": []})
+    assert "eval noise [" in cell
 
 
 def test_runs_without_usable_decisions_fall_back_to_seeds():
@@ -230,11 +259,11 @@ def test_runs_without_usable_decisions_fall_back_to_seeds():
         return consistent_decisions(r)
 
     entries, warns = entries_from_runs(runs, load_blimp=load)
-    assert any(w.startswith("baselines: 1 of 2 runs have no usable per-pair decisions") for w in warns)
+    assert any(w.startswith("baselines: 1 of 4 runs have no usable per-pair decisions") for w in warns)
     assert any(f"decisions in run {wrong}'s blimp.json do not give its blimp/overall (0.7500)" in w for w in warns)
     rows = rows_by_entry(table_from_runs(runs, load_blimp=load))
-    assert rows["baselines"]["blimp_basis"] == "seeds" and rows["students"]["blimp_basis"] == "seeds"
-    assert rows["teachers/gpt2"]["blimp_basis"] == "seeds+pairs"
+    assert rows["baselines"]["blimp_noise_low"] is None and rows["students"]["blimp_noise_low"] is None
+    assert rows["teachers/gpt2"]["blimp_noise_low"] is not None
 
 
 def test_a_one_run_side_is_never_called_conclusive():
@@ -268,7 +297,37 @@ def test_importance_finds_the_parameter_that_matters():
     values, note = importances(runs, "eval/loss", "min")
     assert set(values) == {"train.lr", "train.weight_decay", "train.scheduler"}  # not the constant model.layers
     assert max(values, key=values.get) == "train.lr"
-    assert "PED-ANOVA on 40 trials" in note
+    assert "PED-ANOVA on 40 fully trained trials" in note
+    assert "top 10% holds 4 trials (fewer than 5), so these values are only indicative" in note
+
+
+def _lr_runs(n: int, seed: int = 0, **kwargs) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        lr = rng.uniform(0, 1)
+        out.append(run("teacher", 3.0 + 2.0 * (lr - 0.3) ** 2, 0.7, params={"train.lr": str(lr), "train.wd": str(rng.uniform())},
+                       sampled="train.lr,train.wd", **kwargs))
+    return out
+
+
+def test_importance_uses_fully_trained_trials_and_names_ped_anova(monkeypatch):
+    import optuna
+
+    seen = []
+    real = optuna.importance.get_param_importances
+
+    def spy(study, *args, evaluator=None, **kwargs):
+        seen.append((evaluator, len(study.trials)))
+        return real(study, *args, evaluator=evaluator, **kwargs)
+
+    monkeypatch.setattr(optuna.importance, "get_param_importances", spy)
+    runs = _lr_runs(50) + _lr_runs(7, seed=1, stopped=True)  # stopped early by ASHA: left out
+    values, note = importances(runs, "eval/loss", "min")
+    ((evaluator, n),) = seen
+    assert isinstance(evaluator, optuna.importance.PedAnovaImportanceEvaluator) and n == 50
+    assert "PED-ANOVA on 50 fully trained trials" in note and "indicative" not in note  # top 10%: 5 trials
+    assert max(values, key=values.get) == "train.lr"
 
 
 def test_importance_with_too_few_trials_says_so():
@@ -302,24 +361,53 @@ def test_ablation_variants_skip_what_equals_the_base():
 
 def test_ablation_table():
     results = {"base": [{"eval/loss": 3.0, "blimp/overall": 0.70}, {"eval/loss": 3.1, "blimp/overall": 0.72}],
-               "no-antlm": [{"metrics": {"eval/loss": 3.3, "blimp/overall": 0.65}}, {"metrics": {"eval/loss": 3.4, "blimp/overall": 0.66}}]}
+               "no-antlm": [{"metrics": {"eval/loss": 3.3, "blimp/overall": 0.65}}, {"metrics": {"eval/loss": 3.4, "blimp/overall": 0.67}}]}
     rows = {r["variant"]: r for r in ablation_table(results)}
     assert rows["base"]["dev_loss_diff"] is None and rows["base"]["blimp_mean"] == pytest.approx(71.0)
     assert rows["no-antlm"]["dev_loss_diff"] == pytest.approx(0.3)
-    assert rows["no-antlm"]["blimp_diff"] == pytest.approx(-5.5)
+    assert rows["no-antlm"]["blimp_diff"] == pytest.approx(-5.0)
     assert rows["no-antlm"]["blimp_excludes_zero"] is True
+    assert (rows["no-antlm"]["dev_loss_low"], rows["no-antlm"]["dev_loss_high"]) == pytest.approx((0.3, 0.3))  # paired: same shift
     with pytest.raises(UserError):
         ablation_table({"no-antlm": results["no-antlm"]})
+
+
+def test_ablation_intervals_are_paired_t_by_seed():
+    from scipy import stats as sps
+
+    def runs(values, seeds):
+        return [{"tags": {"seed": str(s)}, "metrics": {"eval/loss": v, "blimp/overall": 0.7}} for v, s in zip(values, seeds)]
+
+    base, variant = [3.00, 3.20, 2.90, 3.10], [3.05, 3.22, 2.97, 3.12]
+    # The variant's runs come back in another order: they are matched by seed, not position.
+    results = {"base": runs(base, [1000, 1001, 1002, 1003]), "v": runs(variant[::-1], [1003, 1002, 1001, 1000])}
+    row = {r["variant"]: r for r in ablation_table(results)}["v"]
+    ci = sps.ttest_rel(variant, base).confidence_interval(0.95)
+    assert (row["dev_loss_low"], row["dev_loss_high"]) == pytest.approx((ci.low, ci.high))
+    assert row["dev_loss_excludes_zero"] is True  # Welch's t over the same numbers would include zero
+    assert welch_interval(variant, base)[1] < 0
+
+
+def test_one_seed_ablation_has_no_interval_and_no_star():
+    results = {"base": [{"eval/loss": 3.0, "blimp/overall": 0.70}], "no-antlm": [{"eval/loss": 3.3, "blimp/overall": 0.65}]}
+    rows = {r["variant"]: r for r in ablation_table(results)}
+    row = rows["no-antlm"]
+    assert row["dev_loss_diff"] == pytest.approx(0.3) and row["dev_loss_low"] is None
+    assert row["dev_loss_excludes_zero"] is False and row["blimp_excludes_zero"] is False
+    text = render_ablation("a", "students", list(rows.values()), {"no-antlm": {"antlm.schedule": None}})
+    table = [line for line in text.splitlines() if line.startswith("| no-antlm")]
+    assert "(one seed: no interval)" in table[0] and "*" not in table[0]
 
 
 # --------------------------------------------------------------------------- end to end via MLflow
 
 
-def _log_sweep(uri: str, root: Path, name: str, role: str, trials: list[dict], finalist_of: str | None = None) -> None:
+def _log_sweep(uri: str, root: Path, name: str, role: str, trials: list[dict], finalist_of: str | None = None,
+               search_settings: dict | None = None) -> None:
     from babysweep.tracking import SweepTracker
 
     tracker = SweepTracker(uri, name, root / "sweeps" / name, metric="eval/loss", mode="min", role=role,
-                           spec_text=f"name: {name}\n", search_settings={"algorithm": "optuna"})
+                           spec_text=f"name: {name}\n", search_settings=search_settings or {"algorithm": "optuna"})
     for i, t in enumerate(trials):
         tid = f"{name}_{i}"
         out = root / "out" / tid
@@ -330,6 +418,8 @@ def _log_sweep(uri: str, root: Path, name: str, role: str, trials: list[dict], f
         (out / "blimp.json").write_text(json.dumps({"overall": overall, "paradigms": paradigms, "decisions": decisions}))
         config = {"model": {"arch": t["arch"]}, "train": {"seed": t["seed"], "lr": t["lr"]},
                   "distill": {"temperature": t.get("T", 2.0)}, "antlm": {"schedule": t.get("schedule")}}
+        for section, values in t.get("config", {}).items():
+            config.setdefault(section, {}).update(values)
         params = {"train": {"lr": t["lr"]}, **({"distill": {"temperature": t["T"]}} if "T" in t else {})}
         tracker.trial_started(tid, params=params, config=config, tags={"finalist_of": finalist_of} if finalist_of else None)
         for epoch in (1, 2):
@@ -354,7 +444,16 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
     final = [dict(t, seed=s) for s, t in enumerate(trials(2, "llama", dev=3.0, acc=0.7))] + \
             [dict(t, seed=s) for s, t in enumerate(trials(2, "gpt2", dev=3.2, acc=0.6))]
     _log_sweep(uri, tmp_path, "teachers.final", "teacher", final, finalist_of="teachers")
-    _log_sweep(uri, tmp_path, "students", "student", trials(3, dev=2.9, acc=0.8, T=[1.0, 2.0, 3.0]))
+    from babysweep.sampler import mlflow_params, sampler_settings
+    from babysweep.spec import load_spec
+
+    shipped = load_spec(Path(__file__).resolve().parents[1] / "search_spaces" / "students.yaml")
+    settings = {**{"search." + k: v for k, v in shipped.search.model_dump().items()},  # as sweep.py passes them
+                **mlflow_params(sampler_settings(shipped.search, shipped.space))}
+    paper = {"distill": {"teachers": ["/m/a/final", "/m/b/final"], "alpha": 0.5, "kd_reduction": "babyllama"},
+             "data": {"seq_len": 128}, "train": {"epochs": 6}, "antlm": {"schedule": "2clm+2mlm+2clm"}}
+    _log_sweep(uri, tmp_path, "students", "student", trials(3, dev=2.9, acc=0.8, T=[1.0, 2.0, 3.0], config=paper),
+               search_settings=settings)
     _log_sweep(uri, tmp_path, "baselines", "baseline", trials(3, dev=3.1, acc=0.7))
 
     logged = []
@@ -376,7 +475,16 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
 
     rows = rows_by_entry(report["rows"])
     assert rows["teachers/llama"]["source"] == "final" and rows["teachers/llama"]["n"] == 2
-    assert rows["students"]["source"] == "best-trial" and rows["students"]["blimp_basis"] == "one side's seeds+pairs"
+    assert rows["students"]["source"] == "best-trial" and rows["students"]["blimp_basis"] == "one side's seeds"
+    assert rows["students"]["blimp_noise_low"] < rows["students"]["blimp_noise_high"]  # the pairs are in blimp.json
+    assert "eval noise [" in md.read_text()
+    # The student's KD weight in token units (its best trial had T 1) and its KD epochs (not the MLM ones).
+    kd = report["distillation"]["students"]
+    assert (kd["kd_per_ce"], kd["kd_epochs"], kd["epochs"]) == (pytest.approx(127.0), 4, 6)
+    assert "| students | 0.5 | 1 | babyllama | 128 | 127 | 0.00781 | 4 of 6 |" in md.read_text()
+    assert report["samplers"]["students"] == "independent TPE, first 2 trials random, seed 0"
+    assert "- **students**: independent TPE, first 2 trials random, seed 0" in md.read_text()
+    assert report["samplers"]["teachers"].startswith("not recorded")
     # Student and baseline have one run each (no .final sweeps): dev loss has no interval, so no firm claim.
     assert report["verdict"] in md.read_text() and report["verdict"].startswith("Suggestive but not conclusive")
     assert "vs the baseline baselines, no interval (one run each)" in report["verdict"]

@@ -77,3 +77,43 @@ def test_paper_spec_trains_a_few_steps_with_tiny_sizes(path, tmp_path, cache_dir
     assert metrics["eval/loss"] > 0 and (tmp_path / "run" / "final" / "config.json").is_file()
     # The real spec keeps its published size: only the test shrinks it.
     assert spec.space["model"]["layers"] >= 16
+
+
+def _distill(spec) -> dict:
+    return spec.space.get("distill", {})
+
+
+def _values(leaf) -> list:
+    """The values a leaf can take: a fixed value, a choice/grid list, or a range's two ends."""
+    return list(leaf.args) if hasattr(leaf, "args") else [leaf]
+
+
+@pytest.mark.parametrize("path", [p for p in PAPER if "distill" in load_spec(p, check_paths=False).space],
+                         ids=lambda p: p.name)
+def test_paper_student_specs_use_the_papers_loss(path):
+    distill = _distill(load_spec(path, check_paths=False))
+    assert distill.get("kd_reduction") == "babyllama"
+    assert distill.get("ensemble", "logits") == "logits"  # BabyLlama averages raw logits
+
+
+def test_paper_specs_carry_the_papers_settings():
+    spec = lambda name: _distill(load_spec(ROOT / "babylm" / name, check_paths=False))  # noqa: E731
+    baby = spec("babyllama_student.yaml")  # Baby Llama: T 2, alpha 0.5 (the grid's first points)
+    assert _values(baby["temperature"])[0] == 2.0 and _values(baby["alpha"])[0] == 0.5
+    two = spec("babyllama2_students.yaml")  # BabyLlama-2: T 1, alpha 0.5, inside the searched ranges
+    low, high = _values(two["alpha"])
+    assert low <= 0.5 <= high and _values(two["temperature"])[0] <= 1.0
+    antlm = spec("antlm.yaml")
+    assert antlm["temperature"] == 2.0 and 0.5 in _values(antlm["alpha"])
+
+
+def test_the_students_space_reaches_the_papers_regime():
+    """In token units the papers trained at alpha about 1/seq_len: the default space must go below it."""
+    from babysweep.kd_weight import token_alpha
+
+    spec = load_spec(ROOT / "students.yaml")
+    seq_len, distill = spec.space["data"]["seq_len"], _distill(spec)
+    reduction = distill.get("kd_reduction", "token")
+    lowest = min(token_alpha(a, reduction, seq_len) for a in _values(distill["alpha"]))
+    assert lowest < 1.0 / seq_len
+    assert max(token_alpha(a, reduction, seq_len) for a in _values(distill["alpha"])) >= 0.5

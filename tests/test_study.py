@@ -140,6 +140,9 @@ def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
     assert rebuilt == report["rows"]
     assert (study_project["second"].report.parent / "learning_curves.png").is_file()
     assert report["verdict"]
+    assert report["samplers"]["pupils"] == "random search, seed 0" and report["samplers"]["tutors"].startswith("grid")
+    kd = report["distillation"]["pupils"]  # the student distilled in every (causal) epoch
+    assert kd["kd_epochs"] == kd["epochs"] > 0 and kd["kd_per_ce"] == pytest.approx((1 - kd["alpha"]) * 4 / kd["alpha"])
 
 
 def test_ablations_of_the_best_student(in_study):
@@ -158,6 +161,10 @@ def test_ablations_of_the_best_student(in_study):
     assert rows["no-distillation"]["dev_loss_diff"] == pytest.approx(
         runs["no-distillation"]["metrics"]["eval/loss"] - runs["base"]["metrics"]["eval/loss"])
     assert "no-distillation" in path.read_text()
+    # One seed: differences, but no interval and no star.
+    assert rows["no-distillation"]["dev_loss_low"] is None and rows["no-distillation"]["dev_loss_excludes_zero"] is False
+    table = [line for line in path.read_text().splitlines() if line.startswith("| ") and "base" not in line.split("|")[1]]
+    assert table[1:] and all("*" not in line and "(one seed: no interval)" in line for line in table[1:])
 
 
 def test_bad_study_files_are_refused(tmp_path):

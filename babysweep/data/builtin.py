@@ -41,7 +41,7 @@ from pathlib import Path
 
 from babysweep.errors import UserError
 
-GRAMMAR_VERSION = 3  # bump whenever the generated text or pairs change
+GRAMMAR_VERSION = 4  # bump whenever the generated text or pairs change (4: dev shares no line with train)
 SPEAKERS = ("MOTHER", "FATHER", "CHILD")
 DEFAULT_PAIRS = 200
 
@@ -503,22 +503,35 @@ def _episode(g: Grammar, r: random.Random) -> list[str]:
     return lines
 
 
-def generate_text(words: int, seed: int, split: str = "text") -> str:
+def generate_text(words: int, seed: int, split: str = "text", exclude: frozenset[str] | set[str] = frozenset()) -> str:
     """About `words` words (whitespace tokens; stops at the first line that reaches it), one utterance
     per line, ending with a newline. `split` names the seed stream: build() uses "text" for train and
-    "dev" for dev, so dev is fresh text rather than a copy of train."""
+    "dev" for dev, so dev is fresh text rather than a copy of train. Lines in `exclude` are skipped:
+    short utterances recur often ("CHILD: Yes."), so a fresh stream alone still repeats train's lines
+    (over a quarter of dev's lines at the default size) and a held-out split must drop them explicitly."""
     if words < 1:
         raise ValueError(f"words must be positive, got {words}")
     g, r = grammar(), random.Random(f"{split}:{seed}")
     lines: list[str] = []
-    count = 0
+    count = skipped = 0
     while count < words:
         for line in _episode(g, r):
+            if line in exclude:
+                skipped += 1
+                if skipped > 100 * (len(lines) + 100):  # the grammar is far richer; this guards a bad exclude set
+                    raise ValueError(f"cannot find {words} words of {split!r} text outside the {len(exclude)} excluded lines")
+                continue
             lines.append(line)
             count += len(line.split())
             if count >= words:
                 break
     return "\n".join(lines) + "\n"
+
+
+def held_out_text(words: int, seed: int, split: str, train: str) -> str:
+    """A held-out split (dev, or any other evaluation split): its own seed stream with every line
+    that occurs verbatim in `train` left out, so no evaluation line was trained on."""
+    return generate_text(words, seed, split, exclude=frozenset(train.splitlines()))
 
 
 # ------------------------------------------------------------------------------------ minimal pairs
@@ -742,7 +755,7 @@ def _readme(words: int, dev_words: int, seed: int, pairs_per_paradigm: int) -> s
         "babysweep runs without a download. Results on it say nothing about BabyLM or real BLiMP.\n\n"
         f"GRAMMAR_VERSION: {GRAMMAR_VERSION}\nseed: {seed}\n"
         f"train/builtin.train: about {words} words (seed stream 'text:{seed}')\n"
-        f"dev/builtin.dev: about {dev_words} words (seed stream 'dev:{seed}')\n"
+        f"dev/builtin.dev: about {dev_words} words (seed stream 'dev:{seed}', no line that is also in train)\n"
         f"blimp/<UID>.jsonl: {pairs_per_paradigm} minimal pairs per paradigm (seed streams 'pairs:{seed}:<UID>'), "
         "in BLiMP's jsonl layout:\n" + "".join(f"  {uid} ({f[0]})\n" for uid, f in PARADIGMS.items()) +
         "Same seed, size and GRAMMAR_VERSION: the same bytes.\n"
@@ -771,8 +784,9 @@ def build(root: str | Path, words: int = 250_000, seed: int = 0, pairs_per_parad
     try:
         for sub in ("train", "dev", "blimp"):
             (tmp / sub).mkdir()
-        (tmp / "train" / "builtin.train").write_text(generate_text(words, seed, "text"), encoding="utf-8")
-        (tmp / "dev" / "builtin.dev").write_text(generate_text(dev_words, seed, "dev"), encoding="utf-8")
+        train = generate_text(words, seed, "text")
+        (tmp / "train" / "builtin.train").write_text(train, encoding="utf-8")
+        (tmp / "dev" / "builtin.dev").write_text(held_out_text(dev_words, seed, "dev", train), encoding="utf-8")
         for uid, rows in generate_pairs(pairs_per_paradigm, seed).items():
             text = "".join(json.dumps(row) + "\n" for row in rows)
             (tmp / "blimp" / f"{uid}.jsonl").write_text(text, encoding="utf-8")
