@@ -123,7 +123,7 @@ def test_results_without_the_metric_do_not_break_asha_or_optuna(ray_session, pro
     runs = _runs(project, name)
     assert len(runs) == 3 and all(metric in r["metrics"] for r in runs if r["tags"].get("stopped_early") != "true")
     from babysweep.sampler import describe_sampler
-    from babysweep.tracking import default_tracking_uri, sweep_parent
+    from babysweep.tracking import sweep_parent
 
     params = sweep_parent(default_tracking_uri(project), name)["params"]  # the sampler's settings, in MLflow
     assert describe_sampler(params) == "independent TPE, first 2 trials random, seed 0"
