@@ -15,8 +15,10 @@ import pytest
 
 from babysweep.ablation import ablation_table, ablation_variants
 from babysweep.errors import UserError
-from babysweep.report import (ReportData, entries_from_runs, importances, pair_weights, render_ablation, render_markdown,
-                              table_from_runs, verdict, write_report)
+from babysweep.importance import importances
+from babysweep.report import render_ablation, render_markdown, write_report
+from babysweep.report_entries import ReportData, entries_from_runs, pair_weights
+from babysweep.verdict import table_from_runs, verdict
 from babysweep.stats import excludes_zero, mean_std, pair_noise_interval, paired_interval, welch_interval
 
 # ------------------------------------------------------------------------------------ helpers

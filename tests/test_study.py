@@ -122,7 +122,7 @@ def test_finalists_retrain_the_best_config_with_fresh_seeds(study_project):
 
 
 def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
-    from babysweep.report import table_from_runs
+    from babysweep.verdict import table_from_runs
     from babysweep.paths import default_tracking_uri
     from babysweep.tracking import run_json, sweep_parent, sweep_runs
 

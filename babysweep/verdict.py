@@ -1,0 +1,188 @@
+"""The report's numbers: each entry against the best tuned teacher (and the baseline), and the verdict line.
+
+    rows = build_table(data)          # mean ± std per entry, differences with 95% intervals
+    line = verdict(data)              # does the best student beat every tuned teacher and the baseline?
+
+Intervals are Welch t intervals over seeds; for BLiMP a separate pairs-only bootstrap gives the
+evaluation noise (babysweep.stats).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from babysweep.report_entries import ROLES, Entry, ReportData, entries_from_runs, pair_weights, read_blimp
+from babysweep.stats import excludes_zero, mean_std, pair_noise_interval, welch_interval
+
+N_BOOT = 2000
+
+
+def compare(a: Entry, b: Entry, col: str, n: int = N_BOOT, seed: int = 0) -> dict:
+    """a - b on a column ("dev_loss", or "blimp" in points), 95% interval, and what was resampled."""
+    key = (b.name, col, n, seed)
+    if key not in a.compared:  # the table and the verdict ask for the same comparisons
+        a.compared[key] = _compare(a, b, col, n, seed)
+    return dict(a.compared[key])
+
+
+def _compare(a: Entry, b: Entry, col: str, n: int, seed: int) -> dict:
+    """Welch's t interval over seeds (the verdict's); basis: "seeds" (both sides have 2+ runs), "one
+    side's seeds" (the other has one run, so its seed-to-seed variation is missing) or "none". For
+    BLiMP on shared pairs, noise_low/noise_high: the pairs-only bootstrap (evaluation noise)."""
+    va, vb = a.values(col), b.values(col)
+    out = {"diff": None, "low": None, "high": None, "basis": "none", "noise_low": None, "noise_high": None}
+    if not va or not vb:
+        return out
+    scale = 100.0 if col == "blimp" else 1.0
+    diff, low, high = welch_interval(va, vb)
+    out.update(diff=diff * scale, basis=("none", "one side's seeds", "seeds")[(len(va) > 1) + (len(vb) > 1)])
+    if low is not None:
+        out.update(low=low * scale, high=high * scale)
+    if col == "blimp" and a.pairs() is not None and a.pairs() == b.pairs():
+        _, nl, nh = pair_noise_interval([s.decisions for s in a.seeds], [s.decisions for s in b.seeds],
+                                        weights=pair_weights(a.pairs()), n=n, seed=seed)
+        out.update(noise_low=nl * scale, noise_high=nh * scale)
+    return out
+
+
+def _best(entries: list[Entry], col: str) -> Entry | None:
+    """Lowest mean dev loss, or highest mean BLiMP."""
+    scored = [(float(np.mean(e.values(col))), e) for e in entries if e.values(col)]
+    if not scored:
+        return None
+    sign = 1.0 if col == "dev_loss" else -1.0
+    return min(scored, key=lambda t: sign * t[0])[1]
+
+
+def _rows(entries: list[Entry]) -> list[dict]:
+    teachers = [e for e in entries if e.role == "teacher"]
+    refs = {col: _best(teachers, col) for col in ("dev_loss", "blimp")}
+    rows = []
+    for e in entries:
+        row: dict[str, Any] = {"entry": e.name, "sweep": e.sweep, "role": e.role, "arch": e.arch, "params": e.params,
+                               "trials": e.trials, "arch_trials": e.arch_trials, "source": e.source, "n": len(e.seeds)}
+        for col in ("dev_loss", "blimp"):
+            vals = [v * (100.0 if col == "blimp" else 1.0) for v in e.values(col)]
+            row[f"{col}_mean"], row[f"{col}_std"] = mean_std(vals) if vals else (None, None)
+            ref = refs[col]
+            row[f"{col}_ref"] = ref.name if ref else None
+            if ref is None or ref is e:
+                cmp = {"diff": None, "low": None, "high": None, "basis": "none" if ref is None else "ref"}
+            else:
+                cmp = compare(e, ref, col)
+            row.update({f"{col}_{k}": v for k, v in cmp.items()})
+        rows.append(row)
+    return rows
+
+
+def build_table(data: ReportData) -> list[dict]:
+    """One row per entry: mean ± std of dev loss and BLiMP (points), and the difference to the best
+    tuned teacher of each column with its 95% interval."""
+    return _rows(data.entries)
+
+
+def table_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str, tuple[str, str]] | None = None,
+                    load_blimp: Callable[[dict], dict | None] = read_blimp) -> list[dict]:
+    """build_table from run dicts alone (as sweep_runs returns them, `<sweep>.final` keys included)."""
+    return _rows(entries_from_runs(runs_by_sweep, objectives, load_blimp)[0])
+
+
+
+
+def num(x: float, digits: int, sign: str = "") -> str:
+    """Fixed-point text; a value that rounds to zero prints as 0 (never "-0.00")."""
+    return f"{0.0 if round(x, digits) == 0 else x:{sign}.{digits}f}"
+
+
+def _fmt(col: str, x: float) -> str:
+    return num(x, 2 if col == "blimp" else 3, "+")
+
+
+def full_interval(basis: str) -> bool:
+    """The interval covers the seed-to-seed variation of both sides."""
+    return basis in ("seeds", "seeds+pairs")
+
+
+def _ci(col: str, c: dict) -> str:
+    if c["basis"] == "none":
+        return "no interval (one run each)"
+    side = "excludes zero" if excludes_zero(c["low"], c["high"]) else "includes zero"
+    digits = 2 if col == "blimp" else 3
+    partial = "" if full_interval(c["basis"]) else " (a side with one run: its seed variation is missing)"
+    return f"95% CI [{num(c['low'], digits)}, {num(c['high'], digits)}]{partial}, {side}"
+
+
+def _metric_clause(col: str, subject: str, student: Entry, teachers: list[Entry], baselines: list[Entry]) -> tuple[str, str]:
+    """(clause, outcome) for one column; outcome: clear (beats all, intervals exclude zero), weak, no."""
+    label, unit = ("BLiMP", " points") if col == "blimp" else ("dev loss", "")
+    better = (lambda d: d > 0) if col == "blimp" else (lambda d: d < 0)
+    mean, n = float(np.mean(student.values(col))), len(teachers)
+    beaten = sum(better(mean - float(np.mean(t.values(col)))) for t in teachers)
+    everyone = "the tuned teacher" if n == 1 else ("both tuned teachers" if n == 2 else f"all {n} tuned teachers")
+    best_t, best_b = _best(teachers, col), _best(baselines, col)
+    wins, losses = [], []
+    if beaten == n:
+        wins.append(everyone)
+    elif beaten == 0:
+        losses.append("the tuned teacher" if n == 1 else "the tuned teachers")
+    else:
+        wins.append(f"{beaten} of {n} tuned teachers")
+        losses.append(f"the best one ({best_t.name})")
+    ct = compare(student, best_t, col)
+    details = [f"{_fmt(col, ct['diff'])}{unit} vs the best teacher {best_t.name}, {_ci(col, ct)}"]
+    cb = None
+    if best_b is not None:
+        cb = compare(student, best_b, col)
+        (wins if better(cb["diff"]) else losses).append("the baseline")
+        details.append(f"{_fmt(col, cb['diff'])}{unit} vs the baseline {best_b.name}, {_ci(col, cb)}")
+    if wins and losses:
+        said = f"beats {' and '.join(wins)} but not {' or '.join(losses)}"
+    elif wins:
+        said = f"beats {' and '.join(wins)}"
+    else:
+        said = f"does not beat {' or '.join(losses)}"
+    clause = f"on {label} {subject} {said} ({'; '.join(details)})"
+    if losses:
+        return clause, "no"
+    sure = all(full_interval(c["basis"]) and excludes_zero(c["low"], c["high"]) for c in (ct, cb) if c is not None)
+    return clause, "clear" if sure else "weak"
+
+
+def verdict(data: ReportData) -> str:
+    """One line, derived from the numbers: does the best distilled student beat every tuned teacher
+    and the baseline, on BLiMP and on dev loss, by how much, and do the intervals exclude zero?"""
+    return _verdict(data.entries)
+
+
+def _verdict(entries: list[Entry]) -> str:
+    by_role = {r: [e for e in entries if e.role == r] for r in ROLES}
+    if not by_role["student"] or not by_role["teacher"]:
+        missing = "distilled student (role student)" if not by_role["student"] else "tuned teacher (role teacher)"
+        return f"No verdict: the report has no {missing} entry."
+    clauses, outcomes, previous = [], [], None
+    for col in ("blimp", "dev_loss"):
+        student = _best(by_role["student"], col)
+        teachers = [t for t in by_role["teacher"] if t.values(col)]
+        if student is None or not teachers:
+            clauses.append(f"on {'BLiMP' if col == 'blimp' else 'dev loss'} there are no values to compare")
+            outcomes.append("none")
+            continue
+        subject = "it" if student is previous else f"the distilled student ({student.name})"
+        previous = student
+        clause, outcome = _metric_clause(col, subject, student, teachers, by_role["baseline"])
+        clauses.append(clause)
+        outcomes.append(outcome)
+    if outcomes == ["clear", "clear"]:
+        head = "Supported"
+    elif "none" in outcomes and "no" not in outcomes and "clear" in outcomes:
+        head = "Supported on one metric only (the other has no values)"
+    elif all(o in ("no", "none") for o in outcomes):
+        head = "Not supported" if "no" in outcomes else "No verdict"
+    elif "no" not in outcomes:
+        head = "Suggestive but not conclusive"
+    else:
+        head = "Mixed"
+    baseline = "" if by_role["baseline"] else " (no baseline sweep in this report)"
+    return f"{head}{baseline}: " + "; ".join(clauses) + "."
