@@ -5,6 +5,7 @@ STEP = "step"
 TRAIN_LOSS = "train/loss"
 EVAL_LOSS = "eval/loss"
 EVAL_PPL = "eval/ppl"
+TUNE_LOSS = "tune/loss"  # causal loss on the held-out slice of the training lines (data.tune_split)
 TOKENS_PER_S = "train/tokens_per_s"
 LR = "train/lr"  # the learning rate of the epoch's last optimiser step
 ELAPSED_S = "time/elapsed_s"

@@ -80,7 +80,7 @@ def _pm(mean, std, digits: int, n: int = 2) -> str:
 
 def _diff_cell(row: dict, col: str, digits: int) -> str:
     if row[f"{col}_basis"] == "ref":
-        return "best teacher"
+        return "reference teacher"
     if row[f"{col}_diff"] is None:
         return "–"
     cell = _num(row[f"{col}_diff"], digits, "+")
@@ -101,16 +101,16 @@ def render_markdown(report: dict) -> str:
              f"Sweeps: {', '.join(report['sweeps'])}.", "", f"**Verdict.** {report['verdict']}", ""]
     lines += [f"> **Warning:** {w}" for w in report["warnings"]] + ([""] if report["warnings"] else [])
     lines += ["## Comparison", "",
-              "| entry | role | arch | params | tuning trials | source | n | dev loss | Δ dev loss vs best teacher [95% CI] "
-              "| BLiMP (%) | Δ BLiMP vs best teacher [95% CI] |", "|" + "---|" * 11]
+              "| entry | role | arch | params | tuning trials | source | n | dev loss | Δ dev loss vs reference teacher [95% CI] "
+              "| BLiMP (%) | Δ BLiMP vs reference teacher [95% CI] |", "|" + "---|" * 11]
     for r in report["rows"]:
         size = f"{r['params'] / 1e6:.2f}M" if r["params"] else "–"
         trials = f"{r['trials']}" + (f" ({r['arch_trials']} {r['arch']})" if r["arch_trials"] is not None else "")
         lines.append(f"| {r['entry']} | {r['role']} | {r['arch']} | {size} | {trials} | {r['source']} | {r['n']} "
                      f"| {_pm(r['dev_loss_mean'], r['dev_loss_std'], 3, r['n'])} | {_diff_cell(r, 'dev_loss', 3)} "
                      f"| {_pm(r['blimp_mean'], r['blimp_std'], 2, r['n'])} | {_diff_cell(r, 'blimp', 2)} |")
-    lines += ["", "Mean ± std over seeds (std with ddof=1). Δ = entry − best tuned teacher of that column (lowest "
-              "dev loss, highest BLiMP); * = the interval excludes zero; † = one side has a single run, so the "
+    lines += ["", "Mean ± std over seeds (std with ddof=1). Δ = entry − the reference teacher: the teacher its "
+              "sweep's tuning metric prefers (never the dev loss or BLiMP shown here, unless a warning says so); * = the interval excludes zero; † = one side has a single run, so the "
               "interval lacks its seed-to-seed variation and is too narrow. Intervals: Welch's t over seeds (another "
               "seed's luck: these decide the verdict and the stars). Eval noise (BLiMP, when per-pair decisions exist): "
               "2000-replicate bootstrap over the BLiMP pairs shared by both sides, seeds fixed: how much the finite "

@@ -42,6 +42,7 @@ class Seed:
     history: list[tuple[int, float]]  # (epoch, eval/loss)
     decisions: np.ndarray | None = None  # 0/1 per pair, paradigms sorted, pairs in file order
     signature: tuple | None = None  # ((paradigm, pairs), ...): which pairs `decisions` covers
+    selection: float | None = None  # the run's value of the metric its sweep was tuned on
 
 
 @dataclass
@@ -55,7 +56,15 @@ class Entry:
     arch_trials: int | None  # of those, the ones that sampled this architecture (teachers only)
     source: str  # "final" or "best-trial"
     seeds: list[Seed]
+    selected_by: tuple[str, str] = (M.EVAL_LOSS, "min")  # (metric, mode) its sweep was tuned on
     compared: dict = field(default_factory=dict, repr=False, compare=False)  # compare() results, reused
+
+    def selection(self) -> float | None:
+        """Mean of the seeds' tuning metric, signed so that lower is better (None without values)."""
+        vals = [s.selection for s in self.seeds if s.selection is not None]
+        if not vals:
+            return None
+        return float(np.mean(vals)) * (1.0 if self.selected_by[1] == "min" else -1.0)
 
     def values(self, col: str) -> list[float]:
         """Per-seed values of a column; BLiMP as a fraction."""
@@ -112,13 +121,14 @@ def number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _seed(run: dict, load_blimp: Callable[[dict], dict | None]) -> Seed:
+def _seed(run: dict, load_blimp: Callable[[dict], dict | None], metric: str) -> Seed:
     m = run.get("metrics", {})
     fields = {k[len(M.BLIMP_FIELD_PREFIX):]: v for k, v in m.items() if k.startswith(M.BLIMP_FIELD_PREFIX)}
     signature, bits = _decisions(load_blimp(run)) if number(m.get(M.BLIMP_OVERALL)) is not None else (None, None)
     history = sorted((int(step), float(v)) for step, v in run.get("histories", {}).get(M.EVAL_LOSS, []))
     return Seed(run["run_id"], run.get("tags", {}).get(R.SEED, run.get("params", {}).get(R.SEED_KEY)),
-                number(m.get(M.EVAL_LOSS)), number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature)
+                number(m.get(M.EVAL_LOSS)), number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature,
+                number(m.get(metric)))
 
 
 def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str, tuple[str, str]] | None = None,
@@ -153,12 +163,12 @@ def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str
                 warns.append(f"{name}: no finished {sweep}{FINAL} runs; using the best tuning config "
                              f"(n={len(chosen)}), whose value was selected as the best of many and is optimistic")
             archs = sorted({run_arch(r) for r in chosen})
-            seeds = [_seed(r, load_blimp) for r in chosen]
+            seeds = [_seed(r, load_blimp, metric) for r in chosen]
             sizes = [number(r.get("metrics", {}).get(M.PARAMS)) for r in chosen]
             sizes = [s for s in sizes if s is not None]
             spent = [r for r in runs if r.get("status") in ("FINISHED", "FAILED")]  # not KILLED: resumable
             entry = Entry(name, sweep, role, arch or "+".join(archs), sizes[0] if sizes else None, len(spent),
-                          None if arch is None else sum(run_arch(r) == arch for r in spent), source, seeds)
+                          None if arch is None else sum(run_arch(r) == arch for r in spent), source, seeds, (metric, mode))
             for s in seeds:  # decisions from another evaluation (a subset, an older file) would mislead
                 if s.decisions is not None and abs(float(s.decisions @ pair_weights(s.signature)) - s.blimp) > 1e-6:
                     warns.append(f"{name}: the decisions in run {s.run_id}'s blimp.json do not give its "
@@ -190,6 +200,25 @@ def _consistency_warnings(entries: list[Entry]) -> list[str]:
     counts = {e.name: len(e.seeds) for e in entries}
     if len(set(counts.values())) > 1:
         out.append("Seeds per entry differ (" + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")")
+    return out + selection_warnings(entries)
+
+
+def selection_warnings(entries: list[Entry]) -> list[str]:
+    """What a reader must know about how the configs and the reference entries were chosen."""
+    out = []
+    by_metric: dict[str, list[str]] = {}
+    for e in entries:
+        by_metric.setdefault(e.selected_by[0], []).append(e.name)
+    for metric, names in by_metric.items():
+        if metric.startswith(("blimp", M.BLIMP_SUBSET_OVERALL)):
+            out.append(f"{', '.join(names)} were tuned and chosen on {metric}: BLiMP was used for selection, so "
+                       f"their BLiMP numbers are optimistic")
+        elif metric in (M.EVAL_LOSS, M.EVAL_PPL):
+            out.append(f"{', '.join(names)} were tuned and chosen on {metric}, the dev loss this report shows: "
+                       f"their dev loss is optimistic (tune on {M.TUNE_LOSS} with data.tune_split)")
+    if len(by_metric) > 1:
+        out.append("Sweeps were tuned on different metrics (" + "; ".join(f"{m}: {', '.join(n)}" for m, n in by_metric.items())
+                   + "): a reference is chosen among entries of one role by their own metric")
     return out
 
 

@@ -574,7 +574,7 @@ def _check_schedule(flat: dict[str, Any], ctx: _Ctx) -> None:
             raise ctx.fail("antlm.schedule", f"schedule {text!r} has {n} epochs but train.epochs is {shown}")
 
 
-EPOCH_METRICS = (M.EVAL_LOSS, M.EVAL_PPL, M.TRAIN_LOSS, M.TOKENS_PER_S, M.ELAPSED_S, M.BLIMP_SUBSET_OVERALL)
+EPOCH_METRICS = (M.TUNE_LOSS, M.EVAL_LOSS, M.EVAL_PPL, M.TRAIN_LOSS, M.TOKENS_PER_S, M.ELAPSED_S, M.BLIMP_SUBSET_OVERALL)
 FINAL_METRICS = (M.BLIMP_OVERALL,)  # and blimp/field/*, blimp/paradigm/*: measured once, after the last epoch
 
 
@@ -592,6 +592,9 @@ def _check_metric(search: SearchConfig, flat: dict[str, Any], ctx: _Ctx) -> None
                        f"{', '.join(EPOCH_METRICS + FINAL_METRICS)}, {M.BLIMP_FIELD_PREFIX}FIELD or {M.BLIMP_PARADIGM_PREFIX}UID")
     if (final or metric == M.BLIMP_SUBSET_OVERALL) and setting("eval.blimp") == "none":
         raise ctx.fail("search.metric", f"{metric} needs BLiMP, but eval.blimp is none")
+    if metric == M.TUNE_LOSS and setting("data.tune_split") == 0:
+        raise ctx.fail("search.metric", f"{metric} is measured only on a held-out slice of the training lines; "
+                       "set data.tune_split, e.g. 0.1")
     if metric == M.BLIMP_SUBSET_OVERALL and setting("eval.blimp_pairs_per_paradigm") == 0:
         raise ctx.fail("search.metric", f"{metric} is measured only with eval.blimp_pairs_per_paradigm above 0")
     if final and search.scheduler == "asha":

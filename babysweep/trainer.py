@@ -317,6 +317,9 @@ def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
         raise TrainingDiverged(f"the dev loss became {loss} after epoch {loop.epoch}")
     metrics[M.EVAL_LOSS] = loss
     metrics[M.EVAL_PPL] = math.exp(min(loss, 50.0))
+    if run.data.tune is not None:  # the held-out slice sweeps select on (data.tune_split)
+        metrics[M.TUNE_LOSS] = dev_loss(run.model, run.data.tune, run.cfg["data"]["seq_len"], ecfg["batch_size"], run.dev,
+                                        ecfg["dev_batches"])
     scorer = ecfg["blimp_scorer"] if ecfg["blimp_scorer"] != "auto" else ("pll" if phase == "mlm" else "causal")
     if run.pairs and not final and ecfg["blimp_pairs_per_paradigm"]:
         sample = blimp.subset(run.pairs, ecfg["blimp_pairs_per_paradigm"], seed=seed)

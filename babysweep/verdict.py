@@ -1,4 +1,4 @@
-"""The report's numbers: each entry against the best tuned teacher (and the baseline), and the verdict line.
+"""The report's numbers: each entry against the reference teacher (and the baseline), and the verdict line.
 
     rows = build_table(data)          # mean ± std per entry, differences with 95% intervals
     line = verdict(data)              # does the best student beat every tuned teacher and the baseline?
@@ -47,18 +47,19 @@ def _compare(a: Entry, b: Entry, col: str, n: int, seed: int) -> dict:
     return out
 
 
-def _best(entries: list[Entry], col: str) -> Entry | None:
-    """Lowest mean dev loss, or highest mean BLiMP."""
-    scored = [(float(np.mean(e.values(col))), e) for e in entries if e.values(col)]
+def chosen(entries: list[Entry]) -> Entry | None:
+    """The entry its sweeps' tuning metric prefers (the reference teacher, the best student or baseline):
+    chosen on the metric the sweeps were tuned on, never on the dev loss or BLiMP numbers it is compared on
+    (unless a sweep was tuned on those, which the report's warnings then say)."""
+    scored = [(e.selection(), e) for e in entries if e.selection() is not None]
     if not scored:
         return None
-    sign = 1.0 if col == "dev_loss" else -1.0
-    return min(scored, key=lambda t: sign * t[0])[1]
+    return min(scored, key=lambda t: t[0])[1]
 
 
 def _rows(entries: list[Entry]) -> list[dict]:
-    teachers = [e for e in entries if e.role == "teacher"]
-    refs = {col: _best(teachers, col) for col in ("dev_loss", "blimp")}
+    teacher = chosen([e for e in entries if e.role == "teacher"])
+    refs = {col: teacher if teacher is not None and teacher.values(col) else None for col in ("dev_loss", "blimp")}
     rows = []
     for e in entries:
         row: dict[str, Any] = {"entry": e.name, "sweep": e.sweep, "role": e.role, "arch": e.arch, "params": e.params,
@@ -114,14 +115,16 @@ def _ci(col: str, c: dict) -> str:
     return f"95% CI [{num(c['low'], digits)}, {num(c['high'], digits)}]{partial}, {side}"
 
 
-def _metric_clause(col: str, subject: str, student: Entry, teachers: list[Entry], baselines: list[Entry]) -> tuple[str, str]:
+def _metric_clause(col: str, subject: str, student: Entry, teachers: list[Entry], reference: Entry,
+                   baselines: list[Entry]) -> tuple[str, str]:
     """(clause, outcome) for one column; outcome: clear (beats all, intervals exclude zero), weak, no."""
     label, unit = ("BLiMP", " points") if col == "blimp" else ("dev loss", "")
     better = (lambda d: d > 0) if col == "blimp" else (lambda d: d < 0)
     mean, n = float(np.mean(student.values(col))), len(teachers)
     beaten = sum(better(mean - float(np.mean(t.values(col)))) for t in teachers)
     everyone = "the tuned teacher" if n == 1 else ("both tuned teachers" if n == 2 else f"all {n} tuned teachers")
-    best_t, best_b = _best(teachers, col), _best(baselines, col)
+    best_t, best_b = reference, chosen(baselines)
+    best_b = best_b if best_b is not None and best_b.values(col) else None
     wins, losses = [], []
     if beaten == n:
         wins.append(everyone)
@@ -129,9 +132,10 @@ def _metric_clause(col: str, subject: str, student: Entry, teachers: list[Entry]
         losses.append("the tuned teacher" if n == 1 else "the tuned teachers")
     else:
         wins.append(f"{beaten} of {n} tuned teachers")
-        losses.append(f"the best one ({best_t.name})")
+        losses.append(f"the reference one ({best_t.name})")
     ct = compare(student, best_t, col)
-    details = [f"{_fmt(col, ct['diff'])}{unit} vs the best teacher {best_t.name}, {_ci(col, ct)}"]
+    details = [f"{_fmt(col, ct['diff'])}{unit} vs the reference teacher {best_t.name} (chosen on "
+               f"{best_t.selected_by[0]}), {_ci(col, ct)}"]
     cb = None
     if best_b is not None:
         cb = compare(student, best_b, col)
@@ -162,16 +166,17 @@ def _verdict(entries: list[Entry]) -> str:
         missing = "distilled student (role student)" if not by_role["student"] else "tuned teacher (role teacher)"
         return f"No verdict: the report has no {missing} entry."
     clauses, outcomes, previous = [], [], None
+    # One student and one reference teacher, each chosen on its sweep's tuning metric, for both columns.
+    student, reference = chosen(by_role["student"]), chosen(by_role["teacher"])
     for col in ("blimp", "dev_loss"):
-        student = _best(by_role["student"], col)
         teachers = [t for t in by_role["teacher"] if t.values(col)]
-        if student is None or not teachers:
+        if student is None or reference is None or not student.values(col) or not reference.values(col):
             clauses.append(f"on {'BLiMP' if col == 'blimp' else 'dev loss'} there are no values to compare")
             outcomes.append("none")
             continue
         subject = "it" if student is previous else f"the distilled student ({student.name})"
         previous = student
-        clause, outcome = _metric_clause(col, subject, student, teachers, by_role["baseline"])
+        clause, outcome = _metric_clause(col, subject, student, teachers, reference, by_role["baseline"])
         clauses.append(clause)
         outcomes.append(outcome)
     if outcomes == ["clear", "clear"]:

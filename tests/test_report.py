@@ -176,16 +176,16 @@ def test_table_has_expected_values():
 def test_verdict_when_the_student_wins():
     line = verdict(data_of(scenario([2.90, 2.95], [0.75, 0.76])))
     assert line.startswith("Supported: on BLiMP the distilled student (students) beats both tuned teachers and the baseline")
-    assert "+4.50 points vs the best teacher teachers/llama" in line
-    assert "on dev loss it beats both tuned teachers and the baseline (-0.175 vs the best teacher teachers/llama" in line
+    assert "+4.50 points vs the reference teacher teachers/llama (chosen on eval/loss)" in line
+    assert "on dev loss it beats both tuned teachers and the baseline (-0.175 vs the reference teacher teachers/llama (chosen on eval/loss)" in line
     assert "includes zero" not in line and "\n" not in line
 
 
 def test_verdict_when_the_student_loses():
     line = verdict(data_of(scenario([3.30, 3.40], [0.60, 0.62])))
     assert line.startswith("Not supported: on BLiMP the distilled student (students) does not beat the tuned teachers or the baseline")
-    assert "-10.00 points vs the best teacher teachers/llama" in line
-    assert "on dev loss it does not beat" in line and "+0.250 vs the best teacher" in line
+    assert "-10.00 points vs the reference teacher teachers/llama (chosen on eval/loss)" in line
+    assert "on dev loss it does not beat" in line and "+0.250 vs the reference teacher" in line
 
 
 def test_verdict_mixed_and_inconclusive():
@@ -494,3 +494,25 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
     ((name, params, metrics, folder),) = logged
     assert (name, folder) == ("r1", out) and params["report.sweeps"] == "teachers,students,baselines"
     assert metrics["students.blimp_mean"] == rows["students"]["blimp_mean"]
+
+
+def test_the_reference_teacher_is_chosen_by_the_tuning_metric_not_by_the_compared_numbers():
+    runs = scenario([2.90, 2.95], [0.75, 0.76])
+    for r in runs["teachers.final"]:  # gpt2 is worse on dev loss and BLiMP but better on the held-out tuning slice
+        r["metrics"]["tune/loss"] = 3.1 if r["params"]["model.arch"] == "gpt2" else 3.3
+    for name in ("students.final", "baselines.final"):
+        for r in runs[name]:
+            r["metrics"]["tune/loss"] = 3.0
+    objectives = {s: ("tune/loss", "min") for s in ("teachers", "students", "baselines")}
+    entries, warns = entries_from_runs(runs, objectives, load_blimp=no_blimp)
+    rows = rows_by_entry(table_from_runs(runs, objectives, load_blimp=no_blimp))
+    assert rows["teachers/gpt2"]["dev_loss_basis"] == "ref" and rows["teachers/gpt2"]["blimp_basis"] == "ref"
+    assert rows["students"]["dev_loss_ref"] == "teachers/gpt2"
+    line = verdict(ReportData(["teachers", "students", "baselines"], runs, objectives, entries, warns))
+    assert "vs the reference teacher teachers/gpt2 (chosen on tune/loss)" in line
+    assert not any("optimistic" in w for w in warns)  # tuned on held-out data: nothing to warn about
+    # Tuned on dev loss or on BLiMP, the report says the shown numbers were used for selection.
+    _, warns = entries_from_runs(runs, {**objectives, "students": ("blimp/overall", "max")}, load_blimp=no_blimp)
+    assert any("students were tuned and chosen on blimp/overall: BLiMP was used for selection" in w for w in warns)
+    _, warns = entries_from_runs(runs, load_blimp=no_blimp)
+    assert any("chosen on eval/loss, the dev loss this report shows" in w for w in warns)

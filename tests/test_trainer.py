@@ -95,6 +95,8 @@ def test_metrics_blimp_and_saved_model(tmp_path, cache_dir):
     assert final[M.EVAL_PPL] == pytest.approx(math.exp(final[M.EVAL_LOSS]))
     assert reports[1][0][M.EVAL_LOSS] < 7.0  # it learnt something (uniform over 500 tokens is 6.2+)
     assert 0.0 <= final[M.BLIMP_OVERALL] <= 1.0 and M.BLIMP_OVERALL not in reports[0][0]
+    assert M.TUNE_LOSS not in final  # no data.tune_split: nothing held out
+    assert [m[M.LR] for m, _ in reports][0] > 0
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["seed"] == 0 and run["config"]["model"]["hidden"] == 32
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final").eval()
@@ -128,3 +130,9 @@ def test_distillation_from_saved_teachers(tmp_path, cache_dir):
 
     with pytest.raises(UserError, match="another tokenizer"):
         train(other, tmp_path / "bad")
+
+
+def test_tune_loss_is_measured_on_the_held_out_lines(tmp_path, cache_dir):
+    config = tiny_config(cache_dir, data={"tune_split": 0.1}, train={"epochs": 1, "max_steps": 3}, eval={"blimp": "none"})
+    final = train(config, tmp_path / "run")
+    assert math.isfinite(final[M.TUNE_LOSS]) and final[M.TUNE_LOSS] != final[M.EVAL_LOSS]

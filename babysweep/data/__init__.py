@@ -2,6 +2,7 @@
 
     data = prepare(config["data"])      # tokenizer + memory-mapped train/dev token arrays
     data.tokenizer, data.train, data.dev, data.tokenizer_dir
+    data.tune                           # the held-out tuning slice of train's lines (None when data.tune_split is 0)
 
 `builtin` sources are the synthetic grammar corpus of babysweep.data.builtin, generated once into
 the cache folder. The cache folder defaults to <project>/sweeps/.cache (babysweep.paths).
@@ -49,10 +50,11 @@ def blimp_source(eval_cfg: dict, data_cfg: dict) -> Path | None:
 class PreparedData:
     tokenizer: object  # PreTrainedTokenizerFast
     tokenizer_dir: Path
-    train: np.ndarray
+    train: np.ndarray  # without the tuning slice's lines
     dev: np.ndarray
     train_files: list[Path]
     dev_files: list[Path]
+    tune: np.ndarray | None = None
 
 
 def prepare(data_cfg: dict) -> PreparedData:
@@ -60,5 +62,10 @@ def prepare(data_cfg: dict) -> PreparedData:
     dev_files = split_files(data_cfg, "dev")
     tok_cfg = data_cfg["tokenizer"]
     entry = tokenizer_entry(cache_dir(data_cfg), train_files, tok_cfg["vocab_size"], tok_cfg["min_frequency"])
-    tok = load_tokenizer(entry)
-    return PreparedData(tok, entry, token_array(entry, train_files, tok), token_array(entry, dev_files, tok), train_files, dev_files)
+    tok = load_tokenizer(entry)  # trained on all of train's files, the tuning slice included (as the paper specs' teachers were)
+    dev = token_array(entry, dev_files, tok)
+    if not data_cfg.get("tune_split"):
+        return PreparedData(tok, entry, token_array(entry, train_files, tok), dev, train_files, dev_files)
+    train, tune = (token_array(entry, train_files, tok, (part, data_cfg["tune_split"], data_cfg["tune_seed"]))
+                   for part in ("train", "tune"))
+    return PreparedData(tok, entry, train, dev, train_files, dev_files, tune)

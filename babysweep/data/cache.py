@@ -4,6 +4,7 @@
     tok = load_tokenizer(entry)                         # data.tokenizer; trained on train files only
     train = token_array(entry, train_files, tok)         # np.memmap of token ids
     dev = token_array(entry, dev_files, tok)
+    tune = token_array(entry, train_files, tok, ("tune", 0.1, 0))    # 10% of train's lines, held out (data.tune_split)
 
 Layout: <cache_dir>/tok-<key>/tokenizer.json and <cache_dir>/tok-<key>/split-<key>.bin (+ .json),
 where each key is a SHA-256 of the files' bytes (and of the tokenizer settings). Every entry is built
@@ -27,11 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
-from babysweep.data.corpus import read_corpus
+from babysweep.data.corpus import Document, read_corpus
 from babysweep.data.tokenizer import BOS_ID, train_tokenizer
+from babysweep.errors import UserError
 
 CACHE_VERSION = 1  # bump when the encoding rule changes
 _ENCODE_CHUNK = 20_000  # lines per encode_batch call: bounds memory of the Encoding objects
+
+
+def in_tune_split(line: str, fraction: float, seed: int) -> bool:
+    """Whether a training line belongs to the held-out tuning slice: a seeded hash of its text, so the
+    choice is the same on every machine and identical lines always fall on the same side."""
+    digest = hashlib.blake2b(f"{seed}\0{line}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < fraction * 2**64
 
 
 def content_key(files: list[Path], extra: str = "") -> str:
@@ -101,21 +110,27 @@ def _valid(bin_path: Path, meta_path: Path) -> dict | None:
     return None
 
 
-def token_array(entry: Path, files: list[Path], tok) -> np.memmap:
-    """Memory-mapped token ids of these files under this tokenizer entry (built once)."""
-    key = content_key(files)
+def token_array(entry: Path, files: list[Path], tok, part: tuple[str, float, int] | None = None) -> np.memmap:
+    """Memory-mapped token ids of these files under this tokenizer entry (built once). `part`
+    = ("train" | "tune", fraction, seed) keeps only the lines outside or inside the tuning slice."""
+    key = content_key(files, "" if part is None else "part|%s|%r|%d" % part)
     bin_path, meta_path = entry / f"split-{key}.bin", entry / f"split-{key}.json"
     meta = _valid(bin_path, meta_path)
     if meta is None:
         with _locked(entry / f"split-{key}.lock"):
             meta = _valid(bin_path, meta_path)
             if meta is None:
-                meta = _build_split(entry, files, tok, bin_path, meta_path)
+                meta = _build_split(entry, files, tok, bin_path, meta_path, part)
     return np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["tokens"],))
 
 
-def _build_split(entry: Path, files: list[Path], tok, bin_path: Path, meta_path: Path) -> dict:
+def _build_split(entry: Path, files: list[Path], tok, bin_path: Path, meta_path: Path, part=None) -> dict:
     docs = read_corpus(files)
+    if part is not None:
+        name, fraction, seed = part
+        docs = [Document(d.name, [line for line in d.lines if in_tune_split(line, fraction, seed) == (name == "tune")]) for d in docs]
+        if not any(d.lines for d in docs):
+            raise UserError(f"data.tune_split {fraction} leaves the {name} part of {files[0].parent} without a line.")
     ids = encode_documents(docs, tok)
     dtype = "uint16" if len(tok) <= np.iinfo(np.uint16).max else "uint32"
     meta = {
