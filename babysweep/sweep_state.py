@@ -75,7 +75,9 @@ def error_line(path: Path) -> str | None:
 
 
 def _experiment_state(folder: Path) -> Path | None:
-    found = sorted(folder.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    # The newest run's file, by the timestamp in its name (as Ray picks it): a restored run rewrites the
+    # old file too, so modification times do not tell them apart.
+    found = sorted(folder.glob("experiment_state-*.json"))
     return found[-1] if found else None
 
 
