@@ -34,6 +34,8 @@ def _folder(tmp_path):
         _trial("waiting", "PENDING", 0.007),
     ]
     (folder / "experiment_state-2026.json").write_text(json.dumps({"trial_data": trials}))
+    # An earlier run's state, rewritten after the newer one (Ray touches it on restore): not the one to read.
+    (folder / "experiment_state-2025.json").write_text(json.dumps({"trial_data": [_trial("done", "PENDING", 0.002)]}))
     (folder / "trial_broken").mkdir()
     (folder / "trial_broken" / "error.txt").write_text("Traceback ...\nValueError: hidden must be even\n")
     midway = folder / "models" / "midway"
