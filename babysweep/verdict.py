@@ -96,7 +96,8 @@ def table_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str, 
 
 
 def si(x: float) -> str:
-    """3 significant digits with an SI prefix: 4.1M, 2.35T, 512."""
+    """3 significant digits with an SI prefix: 512, 4.1M, 2.35T."""
+    x = float(f"{x:.3g}")  # rounded first: 999,999 is 1M, not 1e+03k
     for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(x) >= scale:
             return f"{x / scale:.3g}{prefix}"

@@ -18,7 +18,7 @@ from babysweep.errors import UserError
 from babysweep.importance import importances
 from babysweep.report import render_ablation, render_markdown, write_report
 from babysweep.report_entries import ReportData, entries_from_runs, pair_weights
-from babysweep.verdict import table_from_runs, verdict
+from babysweep.verdict import si, table_from_runs, verdict
 from babysweep.stats import excludes_zero, mean_std, pair_noise_interval, paired_interval, welch_interval
 
 # ------------------------------------------------------------------------------------ helpers
@@ -226,6 +226,10 @@ def test_budgets_per_finalist_in_the_table_and_the_report():
     assert "## Budgets" in text
     assert "| students | 4 | 1.04M | 1.50M | 6.24T | 3 / 1 |" in text
     assert "| teachers/llama | 4 | 1M | 1.50M | 6T | 1 / 0 |" in text
+
+
+def test_si_prefixes():
+    assert [si(x) for x in (512, 4.1e6, 2.346e12, 999_999, 1.5e15)] == ["512", "4.1M", "2.35T", "1M", "1.5P"]
 
 
 def test_verdict_says_so_when_tokens_seen_differ_by_more_than_5_percent():
