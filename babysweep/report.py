@@ -105,9 +105,9 @@ def budget_table(rows: list[dict]) -> list[str]:
     for r in rows:
         lines.append(f"| {r['entry']} | {cell(r['epochs'], lambda v: f'{v:g}')} | {cell(r['tokens_seen'])} "
                      f"| {cell(r['params'], lambda v: f'{v / 1e6:.2f}M')} | {cell(r['flops'])} | {r['trials_completed']} / {r['trials_stopped']} |")
-    return lines + ["", "Per finalist, mean over its seeds. Tokens seen: tokens trained on, every epoch (MLM ones too) "
-                    "counted once per position of each training chunk. Training FLOPs: 3 forward passes per token of "
-                    "2 x the weight matrices (output head included, embedding lookups not) + 4 x layers x seq_len x "
+    return lines + ["", "Per finalist, mean over its seeds. Epochs: the last one with a dev loss. Tokens seen: tokens "
+                    "trained on, every epoch (MLM ones too) counted once per position of each training chunk. "
+                    "Training FLOPs: 3 forward passes per token of 2 x the weight matrices (output head included, embedding lookups not) + 4 x layers x seq_len x "
                     "hidden for attention, plus each teacher's forward pass in distilled causal-LM epochs "
                     "(babysweep/flops.py); dev and BLiMP evaluation not counted. Tuning trials: of its sweep "
                     "(a teacher: of its architecture's trials), the fully trained ones and those the scheduler "

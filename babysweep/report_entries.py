@@ -42,7 +42,7 @@ class Seed:
     history: list[tuple[int, float]]  # (epoch, eval/loss)
     decisions: np.ndarray | None = None  # 0/1 per pair, paradigms sorted, pairs in file order
     signature: tuple | None = None  # ((paradigm, pairs), ...): which pairs `decisions` covers
-    epochs: float | None = None  # budget: epochs trained, tokens trained on, training FLOPs (teachers' included)
+    epochs: float | None = None  # budget: epochs trained (history's last), tokens trained on, training FLOPs
     tokens: float | None = None
     flops: float | None = None
 
@@ -129,7 +129,8 @@ def _seed(run: dict, load_blimp: Callable[[dict], dict | None]) -> Seed:
     history = sorted((int(step), float(v)) for step, v in run.get("histories", {}).get(M.EVAL_LOSS, []))
     return Seed(run["run_id"], run.get("tags", {}).get(R.SEED, run.get("params", {}).get(R.SEED_KEY)),
                 number(m.get(M.EVAL_LOSS)), number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature,
-                number(m.get(M.EPOCH)), number(m.get(M.TOKENS_SEEN)), number(m.get(M.FLOPS)))
+                float(history[-1][0]) if history else None,  # eval/loss is logged every epoch, at step = epoch
+                number(m.get(M.TOKENS_SEEN)), number(m.get(M.FLOPS)))
 
 
 def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str, tuple[str, str]] | None = None,

@@ -28,18 +28,18 @@ _ids = iter(range(10**6))
 
 def run(role: str, dev: float | None, blimp: float | None, *, seed: int = 0, arch: str = "llama", status: str = "FINISHED",
         stopped: bool = False, params: dict | None = None, sampled: str = "", fields: dict | None = None, tags: dict | None = None,
-        tokens: float | None = None, flops: float | None = None, epochs: int | None = None) -> dict:
+        tokens: float | None = None, flops: float | None = None, epochs: int = 2) -> dict:
     """A run dict as sweep_runs gives it."""
     rid = f"r{next(_ids)}"
     metrics = {"eval/loss": dev, "blimp/overall": blimp, "model/params": 1.5e6,
-               "train/tokens_seen": tokens, "train/flops": flops, "epoch": epochs,
+               "train/tokens_seen": tokens, "train/flops": flops,
                **{f"blimp/field/{k}": v for k, v in (fields or {}).items()}}
     return {"run_id": rid, "trial_id": rid, "status": status,
             "params": {"model.arch": arch, "train.seed": str(seed), **(params or {})},
             "metrics": {k: v for k, v in metrics.items() if v is not None},
             "tags": {"role": role, "seed": str(seed), "sampled": sampled, **({"stopped_early": "true"} if stopped else {}),
                      **(tags or {})},
-            "histories": {"eval/loss": [(1, (dev or 4.0) + 0.5), (2, dev or 4.0)]}}
+            "histories": {"eval/loss": [(e, (dev or 4.0) + 0.5 * (e < epochs)) for e in range(1, epochs + 1)]}}
 
 
 def tuning(role: str, n: int, arch: str = "llama") -> list[dict]:
@@ -513,7 +513,7 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
 
     runs = {}
     for sweep in ("teachers", "teachers.final", "students", "baselines"):
-        runs[sweep] = sweep_runs(uri, sweep)
+        runs[sweep] = sweep_runs(uri, sweep, histories=["eval/loss"])  # as collect() reads them: epochs come from it
     objectives = {s: (sweep_parent(uri, s)["tags"]["metric"], sweep_parent(uri, s)["tags"]["mode"])
                   for s in ("teachers", "students", "baselines")}
     assert table_from_runs(runs, objectives) == report["rows"]
