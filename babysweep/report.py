@@ -21,7 +21,7 @@ from babysweep.report_entries import Entry, ReportData, collect
 from babysweep.report_plots import blimp_bars, factor_plots, learning_curves
 from babysweep.report_search import report_sections, sections_markdown
 from babysweep.stats import excludes_zero, mean_std
-from babysweep.verdict import build_table, full_interval, num as _num, verdict
+from babysweep.verdict import build_table, full_interval, num as _num, si, verdict
 
 LogRun = Callable[[str, dict, dict, Path], None]
 
@@ -66,7 +66,7 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
     path.write_text(render_markdown(report))
     if log_run is not None:
         metrics = {f"{r['entry']}.{k}": float(v) for r in rows for k, v in r.items()  # log_report makes keys MLflow-safe
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("trials", "arch_trials", "n")}
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("trials", "arch_trials", "n", "trials_completed", "trials_stopped")}
         log_run(name, {"report.sweeps": ",".join(sweeps), "report.verdict": report["verdict"]}, metrics, out_dir)
     return path
 
@@ -95,6 +95,25 @@ def _diff_cell(row: dict, col: str, digits: int) -> str:
     return cell + f" [{_num(row[f'{col}_low'], digits, '+')}, {_num(row[f'{col}_high'], digits, '+')}]{star}{noise}"
 
 
+def budget_table(rows: list[dict]) -> list[str]:
+    """The "Budgets" section: what each entry's runs cost, so unequal training shows next to the results."""
+    def cell(value, fmt=si):
+        return "–" if value is None else fmt(value)
+
+    lines = ["## Budgets", "", "| entry | epochs | tokens seen | params | training FLOPs | tuning trials: completed / stopped early |",
+             "|" + "---|" * 6]
+    for r in rows:
+        lines.append(f"| {r['entry']} | {cell(r['epochs'], lambda v: f'{v:g}')} | {cell(r['tokens_seen'])} "
+                     f"| {cell(r['params'], lambda v: f'{v / 1e6:.2f}M')} | {cell(r['flops'])} | {r['trials_completed']} / {r['trials_stopped']} |")
+    return lines + ["", "Per finalist, mean over its seeds. Epochs: the last one with a dev loss. Tokens seen: tokens "
+                    "trained on, every epoch (MLM ones too) counted once per position of each training chunk. "
+                    "Training FLOPs: 3 forward passes per token of 2 x the weight matrices (output head included, embedding lookups not) + 4 x layers x seq_len x "
+                    "hidden for attention, plus each teacher's forward pass in distilled causal-LM epochs "
+                    "(babysweep/flops.py); dev and BLiMP evaluation not counted. Tuning trials: of its sweep "
+                    "(a teacher: of its architecture's trials), the fully trained ones and those the scheduler "
+                    "stopped early; failed trials are neither.", ""]
+
+
 def render_markdown(report: dict) -> str:
     """report.md from report.json's content: every number shown is one stored there."""
     lines = [f"# {report['name']}: does distillation beat tuned teachers?", "",
@@ -115,6 +134,7 @@ def render_markdown(report: dict) -> str:
               "seed's luck: these decide the verdict and the stars). Eval noise (BLiMP, when per-pair decisions exist): "
               "2000-replicate bootstrap over the BLiMP pairs shared by both sides, seeds fixed: how much the finite "
               "test set moves the difference.", ""]
+    lines += budget_table(report["rows"])
     fields = sorted({f for per in report["fields"].values() for f in per})
     seeds = {r["entry"]: r["n"] for r in report["rows"]}
     if fields:

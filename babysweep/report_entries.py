@@ -43,6 +43,9 @@ class Seed:
     decisions: np.ndarray | None = None  # 0/1 per pair, paradigms sorted, pairs in file order
     signature: tuple | None = None  # ((paradigm, pairs), ...): which pairs `decisions` covers
     selection: float | None = None  # the run's value of the metric its sweep was tuned on
+    epochs: float | None = None  # budget: epochs trained (history's last), tokens trained on, training FLOPs
+    tokens: float | None = None
+    flops: float | None = None
 
 
 @dataclass
@@ -56,6 +59,8 @@ class Entry:
     arch_trials: int | None  # of those, the ones that sampled this architecture (teachers only)
     source: str  # "final" or "best-trial"
     seeds: list[Seed]
+    completed: int = 0  # of its tuning trials (its architecture's, for teachers): fully trained,
+    stopped: int = 0  # and stopped early by the scheduler
     selected_by: tuple[str, str] = (M.EVAL_LOSS, "min")  # (metric, mode) its sweep was tuned on
     compared: dict = field(default_factory=dict, repr=False, compare=False)  # compare() results, reused
 
@@ -70,6 +75,11 @@ class Entry:
         """Per-seed values of a column; BLiMP as a fraction."""
         vals = [s.dev_loss if col == "dev_loss" else s.blimp for s in self.seeds]
         return [v for v in vals if v is not None]
+
+    def budget(self, name: str) -> float | None:
+        """Mean over seeds of a budget figure ("epochs", "tokens", "flops"), or None when no seed has it."""
+        vals = [getattr(s, name) for s in self.seeds if getattr(s, name) is not None]
+        return float(np.mean(vals)) if vals else None
 
     def pairs(self) -> tuple | None:
         """The common pair signature when every seed has decisions on the same pairs."""
@@ -128,7 +138,8 @@ def _seed(run: dict, load_blimp: Callable[[dict], dict | None], metric: str) -> 
     history = sorted((int(step), float(v)) for step, v in run.get("histories", {}).get(M.EVAL_LOSS, []))
     return Seed(run["run_id"], run.get("tags", {}).get(R.SEED, run.get("params", {}).get(R.SEED_KEY)),
                 number(m.get(M.EVAL_LOSS)), number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature,
-                number(m.get(metric)))
+                number(m.get(metric)), float(history[-1][0]) if history else None,  # eval/loss is logged every epoch, at step = epoch
+                number(m.get(M.TOKENS_SEEN)), number(m.get(M.FLOPS)))
 
 
 def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str, tuple[str, str]] | None = None,
@@ -167,8 +178,10 @@ def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str
             sizes = [number(r.get("metrics", {}).get(M.PARAMS)) for r in chosen]
             sizes = [s for s in sizes if s is not None]
             spent = [r for r in runs if r.get("status") in ("FINISHED", "FAILED")]  # not KILLED: resumable
+            own = [r for r in spent if arch is None or run_arch(r) == arch]
             entry = Entry(name, sweep, role, arch or "+".join(archs), sizes[0] if sizes else None, len(spent),
-                          None if arch is None else sum(run_arch(r) == arch for r in spent), source, seeds, (metric, mode))
+                          None if arch is None else len(own), source, seeds,
+                          sum(map(fully_trained, own)), sum(map(R.stopped_early, own)), (metric, mode))
             for s in seeds:  # decisions from another evaluation (a subset, an older file) would mislead
                 if s.decisions is not None and abs(float(s.decisions @ pair_weights(s.signature)) - s.blimp) > 1e-6:
                     warns.append(f"{name}: the decisions in run {s.run_id}'s blimp.json do not give its "

@@ -16,7 +16,8 @@ eval/loss is always the causal next-token loss on the dev set, whatever the phas
 The parts, in the order a run meets them: setup() builds a Run (data, model, teachers, optimiser),
 restore() returns the LoopState to start from, batch_loss() is one micro-batch's loss,
 epoch_metrics() ends an epoch, save() writes a checkpoint; train() is the loop that ties them.
-Each epoch's metrics include the learning rate of its last optimiser step (train/lr).
+Each epoch's metrics include the learning rate of its last optimiser step (train/lr), and running
+totals of the tokens trained on and the training FLOPs (train/tokens_seen, train/flops; babysweep/flops.py).
 
 Exact resume: the checkpoint holds model, optimiser, scheduler, torch/numpy/python RNG states, the
 epoch, the batch position within it, the step and the running sums of the epoch; batch order and
@@ -37,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from babysweep import __version__, metrics as M, schedule
+from babysweep import __version__, flops, metrics as M, schedule
 from babysweep.atomic import write_text_atomic
 from babysweep.checkpoint import load_checkpoint, load_latest, save_checkpoint
 from babysweep.config import budget_spent, resolve
@@ -303,11 +304,15 @@ def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
     from babysweep import blimp
 
     ecfg, seed = run.cfg["eval"], run.cfg["train"]["seed"]
+    seq_len, before = run.cfg["data"]["seq_len"], loop.history[-1] if loop.history else {}  # before: the previous epoch's running totals
+    teachers = [flops.forward_flops_per_token(t, seq_len) for t in run.teachers] if phase != "mlm" else []  # batch_loss's rule
     metrics = {
         M.EPOCH: loop.epoch + 1,
         M.STEP: loop.step,
         M.TRAIN_LOSS: loop.loss_sum / max(loop.loss_count, 1),
         M.TOKENS_PER_S: loop.tokens / max(loop.train_time, 1e-9),
+        M.TOKENS_SEEN: before.get(M.TOKENS_SEEN, 0) + loop.tokens,
+        M.FLOPS: before.get(M.FLOPS, 0.0) + flops.training_flops(loop.tokens, flops.forward_flops_per_token(run.model, seq_len), teachers),
         M.LR: loop.lr,
         M.PHASE: float(phase == "mlm"),
         M.PARAMS: run.n_params,

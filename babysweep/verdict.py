@@ -2,6 +2,7 @@
 
     rows = build_table(data)          # mean ± std per entry, differences with 95% intervals
     line = verdict(data)              # does the best student beat every tuned teacher and the baseline?
+                                      # (and, when tokens seen differ by over 5%, a sentence saying so)
 
 Intervals are Welch t intervals over seeds; for BLiMP a separate pairs-only bootstrap gives the
 evaluation noise (babysweep.stats).
@@ -17,6 +18,7 @@ from babysweep.report_entries import ROLES, Entry, ReportData, entries_from_runs
 from babysweep.stats import excludes_zero, mean_std, pair_noise_interval, welch_interval
 
 N_BOOT = 2000
+BUDGET_TOLERANCE = 0.05  # entries' mean tokens seen may differ by this share of the smallest before the verdict says so
 
 
 def compare(a: Entry, b: Entry, col: str, n: int = N_BOOT, seed: int = 0) -> dict:
@@ -63,7 +65,9 @@ def _rows(entries: list[Entry]) -> list[dict]:
     rows = []
     for e in entries:
         row: dict[str, Any] = {"entry": e.name, "sweep": e.sweep, "role": e.role, "arch": e.arch, "params": e.params,
-                               "trials": e.trials, "arch_trials": e.arch_trials, "source": e.source, "n": len(e.seeds)}
+                               "trials": e.trials, "arch_trials": e.arch_trials, "source": e.source, "n": len(e.seeds),
+                               "epochs": e.budget("epochs"), "tokens_seen": e.budget("tokens"), "flops": e.budget("flops"),
+                               "trials_completed": e.completed, "trials_stopped": e.stopped}
         for col in ("dev_loss", "blimp"):
             vals = [v * (100.0 if col == "blimp" else 1.0) for v in e.values(col)]
             row[f"{col}_mean"], row[f"{col}_std"] = mean_std(vals) if vals else (None, None)
@@ -90,6 +94,32 @@ def table_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str, 
     return _rows(entries_from_runs(runs_by_sweep, objectives, load_blimp)[0])
 
 
+
+
+def si(x: float) -> str:
+    """3 significant digits with an SI prefix: 512, 4.1M, 2.35T."""
+    x = float(f"{x:.3g}")  # rounded first: 999,999 is 1M, not 1e+03k
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{prefix}"
+    return f"{x:.3g}"
+
+
+def budget_clause(entries: list[Entry]) -> str | None:
+    """A sentence when the entries' mean tokens seen differ by more than BUDGET_TOLERANCE, else None."""
+    seen = {e.name: e.budget("tokens") for e in entries}
+    known = {k: v for k, v in seen.items() if v}
+    if len(known) < 2:
+        return None
+    low, high = min(known, key=known.get), max(known, key=known.get)
+    gap = known[high] / known[low] - 1
+    if round(gap, 9) <= BUDGET_TOLERANCE:  # exactly 5% stays equal, whatever the float rounding
+        return None
+    listed = ", ".join(f"{k} {si(v)}" for k, v in known.items())
+    missing = [k for k, v in seen.items() if not v]
+    unknown = f"; not recorded for {', '.join(missing)}" if missing else ""
+    return (f"Budgets differ: {high} trained on {gap:.1%} more tokens than {low} (tokens seen: {listed}{unknown}), "
+            f"so part of any difference may come from training longer, not from the method.")
 
 
 def num(x: float, digits: int, sign: str = "") -> str:
@@ -156,7 +186,8 @@ def _metric_clause(col: str, subject: str, student: Entry, teachers: list[Entry]
 
 def verdict(data: ReportData) -> str:
     """One line, derived from the numbers: does the best distilled student beat every tuned teacher
-    and the baseline, on BLiMP and on dev loss, by how much, and do the intervals exclude zero?"""
+    and the baseline, on BLiMP and on dev loss, by how much, and do the intervals exclude zero? Ends
+    with budget_clause's sentence when the entries trained on unequal numbers of tokens."""
     return _verdict(data.entries)
 
 
@@ -190,4 +221,5 @@ def _verdict(entries: list[Entry]) -> str:
     else:
         head = "Mixed"
     baseline = "" if by_role["baseline"] else " (no baseline sweep in this report)"
-    return f"{head}{baseline}: " + "; ".join(clauses) + "."
+    budget = budget_clause(entries)
+    return f"{head}{baseline}: " + "; ".join(clauses) + "." + (f" {budget}" if budget else "")

@@ -18,7 +18,7 @@ from babysweep.errors import UserError
 from babysweep.importance import importances
 from babysweep.report import render_ablation, render_markdown, write_report
 from babysweep.report_entries import ReportData, entries_from_runs, pair_weights
-from babysweep.verdict import table_from_runs, verdict
+from babysweep.verdict import si, table_from_runs, verdict
 from babysweep.stats import excludes_zero, mean_std, pair_noise_interval, paired_interval, welch_interval
 
 # ------------------------------------------------------------------------------------ helpers
@@ -27,17 +27,19 @@ _ids = iter(range(10**6))
 
 
 def run(role: str, dev: float | None, blimp: float | None, *, seed: int = 0, arch: str = "llama", status: str = "FINISHED",
-        stopped: bool = False, params: dict | None = None, sampled: str = "", fields: dict | None = None, tags: dict | None = None) -> dict:
+        stopped: bool = False, params: dict | None = None, sampled: str = "", fields: dict | None = None, tags: dict | None = None,
+        tokens: float | None = None, flops: float | None = None, epochs: int = 2) -> dict:
     """A run dict as sweep_runs gives it."""
     rid = f"r{next(_ids)}"
     metrics = {"eval/loss": dev, "blimp/overall": blimp, "model/params": 1.5e6,
+               "train/tokens_seen": tokens, "train/flops": flops,
                **{f"blimp/field/{k}": v for k, v in (fields or {}).items()}}
     return {"run_id": rid, "trial_id": rid, "status": status,
             "params": {"model.arch": arch, "train.seed": str(seed), **(params or {})},
             "metrics": {k: v for k, v in metrics.items() if v is not None},
             "tags": {"role": role, "seed": str(seed), "sampled": sampled, **({"stopped_early": "true"} if stopped else {}),
                      **(tags or {})},
-            "histories": {"eval/loss": [(1, (dev or 4.0) + 0.5), (2, dev or 4.0)]}}
+            "histories": {"eval/loss": [(e, (dev or 4.0) + 0.5 * (e < epochs)) for e in range(1, epochs + 1)]}}
 
 
 def tuning(role: str, n: int, arch: str = "llama") -> list[dict]:
@@ -45,11 +47,14 @@ def tuning(role: str, n: int, arch: str = "llama") -> list[dict]:
             for i in range(n)]
 
 
-def scenario(student_dev: list[float], student_blimp: list[float], trials: int = 4) -> dict[str, list[dict]]:
+def scenario(student_dev: list[float], student_blimp: list[float], trials: int = 4, student_tokens: float = 1e6) -> dict[str, list[dict]]:
     """Teachers (llama, gpt2), students and baselines, each with a .final sweep of four seeds: the
-    listed values, twice (t intervals over two seeds, df 1, are too wide to tell anything apart)."""
+    listed values, twice (t intervals over two seeds, df 1, are too wide to tell anything apart).
+    Every finalist trains 4 epochs on 1M tokens (students: on student_tokens); FLOPs 6e12 per 1M tokens."""
     def final(role, devs, blimps, arch="llama"):
-        return [run(role, d, b, seed=i, arch=arch) for i, (d, b) in enumerate(zip(devs * 2, blimps * 2))]
+        tokens = student_tokens if role == "student" else 1e6
+        return [run(role, d, b, seed=i, arch=arch, tokens=tokens, flops=6e6 * tokens, epochs=4)
+                for i, (d, b) in enumerate(zip(devs * 2, blimps * 2))]
 
     return {
         "teachers": tuning("teacher", trials // 2, "llama") + tuning("teacher", trials // 2, "gpt2"),
@@ -205,6 +210,42 @@ def test_budget_warning_only_when_trials_differ():
     (warning,) = [w for w in unequal.warnings if "budgets" in w]
     assert "students 8" in warning and "teachers 4" in warning and "baselines 4" in warning
     assert any("architectures shared their sweep's trials (teachers/gpt2 2, teachers/llama 2)" in w for w in equal.warnings)
+
+
+def test_budgets_per_finalist_in_the_table_and_the_report():
+    runs = scenario([2.9, 2.95], [0.75, 0.76], student_tokens=1.04e6)
+    runs["students"][0]["tags"]["stopped_early"] = "true"
+    runs["teachers"][0]["status"] = "FAILED"  # a llama trial: neither completed nor stopped
+    rows = rows_by_entry(table_from_runs(runs, load_blimp=no_blimp))
+    student, llama = rows["students"], rows["teachers/llama"]
+    assert (student["epochs"], student["tokens_seen"], student["flops"]) == (4, 1.04e6, pytest.approx(6.24e12))
+    assert (student["trials_completed"], student["trials_stopped"]) == (3, 1)
+    assert (llama["trials_completed"], llama["trials_stopped"], rows["teachers/gpt2"]["trials_completed"]) == (1, 0, 2)
+    text = render_markdown({"name": "r", "sweeps": [], "verdict": "v", "warnings": [], "rows": list(rows.values()),
+                            "fields": {}, "importances": {}, "figures": []})
+    assert "## Budgets" in text
+    assert "| students | 4 | 1.04M | 1.50M | 6.24T | 3 / 1 |" in text
+    assert "| teachers/llama | 4 | 1M | 1.50M | 6T | 1 / 0 |" in text
+
+
+def test_si_prefixes():
+    assert [si(x) for x in (512, 4.1e6, 2.346e12, 999_999, 1.5e15)] == ["512", "4.1M", "2.35T", "1M", "1.5P"]
+
+
+def test_verdict_says_so_when_tokens_seen_differ_by_more_than_5_percent():
+    for tokens in (1.0e6, 1.05e6, 1e6 / 1.05):  # within 5% (of the smaller): nothing said
+        assert "Budgets differ" not in verdict(data_of(scenario([2.90, 2.95], [0.75, 0.76], student_tokens=tokens)))
+    assert "5.1% more tokens" in verdict(data_of(scenario([2.90, 2.95], [0.75, 0.76], student_tokens=1.051e6)))
+    more = verdict(data_of(scenario([2.90, 2.95], [0.75, 0.76], student_tokens=4 / 3 * 1e6)))
+    assert more.startswith("Supported: ") and "\n" not in more
+    assert ("Budgets differ: students trained on 33.3% more tokens than teachers/gpt2 (tokens seen: teachers/gpt2 1M, "
+            "teachers/llama 1M, students 1.33M, baselines 1M)") in more
+    fewer = verdict(data_of(scenario([2.90, 2.95], [0.75, 0.76], student_tokens=0.9e6)))
+    assert "Budgets differ: teachers/gpt2 trained on 11.1% more tokens than students" in fewer
+    runs = scenario([2.90, 2.95], [0.75, 0.76], student_tokens=2e6)
+    for r in runs["baselines.final"]:
+        del r["metrics"]["train/tokens_seen"]  # runs from before tokens were counted
+    assert "; not recorded for baselines)" in verdict(data_of(runs))
 
 
 def test_without_final_sweep_the_best_complete_config_is_used():
@@ -425,7 +466,9 @@ def _log_sweep(uri: str, root: Path, name: str, role: str, trials: list[dict], f
         params = {"train": {"lr": t["lr"]}, **({"distill": {"temperature": t["T"]}} if "T" in t else {})}
         tracker.trial_started(tid, params=params, config=config, tags={"finalist_of": finalist_of} if finalist_of else None)
         for epoch in (1, 2):
-            tracker.trial_result(tid, {"eval/loss": t["dev"] + (0.4 if epoch == 1 else 0.0), "epoch": epoch}, step=epoch)
+            tokens = epoch * t.get("tokens", 1000)  # running totals, as the trainer reports them
+            tracker.trial_result(tid, {"eval/loss": t["dev"] + (0.4 if epoch == 1 else 0.0), "epoch": epoch,
+                                       "train/tokens_seen": tokens, "train/flops": 6e5 * tokens}, step=epoch)
         tracker.trial_finished(tid, "FINISHED", model_dir=str(out / "final"),
                                final_metrics={"blimp/overall": overall, "blimp/field/syntax": paradigms["a"],
                                               "blimp/field/semantics": paradigms["b"], "model/params": 2.0e6})
@@ -454,7 +497,7 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
                 **mlflow_params(sampler_settings(shipped.search, shipped.space))}
     paper = {"distill": {"teachers": ["/m/a/final", "/m/b/final"], "alpha": 0.5, "kd_reduction": "babyllama"},
              "data": {"seq_len": 128}, "train": {"epochs": 6}, "antlm": {"schedule": "2clm+2mlm+2clm"}}
-    _log_sweep(uri, tmp_path, "students", "student", trials(3, dev=2.9, acc=0.8, T=[1.0, 2.0, 3.0], config=paper),
+    _log_sweep(uri, tmp_path, "students", "student", trials(3, dev=2.9, acc=0.8, T=[1.0, 2.0, 3.0], config=paper, tokens=1500),
                search_settings=settings)
     _log_sweep(uri, tmp_path, "baselines", "baseline", trials(3, dev=3.1, acc=0.7))
 
@@ -470,7 +513,7 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
 
     runs = {}
     for sweep in ("teachers", "teachers.final", "students", "baselines"):
-        runs[sweep] = sweep_runs(uri, sweep)
+        runs[sweep] = sweep_runs(uri, sweep, histories=["eval/loss"])  # as collect() reads them: epochs come from it
     objectives = {s: (sweep_parent(uri, s)["tags"]["metric"], sweep_parent(uri, s)["tags"]["mode"])
                   for s in ("teachers", "students", "baselines")}
     assert table_from_runs(runs, objectives) == report["rows"]
@@ -490,6 +533,10 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
     # Student and baseline have one run each (no .final sweeps): dev loss has no interval, so no firm claim.
     assert report["verdict"] in md.read_text() and report["verdict"].startswith("Suggestive but not conclusive")
     assert "vs the baseline baselines, no interval (one run each)" in report["verdict"]
+    # Budgets: the last epoch's running totals, read back from MLflow; the student saw 50% more tokens.
+    assert (rows["students"]["epochs"], rows["students"]["tokens_seen"], rows["teachers/llama"]["tokens_seen"]) == (2, 3000, 2000)
+    assert "| students | 2 | 3k | 2.00M | 1.8G | 3 / 0 |" in md.read_text()
+    assert "Budgets differ: students trained on 50.0% more tokens than teachers/gpt2" in report["verdict"]
     assert "students: no finished students.final runs" in " ".join(report["warnings"])
     ((name, params, metrics, folder),) = logged
     assert (name, folder) == ("r1", out) and params["report.sweeps"] == "teachers,students,baselines"

@@ -117,3 +117,29 @@ def test_the_students_space_reaches_the_papers_regime():
     lowest = min(token_alpha(a, reduction, seq_len) for a in _values(distill["alpha"]))
     assert lowest < 1.0 / seq_len
     assert max(token_alpha(a, reduction, seq_len) for a in _values(distill["alpha"])) >= 0.5
+
+
+def test_the_default_study_gives_every_contender_the_same_tokens():
+    """Tokens per epoch depend on the corpus and seq_len only (an epoch's last batch is short, never
+    dropped), so equal epochs, data and seq_len, with no step cap, mean equal tokens seen."""
+    budget = ("data.train", "data.dev", "data.builtin_words", "data.seq_len", "train.epochs", "train.max_steps")
+    seen = {}
+    for path in load_study(ROOT / "study.yaml").specs:
+        spec = load_spec(path, check_paths=False)
+        for draw in range(20):
+            params = sample_params(spec, random.Random(draw))
+            config = spec.materialize(params, teachers=["/t/final"] if spec.teachers_from_sweep else None)
+            seen.setdefault(tuple(config[k.split(".")[0]][k.split(".")[1]] for k in budget), set()).add(spec.name)
+    assert len(seen) == 1 and next(iter(seen.values())) == {"teachers", "students", "baselines"}, seen
+    ((_, _, _, _, epochs, max_steps),) = seen
+    assert epochs == 4 and not max_steps
+
+
+def test_batch_size_changes_steps_not_tokens():
+    import numpy as np
+
+    from babysweep.data.batches import train_batches
+
+    tokens = np.arange(1000)
+    seen = {b: sum(batch.numel() for _, batch in train_batches(tokens, 16, b, seed=0, epoch=1)) for b in (16, 32, 7)}
+    assert len(set(seen.values())) == 1 and seen[16] == (1000 - 16) // 16 * 16

@@ -141,6 +141,14 @@ def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
     assert (study_project["second"].report.parent / "learning_curves.png").is_file()
     assert report["verdict"]
     assert report["samplers"]["pupils"] == "random search, seed 0" and report["samplers"]["tutors"].startswith("grid")
+    # Budgets: the same epoch of the same corpus for all; the pupils' FLOPs add one forward pass of each tutor.
+    rows = {r["entry"]: r for r in report["rows"]}
+    assert {(r["epochs"], r["tokens_seen"]) for r in rows.values()} == {(1, rows["plain"]["tokens_seen"])}
+    assert rows["plain"]["tokens_seen"] > 0 and rows["plain"]["flops"] == rows["tutors/llama"]["flops"]  # one model shape
+    assert rows["pupils"]["flops"] - rows["plain"]["flops"] == pytest.approx(
+        (rows["tutors/llama"]["flops"] + rows["tutors/gpt2"]["flops"]) / 3)
+    assert "Budgets differ" not in report["verdict"]
+    assert "## Budgets" in (study_project["second"].report.parent / "report.md").read_text()
     kd = report["distillation"]["pupils"]  # the student distilled in every (causal) epoch
     assert kd["kd_epochs"] == kd["epochs"] > 0 and kd["kd_per_ce"] == pytest.approx((1 - kd["alpha"]) * 4 / kd["alpha"])
 

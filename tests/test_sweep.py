@@ -223,6 +223,6 @@ def test_two_runs_of_an_optuna_asha_sweep_keep_the_same_trials(ray_session, proj
         path.write_text(path.read_text().replace("scheduler: none", "scheduler: asha, grace_period: 1"))
         result = run_sweep(load_spec(path), live=False)
         rows = sweep_status(name)
-        outcomes.append(([(round(r["params"]["train.lr"], 12), r["state"], r["epoch"]) for r in rows],
+        outcomes.append((sorted((round(r["params"]["train.lr"], 12), r["state"], r["epoch"]) for r in rows),
                          round(result.best["params"]["train.lr"], 12)))
     assert outcomes[0] == outcomes[1]

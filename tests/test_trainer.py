@@ -6,6 +6,9 @@ import torch
 
 from babysweep import metrics as M
 from babysweep.checkpoint import checkpoints, load_latest
+from babysweep.config import resolve
+from babysweep.data import prepare
+from babysweep.data.batches import chunks_per_epoch
 from babysweep.trainer import TrainingDiverged, train
 
 from conftest import tiny_config
@@ -26,7 +29,7 @@ def _assert_same_run(a, b):
     rows_b = [json.loads(line) for line in (b / "metrics.jsonl").read_text().splitlines()]
     assert [r[M.EPOCH] for r in rows_a] == [r[M.EPOCH] for r in rows_b]
     for ra, rb in zip(rows_a, rows_b):
-        for key in (M.TRAIN_LOSS, M.EVAL_LOSS, M.STEP):
+        for key in (M.TRAIN_LOSS, M.EVAL_LOSS, M.STEP, M.TOKENS_SEEN, M.FLOPS):
             assert ra[key] == pytest.approx(rb[key], rel=1e-5, abs=1e-6), key
     wa, wb = _weights(a / "final"), _weights(b / "final")
     assert wa.keys() == wb.keys()
@@ -93,6 +96,10 @@ def test_metrics_blimp_and_saved_model(tmp_path, cache_dir):
     for key in (M.TRAIN_LOSS, M.EVAL_LOSS, M.EVAL_PPL, M.TOKENS_PER_S, M.ELAPSED_S, M.PARAMS):
         assert math.isfinite(final[key])
     assert final[M.EVAL_PPL] == pytest.approx(math.exp(final[M.EVAL_LOSS]))
+    # Running totals: every epoch trains on all its chunks (the last batch is short, not dropped).
+    first = reports[0][0]
+    assert first[M.TOKENS_SEEN] == chunks_per_epoch(len(prepare(resolve(tiny_config(cache_dir))["data"]).train), 32) * 32
+    assert final[M.TOKENS_SEEN] == 2 * first[M.TOKENS_SEEN] and final[M.FLOPS] == pytest.approx(2 * first[M.FLOPS])
     assert reports[1][0][M.EVAL_LOSS] < 7.0  # it learnt something (uniform over 500 tokens is 6.2+)
     assert 0.0 <= final[M.BLIMP_OVERALL] <= 1.0 and M.BLIMP_OVERALL not in reports[0][0]
     assert M.TUNE_LOSS not in final  # no data.tune_split: nothing held out
@@ -122,9 +129,19 @@ def test_distillation_from_saved_teachers(tmp_path, cache_dir):
     train(base, tmp_path / "t1")
     train(tiny_config(cache_dir, eval={"blimp": "none"}, train={"epochs": 1}, model={"arch": "gpt2"}), tmp_path / "t2")
     teachers = [str(tmp_path / "t1" / "final"), str(tmp_path / "t2" / "final")]
-    student = tiny_config(cache_dir, eval={"blimp": "none"}, train={"epochs": 1}, distill={"teachers": teachers, "alpha": 0.5})
-    final = train(student, tmp_path / "s")
+    student = tiny_config(cache_dir, eval={"blimp": "none"}, train={"epochs": 2}, distill={"teachers": teachers, "alpha": 0.5},
+                          antlm={"schedule": "1clm+1mlm"})
+    reports = []
+    final = train(student, tmp_path / "s", reporter=lambda m, f: reports.append(m))
     assert math.isfinite(final[M.EVAL_LOSS])
+    # FLOPs: 3 forward passes of the student per token, plus one of each teacher in the CLM epoch only.
+    from babysweep.flops import forward_flops_per_token
+    from babysweep.models import load_model
+
+    per_token = [forward_flops_per_token(load_model(p)[0], 32) for p in [tmp_path / "s" / "final", *teachers]]
+    tokens = reports[0][M.TOKENS_SEEN]
+    assert reports[0][M.FLOPS] == tokens * (3 * per_token[0] + per_token[1] + per_token[2])
+    assert final[M.TOKENS_SEEN] == 2 * tokens and final[M.FLOPS] == reports[0][M.FLOPS] + tokens * 3 * per_token[0]
     other = tiny_config(cache_dir, data={"tokenizer": {"vocab_size": 400}}, distill={"teachers": teachers, "alpha": 0.5})
     from babysweep.errors import UserError
 
