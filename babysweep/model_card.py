@@ -53,7 +53,7 @@ def model_card(config: dict, metrics: dict[str, float], *, sweep: str, trial_id:
     lines += ["## Use", "", "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
               'model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")',
               'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")', "```", ""]
-    lines += ["## Architecture", ""] + _table({"arch": tags["arch"], "parameters": n_params, **model})
+    lines += ["## Architecture", ""] + _table({"arch": tags["arch"], "parameters": int(n_params) if n_params else None, **model})
     builtin = data.get("train") == "builtin"
     lines += ["## Data", "", ("The built-in synthetic corpus (a seeded grammar of simple child-directed English; "
                               "not real data)." if builtin else f"Training files: `{data.get('train')}`."), ""]
