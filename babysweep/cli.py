@@ -419,7 +419,7 @@ def ui(
             console.print(f"[bold]{link.sweep}[/bold] compare {link.trials} finished trials (parallel coordinates): "
                           f"{link.compare}", highlight=False)
         if len(links) > 1:
-            console.print(f"[bold]all sweeps[/bold], one summary row each: {sweeps_link(address, links)}", highlight=False)
+            console.print(f"[bold]all sweeps[/bold], their summaries charted: {sweeps_link(address, links)}", highlight=False)
         if open_:
             for url in ([links[0].runs, links[0].compare] if sweep and links else [address]):
                 webbrowser.open(url)

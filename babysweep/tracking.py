@@ -826,10 +826,11 @@ WORKFLOW = "workflowType=machine_learning"
 
 
 def sweeps_link(address: str, links: list[UiLinks]) -> str:
-    """Several sweeps side by side: one parent row each, with its summary metrics and best.* params."""
+    """Several sweeps side by side in the chart view: one parent run each, a chart per summary metric
+    (best/..., trials/...), each line the metric's value as the sweep's trials ended."""
     ids = quote(json.dumps([link.experiment_id for link in links]))
     parents = quote(f"tags.{R.KIND} = 'sweep'")
-    return f"{address}/#/compare-experiments/s?experiments={ids}&searchFilter={parents}&{WORKFLOW}"
+    return f"{address}/#/compare-experiments/s?experiments={ids}&searchFilter={parents}&{WORKFLOW}&compareRunsMode=CHART"
 
 
 def _view_state(metric: str, mode: str, varying: list[str]) -> dict:

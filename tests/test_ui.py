@@ -19,7 +19,7 @@ import pytest
 from babysweep import records as R
 from babysweep.model_card import model_card
 from babysweep.paths import default_tracking_uri
-from babysweep.tracking import SHARED_VIEW_TAG, VIEW_KEY, SweepTracker, serve_ui, ui_links, wait_until_up
+from babysweep.tracking import SHARED_VIEW_TAG, VIEW_KEY, SweepTracker, serve_ui, sweeps_link, ui_links, wait_until_up
 
 from test_tracking import free_port
 
@@ -128,6 +128,9 @@ def test_trial_runs_are_named_by_what_varies_and_carry_group_tags(tmp_path):
                           "&workflowType=machine_learning")
     assert links.charts == links.runs + "&compareRunsMode=CHART"
     assert links.compare.startswith("http://127.0.0.1:5999/#/compare-runs?runs=")
+    assert sweeps_link("http://h:1", [links, links]) == (
+        f"http://h:1/#/compare-experiments/s?experiments=%5B%22{exp.experiment_id}%22%2C%20%22{exp.experiment_id}%22%5D"
+        "&searchFilter=tags.kind%20%3D%20%27sweep%27&workflowType=machine_learning&compareRunsMode=CHART")
     query = urllib.parse.parse_qs(links.compare.split("?", 1)[1])
     assert sorted(json.loads(query["runs"][0])) == sorted(ids.values()) and links.trials == 3
     assert json.loads(query["experiments"][0]) == [exp.experiment_id] and query["workflowType"] == ["machine_learning"]
