@@ -14,12 +14,16 @@ The only module that imports mlflow (and it never imports ray). The sweep layer 
 
     teachers = best_runs(uri, "teachers", top=2)     # -> [RunRef(run_id, trial_id, model_dir, ...)]
     proc, address = serve_ui(uri)                     # `mlflow server` on the project's store
-    links = ui_links(uri, address, "teachers")        # -> [UiLinks(sweep, runs=URL, compare=URL, trials=3)]
+    links = ui_links(uri, address, "teachers")        # -> [UiLinks(sweep, runs=URL, charts=URL, compare=URL, ...)]
 
 Resume safety: the trial-id -> run-id map lives in `<sweep_dir>/mlflow_runs.json` (written
 atomically). A new tracker on the same folder reuses the parent run and every known trial's run,
 and skips metric steps that are already logged, so a driver killed with SIGKILL and resumed
 leaves one run per trial, one value per step, and no run RUNNING after `sweep_finished`.
+
+For MLflow's UI: experiments get the model-training kind, each trial run a name that says what
+varies and tags to group by (records.group_tags), and the parent run the sweep's summary (metrics
+best/<metric>, best/blimp/overall, trials/...; best.* params when the sweep finishes).
 """
 
 from __future__ import annotations
