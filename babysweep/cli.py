@@ -4,7 +4,7 @@
     babysweep eval MODEL_DIR [--blimp SOURCE] [--json]
     babysweep data SOURCE
     babysweep validate SPEC.yaml
-    babysweep run SPEC.yaml | resume NAME | status [NAME] | ui
+    babysweep run SPEC.yaml | resume NAME | status [NAME] | ui [SWEEP] [--open]
     babysweep finalists SWEEP [--seeds 5]
     babysweep report SWEEP... [--name NAME]
     babysweep ablate SWEEP|CONFIG.yaml [--seeds 3]
@@ -387,19 +387,42 @@ def study(
 
 @app.command()
 def ui(
+    sweep: Optional[str] = typer.Argument(None, help="A sweep: print links to its trials and to their comparison."),
+    open_: bool = typer.Option(False, "--open", help="Open the links (or the UI) in a web browser."),
     port: int = typer.Option(5000, "--port"),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address; loopback unless you mean to share it."),
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
-    """Open MLflow's UI on the project's store, where sweeps and trials compare."""
+    """Open MLflow's UI on the project's store and print deep links: each sweep's trials sorted by its
+    metric, and the compare page of its finished trials (parallel coordinates, metric plots)."""
+    import webbrowser
+
     from babysweep import paths
-    from babysweep.tracking import serve_ui, wait_until_up
+    from babysweep.tracking import serve_ui, sweeps_link, ui_address, ui_links, wait_until_up
 
     uri = paths.tracking_uri(tracking_uri)
+    address = ui_address(host, port)
+    try:
+        links = ui_links(uri, address, sweep)
+    except UserError:
+        if sweep is not None:
+            raise
+        links = []  # no store yet: the UI still opens, empty
     process, address = serve_ui(uri, host=host, port=port)
     try:
-        wait_until_up(address, timeout=60)
+        if not wait_until_up(address, timeout=60, process=process):
+            raise UserError(f"MLflow's UI did not start on {address} (is the port taken? try --port)")
         console.print(f"MLflow UI on [bold]{address}[/bold] (store {uri}); Ctrl-C to stop.")
+        for link in links:
+            console.print(f"[bold]{link.sweep}[/bold] trials by its metric: {link.runs}", highlight=False)
+            console.print(f"[bold]{link.sweep}[/bold] their charts: {link.charts}", highlight=False)
+            console.print(f"[bold]{link.sweep}[/bold] compare {link.trials} finished trials (parallel coordinates): "
+                          f"{link.compare}", highlight=False)
+        if len(links) > 1:
+            console.print(f"[bold]all sweeps[/bold], their summaries charted: {sweeps_link(address, links)}", highlight=False)
+        if open_:
+            for url in ([links[0].runs, links[0].compare] if sweep and links else [address]):
+                webbrowser.open(url)
         process.wait()
     except KeyboardInterrupt:
         pass

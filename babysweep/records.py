@@ -7,6 +7,9 @@ functions here, so each rule has one home. No MLflow, Ray or torch here.
     good = [r for r in runs if fully_trained(r)]
     chosen = best_config(runs, "eval/loss", "min")     # every repeat of the best config
     run_arch(run), sampled_keys(run), config_key(run)
+    group_tags(config)                                  # {"arch": "llama", "schedule": "clm", "teachers": "none"}
+    keys = varying_keys([{"train.lr": 1e-3}, {"train.lr": 2e-3}])   # -> ["train.lr"]
+    trial_run_name("teachers", "a1_00001", {"train.lr": 1e-3}, keys)  # -> "teachers/a1_00001 lr=0.001"
 """
 
 from __future__ import annotations
@@ -33,7 +36,20 @@ BEST_TRIAL_ID, BEST_RUN_ID = "best_trial_id", "best_run_id"
 FINALIST_OF = "finalist_of"  # on `<sweep>.final` runs: the tuning sweep
 ABLATION_OF = "ablation_of"
 TEACHER_RUN_IDS, TEACHER_SWEEPS = "teachers.run_ids", "teachers.sweeps"  # a student's lineage
+# Trial tags MLflow's runs table can group by (Group by -> tags).
+ARCH = "arch"  # model.arch
+SCHEDULE = "schedule"  # the AntLM schedule ("clm" when all epochs are causal)
+TEACHERS = "teachers"  # a student's teachers as "<sweep>/<trial>,...", or "none"
 TRUE = "true"
+
+# On a sweep's parent run: its summary, updated as trials end, so parent rows compare across sweeps.
+BEST_PARAM_PREFIX = "best."  # params best.trial_id, best.run_id, best.<sampled key> (written once)
+SUMMARY_BEST = "best/"  # metrics best/<search metric>, best/blimp/overall
+TRIALS_FINISHED, TRIALS_STOPPED, TRIALS_ERRORED = "trials/finished", "trials/stopped_early", "trials/errored"
+
+# On every experiment babysweep creates: MLflow 3's UI opens the model-training view for this kind
+# (the value is one of the UI's ExperimentKind names; "genai_development" would open the traces view).
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 FINAL = ".final"  # the finalists of sweep X run as sweep "X.final"
 ABLATION = ".ablation"  # the ablations of X's best config run as sweep "X.ablation"
@@ -97,3 +113,50 @@ def lineage_tags(teacher_run_ids: list[str], teacher_sweeps: list[str]) -> dict[
 def objective(parent_tags: dict[str, str], default_metric: str, default_mode: str = "min") -> tuple[str, str]:
     """(metric, mode) a sweep was tuned on, from its parent run's tags."""
     return parent_tags.get(METRIC, default_metric), parent_tags.get(MODE, default_mode)
+
+
+def _teacher_label(folder: str) -> str:
+    """`<sweeps>/<sweep>/models/<trial>/final` -> "<sweep>/<trial>"; any other folder -> its name."""
+    parts = str(folder).rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-1] == "final" and parts[-3] == "models":
+        return f"{parts[-4]}/{parts[-2]}"
+    return parts[-1]
+
+
+def group_tags(config: dict) -> dict[str, str]:
+    """The tags a trial run carries for MLflow's "Group by": architecture, AntLM schedule, teachers."""
+    antlm = config.get("antlm") or {}
+    if antlm.get("schedule"):
+        schedule = str(antlm["schedule"])
+    elif antlm.get("mlm_ratio"):
+        schedule = f"mlm_ratio={antlm['mlm_ratio']:g}"
+    else:
+        schedule = "clm"
+    teachers = (config.get("distill") or {}).get("teachers") or []
+    return {ARCH: (config.get("model") or {}).get("arch", DEFAULT_ARCH), SCHEDULE: schedule,
+            TEACHERS: ",".join(_teacher_label(t) for t in teachers) or "none"}
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_teacher_label(v) if isinstance(v, str) else _short(v) for v in value) + "]"
+    return str(value)
+
+
+def varying_keys(trials: list[dict[str, Any]], most: int = 2) -> list[str]:
+    """The `most` keys whose values differ most across trials (most distinct values; ties: key order).
+
+    Keys with one value are left out, so a lone trial has none: nothing varies yet."""
+    values: dict[str, set[str]] = {}
+    for params in trials:
+        for key, value in params.items():
+            values.setdefault(key, set()).add(_short(value))
+    return sorted([k for k in values if len(values[k]) > 1], key=lambda k: (-len(values[k]), k))[:most]
+
+
+def trial_run_name(sweep: str, trial_id: str, params: dict[str, Any], keys: list[str]) -> str:
+    """A trial run's name: "<sweep>/<trial id>" and the values of `keys` ("lr=0.0031 hidden=64")."""
+    shown = " ".join(f"{k.split('.')[-1]}={_short(params[k])}" for k in keys if k in params)
+    return f"{sweep}/{trial_id}" + (f" {shown}" if shown else "")

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from babysweep import metrics as M, records as R
 from babysweep.config import budget_spent
+from babysweep.model_card import write_model_card
 from babysweep.paths import MODELS
 from babysweep.sweep_state import error_line
 from babysweep.trial import TrialContext, trial_config
@@ -106,6 +107,11 @@ class SweepCallback(Callback):
         status = "FINISHED" if spent else "STOPPED"
         blimp = json.loads((out_dir / "blimp.json").read_text()) if (out_dir / "blimp.json").is_file() else None
         final = out_dir / "final"
+        if final.is_dir() and config:  # a Hugging Face model card next to the weights, before MLflow copies the folder
+            teacher_runs = [r for r in self.lineage.get(R.TEACHER_RUN_IDS, "").split(",") if r]
+            write_model_card(final, config, _numeric(result), sweep=self.name, trial_id=trial.trial_id, role=self.role,
+                             run_id=self.tracker.run_id(trial.trial_id), tracking_uri=self.tracking_uri,
+                             teacher_runs=teacher_runs)
         self.tracker.trial_finished(trial.trial_id, status, final_metrics=_numeric(result), blimp=blimp,
                                     model_dir=str(final) if final.is_dir() else None)
         self._row(trial).update(state="DONE" if status == "FINISHED" else "STOPPED")

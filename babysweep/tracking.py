@@ -14,11 +14,16 @@ The only module that imports mlflow (and it never imports ray). The sweep layer 
 
     teachers = best_runs(uri, "teachers", top=2)     # -> [RunRef(run_id, trial_id, model_dir, ...)]
     proc, address = serve_ui(uri)                     # `mlflow server` on the project's store
+    links = ui_links(uri, address, "teachers")        # -> [UiLinks(sweep, runs=URL, charts=URL, compare=URL, ...)]
 
 Resume safety: the trial-id -> run-id map lives in `<sweep_dir>/mlflow_runs.json` (written
 atomically). A new tracker on the same folder reuses the parent run and every known trial's run,
 and skips metric steps that are already logged, so a driver killed with SIGKILL and resumed
 leaves one run per trial, one value per step, and no run RUNNING after `sweep_finished`.
+
+For MLflow's UI: experiments get the model-training kind, each trial run a name that says what
+varies and tags to group by (records.group_tags), and the parent run the sweep's summary (metrics
+best/<metric>, best/blimp/overall, trials/...; best.* params when the sweep finishes).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +55,7 @@ import babysweep
 from babysweep.atomic import write_text_atomic
 from babysweep import records as R
 from babysweep.config import DEFAULT_ARCH, flatten
-from babysweep.metrics import EVAL_LOSS
+from babysweep.metrics import BLIMP_OVERALL, EVAL_LOSS, TRAIN_LOSS
 from babysweep.errors import UserError
 from babysweep.paths import artifact_root, sqlite_path
 
@@ -153,6 +159,24 @@ def _log_batch(client, run_id: str, metrics=(), params=(), tags=()) -> None:
         metrics, params, tags = metrics[MAX_METRICS_PER_BATCH:], params[MAX_PER_BATCH:], tags[MAX_PER_BATCH:]
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy of a sampled value for the run map (numpy scalars become floats)."""
+    if isinstance(value, (str, bool, int, float, list)) or value is None:
+        return value
+    number = _number(value)
+    return number if number is not None else str(value)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _mark_model_training(client, experiment) -> None:
+    """Give an experiment babysweep uses the kind that opens MLflow 3's model-training view (once)."""
+    if experiment.tags.get(R.EXPERIMENT_KIND) is None:
+        client.set_experiment_tag(experiment.experiment_id, R.EXPERIMENT_KIND, R.MODEL_TRAINING)
+
+
 def _git_commit(directory: Path) -> str | None:
     try:
         done = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -237,10 +261,12 @@ class SweepTracker:
             location = None
             if root is not None:
                 location = (root / re.sub(r"[^\w.\-]", "_", self.sweep_name)).as_uri()
-            return self._client.create_experiment(self.sweep_name, artifact_location=location)
+            return self._client.create_experiment(self.sweep_name, artifact_location=location,
+                                                  tags={R.EXPERIMENT_KIND: R.MODEL_TRAINING})
         if exp.lifecycle_stage == "deleted":  # its name is still taken: bring it back
             self._client.restore_experiment(exp.experiment_id)
             self._warn(f"MLflow experiment '{self.sweep_name}' was deleted; restored it")
+        _mark_model_training(self._client, exp)
         return exp.experiment_id
 
     def _run_alive(self, run_id: str | None):
@@ -278,6 +304,11 @@ class SweepTracker:
     @property
     def parent_run_id(self) -> str:
         return self._state["parent_run_id"]
+
+    def run_id(self, trial_id: str) -> str | None:
+        """The trial's MLflow run id (None before trial_started)."""
+        entry = self._entry(trial_id)
+        return entry["run_id"] if entry else None
 
     # -- trials
 
@@ -322,13 +353,19 @@ class SweepTracker:
             entry = None  # its run was deleted
         if entry is None:
             run_id = self._adopt_orphan(trial_id)
-            if run_id is None:
-                flat = {**flatten(config or {}), **flatten(params or {})}
+            flat = {**flatten(config or {}), **flatten(params or {})}
+            sampled = {**{k: _plain(v) for k, v in flatten(params or {}).items()}, R.SEED_KEY: _plain(flat.get(R.SEED_KEY))}
+            name = R.trial_run_name(self.sweep_name, trial_id, sampled, self._varying([sampled]))
+            if run_id is not None:
+                name = None  # adopted: the summary gives it its name
+            else:
                 child_tags = {**self._common, R.KIND: "trial", R.TRIAL_ID: trial_id, "mlflow.parentRunId": self.parent_run_id,
-                              R.SEED: flat.get(R.SEED_KEY), R.SAMPLED: R.sampled_tag(flatten(params or {})), **(tags or {})}
-                run = self._client.create_run(self._experiment_id, run_name=trial_id, tags=_tag_dict(child_tags))
+                              R.SEED: flat.get(R.SEED_KEY), R.SAMPLED: R.sampled_tag(flatten(params or {})),
+                              **(R.group_tags(config) if config else {}), **(tags or {})}
+                run = self._client.create_run(self._experiment_id, run_name=name, tags=_tag_dict(child_tags))
                 run_id = run.info.run_id
-            entry = {"run_id": run_id, "status": "RUNNING", "last_step": None, "params_logged": False}
+            entry = {"run_id": run_id, "status": "RUNNING", "last_step": None, "params_logged": False,
+                     "sampled": sampled, "name": name}
             self._state["trials"][trial_id] = entry
             self._save()  # before logging anything: a kill from here on reuses this run
             self._synced.add(trial_id)
@@ -408,7 +445,9 @@ class SweepTracker:
                 self._log_model(trial_id)
             self._client.set_terminated(run_id, "FAILED" if status == "FAILED" else "FINISHED")
             entry["status"] = status
+            self._remember_values(trial_id)
             self._save()
+            self._update_summary()
 
     def _log_model(self, trial_id: str) -> bool:
         entry = self._entry(trial_id)
@@ -444,6 +483,8 @@ class SweepTracker:
                 if best_trial_id and self._log_model(best_trial_id):
                     self._client.set_tag(self.parent_run_id, R.BEST_TRIAL_ID, best_trial_id)
                     self._client.set_tag(self.parent_run_id, R.BEST_RUN_ID, self._entry(best_trial_id)["run_id"])
+                else:
+                    best_trial_id = None
             for trial_id, entry in self._state["trials"].items():
                 if entry["status"] in TERMINAL:
                     continue
@@ -454,6 +495,8 @@ class SweepTracker:
                 except MlflowException as exc:
                     self._warn(f"could not close the MLflow run {entry['run_id']} of trial {trial_id}: {exc.message}")
                 entry["status"] = "STOPPED"
+            self._update_summary()
+            self._log_best_params(best_trial_id if self.models == "best" else None)
             self._client.set_terminated(self.parent_run_id, "FINISHED")
             self._save()
 
@@ -467,8 +510,100 @@ class SweepTracker:
                     except MlflowException as exc:
                         self._warn(f"could not mark the MLflow run of trial {trial_id} KILLED: {exc.message}")
                     entry["status"] = "KILLED"
+            self._update_summary()
             self._client.set_terminated(self.parent_run_id, "KILLED")
             self._save()
+
+    # -- the parent run's summary
+
+    def _varying(self, extra: list[dict] = ()) -> list[str]:
+        """The one or two sampled keys that vary most across the sweep's trials (names show them)."""
+        known = [e["sampled"] for e in self._state["trials"].values() if e.get("sampled")]
+        return R.varying_keys(known + list(extra))
+
+    def _remember_values(self, trial_id: str) -> None:
+        """Keep the trial's final search metric and BLiMP in the map: the summary needs no query per trial."""
+        entry = self._entry(trial_id)
+        run = self._run_alive(entry["run_id"])
+        metrics = run.data.metrics if run else {}
+        entry["value"], entry["blimp"] = metrics.get(self.metric), metrics.get(BLIMP_OVERALL)
+
+    def _ranked(self) -> list[tuple[float, str]]:
+        """(signed value, trial id) of the fully trained trials, best first (the parent's "best")."""
+        out = []
+        for trial_id, entry in self._state["trials"].items():
+            if entry["status"] != "FINISHED":
+                continue
+            if "value" not in entry:  # a map written before values were kept
+                self._remember_values(trial_id)
+            value = entry.get("value")
+            if value is not None and math.isfinite(value):
+                out.append((value if self.mode == "min" else -value, trial_id))
+        return sorted(out)
+
+    def _update_summary(self) -> None:
+        """Metrics on the parent run: best values, trials finished / stopped early / errored.
+
+        Metrics, not params: they change as trials end and across resumes (MLflow params cannot).
+        The step counts the summary's updates and only grows (MLflow shows a metric's value at its
+        highest step; the number of ended trials can fall when a rerun retries errored trials).
+        Also renames trial runs whose varying keys changed."""
+        entries = self._state["trials"]
+        statuses = [e["status"] for e in entries.values()]
+        ranked = self._ranked()
+        blimps = [e["blimp"] for e in entries.values() if e["status"] == "FINISHED" and _finite(e.get("blimp"))]
+        summary = {R.TRIALS_FINISHED: statuses.count("FINISHED"), R.TRIALS_STOPPED: statuses.count("STOPPED"),
+                   R.TRIALS_ERRORED: statuses.count("FAILED")}
+        if ranked:
+            summary[R.SUMMARY_BEST + self.metric] = ranked[0][0] if self.mode == "min" else -ranked[0][0]
+        if blimps:
+            summary[R.SUMMARY_BEST + BLIMP_OVERALL] = max(blimps)
+        logged = self._state.setdefault("summary", {})
+        step = self._state.get("summary_step", 0) + 1
+        now = int(time.time() * 1000)
+        changed = [Metric(k, float(v), now, step) for k, v in summary.items() if logged.get(k) != float(v) and _safe_key(k)]
+        if changed:
+            _log_batch(self._client, self.parent_run_id, metrics=changed)
+            self._state["summary_step"] = step
+            logged.update({m.key: m.value for m in changed})
+        keys = self._varying()
+        for trial_id, entry in entries.items():
+            if not entry.get("sampled"):
+                continue
+            name = R.trial_run_name(self.sweep_name, trial_id, entry["sampled"], keys)
+            if entry.get("name") != name:
+                try:
+                    self._client.update_run(entry["run_id"], name=name)
+                    entry["name"] = name
+                except MlflowException as exc:
+                    self._warn(f"could not rename the MLflow run of trial {trial_id}: {exc.message}")
+        self._save()
+
+    def _log_best_params(self, best_trial_id: str | None) -> None:
+        """`best.*` params on the parent: the best trial's id, run id and sampled values.
+
+        MLflow params are write-once, so they are written when the sweep first finishes. If a later
+        finish (a rerun that retried errored trials) has another best, the new values go into tags of
+        the same names instead, and the parent's `best_trial_id` tag always names the current best."""
+        if best_trial_id is None:
+            ranked = self._ranked()
+            best_trial_id = ranked[0][1] if ranked else None
+        entry = self._entry(best_trial_id) if best_trial_id else None
+        if entry is None:
+            return
+        self._client.set_tag(self.parent_run_id, R.BEST_TRIAL_ID, best_trial_id)
+        self._client.set_tag(self.parent_run_id, R.BEST_RUN_ID, entry["run_id"])
+        values = {"trial_id": best_trial_id, "run_id": entry["run_id"], **(entry.get("sampled") or {})}
+        wanted = {p.key: p.value for p in _params({R.BEST_PARAM_PREFIX + k: v for k, v in values.items()})}
+        have = self._client.get_run(self.parent_run_id).data.params
+        if any(k in have and have[k] != v for k, v in wanted.items()):
+            self._warn(f"sweep '{self.sweep_name}' has a new best trial ({best_trial_id}) after its best.* params "
+                       f"were written; MLflow params cannot change, so the new values are tags of the same names")
+            _log_batch(self._client, self.parent_run_id, tags=[RunTag(k, v) for k, v in wanted.items()])
+            return
+        new = [Param(k, v) for k, v in wanted.items() if k not in have]
+        if new:
+            _log_batch(self._client, self.parent_run_id, params=new)
 
 
 # ------------------------------------------------------------------------------------- reading
@@ -609,7 +744,8 @@ def log_report(tracking_uri: str, name: str, params: dict[str, Any], metrics: di
     study that resumes at its report stage leaves one run. Returns the run id."""
     client = _client(tracking_uri)
     exp = client.get_experiment_by_name(REPORTS_EXPERIMENT)
-    experiment_id = exp.experiment_id if exp is not None else client.create_experiment(REPORTS_EXPERIMENT)
+    experiment_id = exp.experiment_id if exp is not None else client.create_experiment(
+        REPORTS_EXPERIMENT, tags={R.EXPERIMENT_KIND: R.MODEL_TRAINING})
     if exp is not None and exp.lifecycle_stage != "active":
         client.restore_experiment(experiment_id)
     for old in client.search_runs([experiment_id], f"tags.report = '{name}'", ViewType.ACTIVE_ONLY):
@@ -645,8 +781,12 @@ def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000, *, lo
     finally:
         if out:
             out.close()  # the child holds its own copy
-    shown = f"[{host}]" if ":" in host else host
-    return proc, f"http://{shown}:{port}"
+    return proc, ui_address(host, port)
+
+
+def ui_address(host: str, port: int) -> str:
+    """The UI's base URL for a bind address (IPv6 addresses in brackets)."""
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def wait_until_up(address: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> bool:
@@ -665,3 +805,81 @@ def wait_until_up(address: str, timeout: float = 60.0, process: subprocess.Popen
             pass
         time.sleep(0.25)
     return False
+
+
+# ------------------------------------------------------------------------------------ deep links
+
+VIEW_KEY = "babysweep-trials"  # the shared view state babysweep writes on each sweep's experiment
+SHARED_VIEW_TAG = "mlflow.sharedViewState."  # MLflow's UI reads `?viewStateShareKey=K` from this tag + K
+
+
+@dataclass(frozen=True)
+class UiLinks:
+    """Deep links into MLflow's UI for one sweep."""
+
+    sweep: str
+    experiment_id: str
+    runs: str  # the experiment's runs table: trials only, sorted by the sweep's metric, its columns shown
+    charts: str  # the same trials in the chart view, showing the sweep's metrics first
+    compare: str  # the compare page of the fully trained trials: parallel coordinates, scatter and metric plots
+    trials: int  # how many trials the compare page shows
+
+
+# MLflow's sidebar shows its model-training pages (not GenAI's) for this URL parameter.
+WORKFLOW = "workflowType=machine_learning"
+
+
+def sweeps_link(address: str, links: list[UiLinks]) -> str:
+    """Several sweeps side by side in the chart view: one parent run each, a chart per summary metric
+    (best/..., trials/...), each line the metric's value as the sweep's trials ended."""
+    ids = quote(json.dumps([link.experiment_id for link in links]))
+    parents = quote(f"tags.{R.KIND} = 'sweep'")
+    return f"{address}/#/compare-experiments/s?experiments={ids}&searchFilter={parents}&{WORKFLOW}&compareRunsMode=CHART"
+
+
+def _view_state(metric: str, mode: str, varying: list[str]) -> dict:
+    """A runs-table view as MLflow's "Share" button stores it: a filter, a sort and the columns."""
+    def column(kind: str, key: str) -> str:
+        return f"{kind}.`{key}`"
+
+    metrics = list(dict.fromkeys([metric, EVAL_LOSS, BLIMP_OVERALL]))
+    return {"searchFilter": f"tags.{R.KIND} = 'trial'", "orderByKey": column("metrics", metric), "orderByAsc": mode == "min",
+            "selectedColumns": [*(column("metrics", m) for m in metrics), *(column("params", k) for k in varying),
+                                *(column("tags", t) for t in (R.ROLE, R.ARCH, R.SCHEDULE))],
+            # the chart view's search box, a case-insensitive regular expression on metric names
+            "chartsSearchFilter": "|".join(re.escape(m) for m in [*metrics, TRAIN_LOSS]),
+            "runListHidden": False}
+
+
+def ui_links(tracking_uri: str, address: str, sweep: str | None = None) -> list[UiLinks]:
+    """Deep links for `sweep` (or for every sweep in the store), oldest experiment first.
+
+    Writes on each sweep's experiment the shared view state its runs link names, and the
+    experiment kind of the model-training view where a store from an older babysweep lacks it."""
+    client = _reader(tracking_uri, sweep)
+    if sweep is not None:
+        names = [sweep]
+    else:
+        names = [e.name for e in client.search_experiments(ViewType.ACTIVE_ONLY, order_by=["creation_time ASC"])
+                 if e.name != REPORTS_EXPERIMENT]
+    out = []
+    for name in names:
+        try:
+            experiment_id, parent = _parent(client, tracking_uri, name)
+        except UserError:
+            if sweep is not None:
+                raise
+            continue  # an experiment that is not a sweep
+        _mark_model_training(client, client.get_experiment(experiment_id))
+        metric, mode = R.objective(parent.data.tags, EVAL_LOSS)
+        runs = [{"run_id": r.info.run_id, "status": r.info.status, "tags": r.data.tags, "params": r.data.params}
+                for r in _children(client, experiment_id, parent.info.run_id)]
+        finished = [r for r in runs if R.fully_trained(r)]
+        varying = R.varying_keys([{k: r["params"].get(k) for k in R.sampled_keys(r, with_seed=True)} for r in runs])
+        state = json.dumps(_view_state(metric, mode, varying), sort_keys=True)
+        client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + VIEW_KEY, state)
+        ids = json.dumps([r["run_id"] for r in finished], separators=(",", ":"))
+        compare = f"{address}/#/compare-runs?runs={quote(ids)}&experiments={quote(json.dumps([experiment_id]))}&{WORKFLOW}"
+        runs_url = f"{address}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}&{WORKFLOW}"
+        out.append(UiLinks(name, experiment_id, runs_url, runs_url + "&compareRunsMode=CHART", compare, len(finished)))
+    return out

@@ -34,7 +34,7 @@ def test_user_errors_exit_2_with_one_line(monkeypatch, capsys, tmp_path):
     for args in (("validate", bad), ("validate", tmp_path / "missing.yaml"), ("eval", tmp_path / "nomodel"),
                  ("data", tmp_path / "nothing-here"), ("study", study), ("study", tmp_path / "none.yaml"),
                  ("report", "no-such-sweep"), ("finalists", "no-such-sweep"), ("ablate", "no-such-sweep"),
-                 ("ablate", bad)):
+                 ("ablate", bad), ("ui", "no-such-sweep")):
         code, _, err = run(monkeypatch, capsys, *args)
         assert code == 2, args
         assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
