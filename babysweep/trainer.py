@@ -318,11 +318,11 @@ def train(
         scorer = ecfg["blimp_scorer"] if ecfg["blimp_scorer"] != "auto" else ("pll" if phase == "mlm" else "causal")
         if pairs and not final and ecfg["blimp_pairs_per_paradigm"]:
             sample = blimp.subset(pairs, ecfg["blimp_pairs_per_paradigm"], seed=tcfg["seed"])
-            metrics[M.BLIMP_SUBSET_OVERALL] = blimp.evaluate(model, data.tokenizer, sample, ecfg["batch_size"], scorer)["overall"]
+            metrics[M.BLIMP_SUBSET_OVERALL] = blimp.evaluate(model, data.tokenizer, sample, ecfg["batch_size"], scorer, rule=ecfg["rule"])["overall"]
         if final:
             save_model(model, data.tokenizer, out_dir / "final")
             if pairs:
-                results = blimp.evaluate(model, data.tokenizer, pairs, ecfg["batch_size"], scorer)
+                results = blimp.evaluate(model, data.tokenizer, pairs, ecfg["batch_size"], scorer, rule=ecfg["rule"])
                 blimp.save_results(results, out_dir / "blimp.json")
                 metrics.update(blimp.to_metrics(results))
         loop["elapsed"] = time.perf_counter() - started
