@@ -53,6 +53,7 @@ class Seed:
     history: list[tuple[int, float]]  # (epoch, eval/loss)
     decisions: np.ndarray | None = None  # 0/1 per pair, paradigms sorted, pairs in file order
     signature: tuple | None = None  # ((paradigm, pairs), ...): which pairs `decisions` covers
+    scoring: str | None = None  # blimp.method() of its blimp.json: BLiMP numbers of different scoring never meet
 
 
 @dataclass
@@ -129,10 +130,18 @@ def _number(value) -> float | None:
 def _seed(run: dict, load_blimp: Callable[[dict], dict | None]) -> Seed:
     m = run.get("metrics", {})
     fields = {k[len(M.BLIMP_FIELD_PREFIX):]: v for k, v in m.items() if k.startswith(M.BLIMP_FIELD_PREFIX)}
-    signature, bits = _decisions(load_blimp(run)) if _number(m.get(M.BLIMP_OVERALL)) is not None else (None, None)
+    data = load_blimp(run) if _number(m.get(M.BLIMP_OVERALL)) is not None else None
+    signature, bits = _decisions(data)
     history = sorted((int(step), float(v)) for step, v in run.get("histories", {}).get(M.EVAL_LOSS, []))
     return Seed(run["run_id"], run.get("tags", {}).get("seed", run.get("params", {}).get("train.seed")),
-                _number(m.get(M.EVAL_LOSS)), _number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature)
+                _number(m.get(M.EVAL_LOSS)), _number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature,
+                _blimp_method(data))
+
+
+def _blimp_method(data: dict | None) -> str | None:
+    from babysweep.blimp import method  # lazily: blimp imports torch
+
+    return method(data) if isinstance(data, dict) else None
 
 
 def _complete(run: dict) -> bool:
@@ -219,6 +228,9 @@ def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str
                              f"BLiMP intervals with this entry resample seeds only")
             entries.append(entry)
     entries.sort(key=lambda e: ROLES.index(e.role) if e.role in ROLES else len(ROLES))  # stable within a role
+    from babysweep.blimp import check_comparable  # a UserError when BLiMP rules or scorers differ
+
+    check_comparable({f"{e.name} (run {s.run_id})": s.scoring for e in entries for s in e.seeds if s.scoring})
     warns += _consistency_warnings(entries)
     return entries, warns
 
@@ -533,7 +545,8 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
     data = collect(tracking_uri, sweeps)
     rows = build_table(data)
     report = {"name": name, "sweeps": list(sweeps), "verdict": verdict(data), "warnings": list(data.warnings),
-              "rows": rows, "fields": _fields(data.entries), "importances": {}, "figures": _figures(data, rows, out_dir)}
+              "rows": rows, "fields": _fields(data.entries), "importances": {}, "figures": _figures(data, rows, out_dir),
+              "blimp_scoring": next((s.scoring for e in data.entries for s in e.seeds if s.scoring), None)}
     for sweep in data.sweeps:
         values, note = importances(data.runs[sweep], *data.objectives[sweep])
         report["importances"][sweep] = {"params": values, "note": note}
@@ -571,6 +584,7 @@ def render_markdown(report: dict) -> str:
     """report.md from report.json's content: every number shown is one stored there."""
     lines = [f"# {report['name']}: does distillation beat tuned teachers?", "",
              f"Sweeps: {', '.join(report['sweeps'])}.", "", f"**Verdict.** {report['verdict']}", ""]
+    lines += [f"BLiMP: {report['blimp_scoring']} (babysweep eval --help).", ""] if report.get("blimp_scoring") else []
     lines += [f"> **Warning:** {w}" for w in report["warnings"]] + ([""] if report["warnings"] else [])
     lines += ["## Comparison", "",
               "| entry | role | arch | params | tuning trials | source | n | dev loss | Δ dev loss vs best teacher [95% CI] "
