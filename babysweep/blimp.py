@@ -471,13 +471,13 @@ def score_pairs(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 64, s
     share batches. `rule` applies to the causal scorer; PLL has one rule."""
     if scorer not in SCORERS:
         raise ValueError(f"scorer must be one of {SCORERS}, got {scorer!r}")
-    sentences = [p.good for p in pairs] + [p.bad for p in pairs]
+    sentences = list(dict.fromkeys(s for p in pairs for s in (p.good, p.bad)))  # each once: identical ones tie exactly
     if scorer == "causal":
         scores = sentence_logprobs(model, tokenizer, sentences, batch_size, device, rule)
     else:
         scores = pll_logprobs(model, tokenizer, sentences, batch_size, device)
-    n = len(pairs)
-    return [scores[i] >= scores[n + i] for i in range(n)]
+    score = dict(zip(sentences, scores))
+    return [score[p.good] >= score[p.bad] for p in pairs]
 
 
 def _encode(model, tokenizer, sentences: Sequence[str], extra: int = 0) -> list[list[int]]:

@@ -1,7 +1,7 @@
 """The `babysweep` command line (typer).
 
     babysweep train SPEC.yaml --out runs/t1 [--resume] [--set train.epochs=1] [--teacher DIR ...]
-    babysweep eval MODEL_DIR [--blimp SOURCE] [--json]
+    babysweep eval MODEL_DIR [--blimp SOURCE] [--rule babylm|lm-eval] [--scorer causal|pll] [--json]
     babysweep data SOURCE
     babysweep validate SPEC.yaml
     babysweep run SPEC.yaml | resume NAME | status [NAME] | ui
