@@ -6,13 +6,23 @@
     console.print(results_table(results)); save_results(results, "out/blimp.json")
     sample = subset(pairs, per_paradigm=20, seed=0)     # the same seeded sample every epoch
 
-Scoring rule (lm-evaluation-harness's loglikelihood with an empty context, the BabyLM pipeline's
-rule for causal models): a sentence's score is the sum of its tokens' log-probabilities, each given
-<s> (bos_token_id) and the tokens before it, with no length normalisation; a pair is right when
-score(good) > score(bad), strictly. Sentences are encoded without special tokens and <s> is put
-first here, as the corpus encoder feeds training lines. Two details of lm-eval's BLiMP *task* differ
-on purpose: it scores " " + sentence (its default target_delimiter, a leading-space token with our
-byte-level BPE, which our models never see after <s>), and its argmax counts a tie as right.
+Two rules for the causal scorer (`rule=`, `eval.rule`, `babysweep eval --rule`), each the code of a
+reference as read (commits in docs/blimp-rules.md); a sentence's score is a sum of token
+log-probabilities, no length normalisation; a pair is right when score(good) >= score(bad): both
+references count a tie as right (BLiMP has pairs whose two sentences are identical).
+- "babylm" (default): the BabyLM 2025 evaluation pipeline's causal backend (evaluation-pipeline-2025,
+  sentence_zero_shot). The sentence as it is in the file, tokenized with the tokenizer's own special
+  tokens (`tokenizer(sentence)`): [BOS] + sentence for a tokenizer whose template adds BOS (LLaMA's),
+  the bare sentence for one that adds none (babysweep's own, GPT-2's). The first token is context
+  only, so without a BOS the first word is not scored; trailing special tokens are not scored.
+  Accuracy per paradigm (UID), overall the mean over paradigms, per field the field's pairs pooled.
+- "lm-eval": lm-evaluation-harness 0.4's blimp_* tasks: an empty context, so the model's prefix token
+  (bos_token_id, else eos_token_id) is read first, then the continuation " " + sentence (the task's
+  target_delimiter) encoded without special tokens is scored whole. Overall and fields: means of
+  paradigms (lm-eval's blimp group averages its tasks unweighted).
+With babysweep's tokenizer the two differ in <s> (lm-eval only), the leading-space token (lm-eval
+only: byte-level BPE encodes " The" and "The" differently) and the first word's score (babylm
+leaves it out).
 
 Batching: about `batch_size` sentences per forward pass. LLaMA and GPT-2 (sdpa or eager attention)
 are scored as prefix tries: the sentences, sorted as token sequences, are packed into rows where
@@ -23,18 +33,23 @@ head (a third of the FLOPs of a small model). Other architectures: one right-pad
 sentence, sorted by length, scored from their full logits. Either way each scored token sees
 exactly the keys it sees alone, so batched and one-at-a-time scores agree to float rounding.
 
-Truncation (no warning): the causal scorer scores at most the first max_position_embeddings tokens
-of a sentence (the model reads <s> and all but the last scored token, as lm-eval feeds it); the PLL
-scorer, which reads the whole sequence, keeps <s> and the first max_position_embeddings - 1 tokens.
-The dropped tail is simply not scored. BLiMP's longest sentence is under 40 tokens.
+Truncation (no warning, ours alone): the causal scorer keeps the first max_position_embeddings + 1
+tokens, context included (the model reads all but the last); lm-eval would cut from the left and
+the pipeline not at all. The PLL scorer, which reads the whole sequence, keeps <s> and the first
+max_position_embeddings - 1 tokens. BLiMP's longest sentence is under 40 tokens.
 
 scorer="pll" scores by pseudo-log-likelihood, for models trained with MLM phases: each token in
 turn is replaced by <mask> and log p(token | all the others) is summed, with bidirectional
 attention (objectives.bidirectional_mask). The masked token at position i is read from the logits
 at position i (PLL_SHIFT = 0), as babysweep.objectives.mlm_loss trains it; <s> is never masked.
+The BabyLM pipeline's `mlm` backend is the same method for encoders (AutoModelForMaskedLM, which our
+decoders are not): it masks one token at a time and reads it at its own position too, but over the
+tokenizer's own template and with the model's own attention; its `mntp` backend reads at i - 1.
+PLL has no rule: it always reads <s> + sentence.
 
-Results: accuracy per paradigm; per field the mean of its paradigms' accuracies; overall the mean
-over paradigms (not over pairs, so every paradigm weighs the same). The one upstream file whose
+Results: accuracy per paradigm; overall the mean over paradigms (not over pairs, so every paradigm
+weighs the same); per field as the rule says; per-pair decisions by paradigm in file order; the
+scorer and rule by name (results from different ones are not compared: check_comparable). The one upstream file whose
 field is spelled "syntax/semantics" counts as "syntax_semantics" (a "/" would also split the
 metric name).
 """
@@ -59,6 +74,8 @@ from babysweep.objectives import bidirectional_mask
 
 PLL_SHIFT = 0  # PLL reads the masked token at i from the logits at i - PLL_SHIFT (as mlm_loss trains)
 SCORERS = ("causal", "pll")
+RULES = ("babylm", "lm-eval")  # how the causal scorer reads a sentence: see the module docstring
+DEFAULT_RULE = "babylm"
 
 
 @dataclass(frozen=True)
@@ -123,10 +140,9 @@ def _sentence(row: dict, key: str, where: str) -> str:
     value = row[key]
     if not isinstance(value, str):
         raise UserError(f"{where}: {key!r} must be a string, got {type(value).__name__}.")
-    value = " ".join(value.split())  # line breaks and runs of spaces (BabyLM's supplement) -> one space
-    if not value:
+    if not value.strip():
         raise UserError(f"{where}: {key!r} is empty.")
-    return value
+    return value  # as in the file: both references tokenize line breaks (BabyLM's supplement has dialogues)
 
 
 def _text(value) -> str:
@@ -149,26 +165,81 @@ def subset(pairs: Sequence[Pair], per_paradigm: int, seed: int) -> list[Pair]:
 # ---------------------------------------------------------------------------------------- scoring
 
 
-def sentence_logprobs(model, tokenizer, sentences: Sequence[str], batch_size: int = 64, device=None) -> list[float]:
-    """Sum of log p(token | <s>, earlier tokens) per sentence; about `batch_size` sentences per forward pass.
+def sentence_logprobs(model, tokenizer, sentences: Sequence[str], batch_size: int = 64, device=None,
+                      rule: str = DEFAULT_RULE) -> list[float]:
+    """Each sentence's score under `rule` (see the module docstring); about `batch_size` sentences per pass.
 
     LLaMA and GPT-2 are scored as prefix tries (_trie_logprobs): a prefix shared by several sentences
-    is read once. Other architectures take the padded path (_padded_logprobs)."""
-    seqs = _encode(model, tokenizer, sentences, extra=1)
+    is read once. Other architectures take the padded path (_padded_logprobs). Sentences that encode
+    identically are scored once, so they get exactly the same score (a tie)."""
+    encoded = encode(model, tokenizer, sentences, rule)
+    keys = list(dict.fromkeys(encoded))  # distinct (tokens, scored) in first-seen order
+    seqs, masks = [list(k[0]) for k in keys], [k[1] for k in keys]
     with _scoring(model, device) as device:
         if _trie_ok(model):
-            return _trie_logprobs(model, seqs, batch_size, device)
-        return _padded_logprobs(model, seqs, _pad_id(tokenizer), batch_size, device)
+            scores = _trie_logprobs(model, seqs, masks, batch_size, device)
+        else:
+            scores = _padded_logprobs(model, seqs, masks, _pad_id(tokenizer), batch_size, device)
+    index = {k: i for i, k in enumerate(keys)}
+    return [scores[index[e]] for e in encoded]
 
 
-def _padded_logprobs(model, seqs: list[list[int]], pad: int, batch_size: int, device) -> list[float]:
+def encode(model, tokenizer, sentences: Sequence[str], rule: str = DEFAULT_RULE) -> list[tuple[tuple, tuple]]:
+    """Per sentence (token ids read and scored, which of the tokens after the first are scored), under
+    `rule`. The first token is always context. At most max_position_embeddings + 1 tokens are kept
+    (the model reads all but the last): a longer sentence loses its tail, unscored, here and only here."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    sentences = list(sentences)
+    if rule == "lm-eval":
+        # lm-eval 0.4's empty context: [prefix_token_id] (BOS, else EOS) + the continuation encoded
+        # without special tokens; when the continuation already starts with that token, that token is the context.
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        if prefix is None:
+            raise ValueError("the lm-eval rule needs a tokenizer with a bos or eos token (its empty-context prefix)")
+        conts = tokenizer([" " + s for s in sentences], add_special_tokens=False)["input_ids"] if sentences else []
+        seqs = [c if c and c[0] == prefix else [prefix] + c for c in conts]
+        masks = [None] * len(seqs)
+    else:
+        seqs, masks = _babylm_tokens(tokenizer, sentences)
+    max_len = getattr(model.config, "max_position_embeddings", None) or None
+    out = []
+    for seq, mask in zip(seqs, masks):
+        seq = seq[:max_len + 1] if max_len else seq
+        mask = tuple(mask[:len(seq) - 1]) if mask is not None else (True,) * max(0, len(seq) - 1)
+        out.append((tuple(seq), mask))
+    return out
+
+
+def _babylm_tokens(tokenizer, sentences: list[str]) -> tuple[list[list[int]], list]:
+    """The BabyLM 2025 pipeline's causal backend: the tokenizer's own special tokens (its template:
+    [BOS] + sentence for LLaMA's, nothing added for babysweep's and GPT-2's), the first token read as
+    context only, and of the others those whose character span ends after the first token's start
+    (which leaves out special tokens the template appends, their span being empty)."""
+    if not sentences:
+        return [], []
+    try:
+        enc = tokenizer(sentences, return_offsets_mapping=True)
+    except NotImplementedError:  # a slow tokenizer has no offsets (the pipeline fails on it): score them all
+        return tokenizer(sentences)["input_ids"], [None] * len(sentences)
+    masks = []
+    for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"]):
+        start = offsets[0][0] if offsets else 0
+        masks.append([end > start for _, end in offsets[1:]])
+    return enc["input_ids"], masks
+
+
+def _padded_logprobs(model, seqs: list[list[int]], masks: list[tuple], pad: int, batch_size: int, device) -> list[float]:
     """One right-padded row per sentence, rows sorted by length."""
     scores = [0.0] * len(seqs)
     for batch in _batches([len(s) for s in seqs], batch_size):
         # The last token is only a target: the model reads seq[:-1] (one position fewer per sentence).
         ids, keep = _pad([seqs[i][:-1] or seqs[i] for i in batch], pad, device)
-        targets, scored = _pad([seqs[i][1:] for i in batch], pad, device, width=ids.shape[1])
-        rows, cols = scored.nonzero(as_tuple=True)  # padding is never a target
+        targets, _ = _pad([seqs[i][1:] for i in batch], pad, device, width=ids.shape[1])
+        scored = torch.zeros_like(keep)
+        for row, i in enumerate(batch):
+            scored[row, :len(masks[i])] = torch.tensor(masks[i], dtype=torch.bool)
+        rows, cols = scored.nonzero(as_tuple=True)  # padding and unscored tokens are never targets
         logp = _target_logprobs(model, ids, keep.long(), rows, cols, targets[rows, cols])
         sums = torch.zeros(len(batch), dtype=torch.float32, device=device).index_add_(0, rows, logp)
         for i, value in zip(batch, sums.tolist()):
@@ -201,9 +272,10 @@ def _trie_ok(model) -> bool:
     return _head_split(model) is not None and getattr(model.config, "_attn_implementation", None) in ("sdpa", "eager")
 
 
-def _trie_rows(seqs: list[list[int]], row_size: int) -> list[_TrieRow]:
-    """The sentences (<s> + tokens) sorted as token sequences, packed greedily into rows of at most
-    `row_size` read positions (a longer sentence gets a row of its own)."""
+def _trie_rows(seqs: list[list[int]], row_size: int, masks: list[tuple] | None = None) -> list[_TrieRow]:
+    """The sentences (first token + tokens) sorted as token sequences, packed greedily into rows of at
+    most `row_size` read positions (a longer sentence gets a row of its own). masks[s][k - 1] says
+    whether token k of sentence s counts in its score (default: all do)."""
     order = sorted(range(len(seqs)), key=lambda i: seqs[i])  # neighbours share the longest prefixes
     rows: list[_TrieRow] = []
     row: _TrieRow | None = None
@@ -212,7 +284,7 @@ def _trie_rows(seqs: list[list[int]], row_size: int) -> list[_TrieRow]:
     for s in order:
         seq = seqs[s]
         if len(seq) < 2:
-            continue  # <s> alone: nothing to score (0.0)
+            continue  # the first token alone: nothing to score (0.0)
         if row is not None:
             if row.tokens[0] != seq[0]:
                 row = None
@@ -235,7 +307,8 @@ def _trie_rows(seqs: list[list[int]], row_size: int) -> list[_TrieRow]:
             if t is None:
                 t = target_of[key] = len(row.targets)
                 row.targets.append(key)
-            path.append(t)
+            if masks is None or masks[s][k - 1]:
+                path.append(t)
             if k < len(seq) - 1:  # the whole sentence is never read
                 child = node_of.get(key)
                 if child is None:
@@ -262,11 +335,11 @@ def _trie_batches(rows: list[_TrieRow], batch_size: int) -> Iterator[list[_TrieR
         yield batch
 
 
-def _trie_logprobs(model, seqs: list[list[int]], batch_size: int, device) -> list[float]:
+def _trie_logprobs(model, seqs: list[list[int]], masks: list[tuple], batch_size: int, device) -> list[float]:
     scores = [0.0] * len(seqs)
     body, head = _head_split(model)
     dtype = next(model.parameters()).dtype
-    for batch in _trie_batches(_trie_rows(seqs, TRIE_ROW), batch_size):
+    for batch in _trie_batches(_trie_rows(seqs, TRIE_ROW, masks), batch_size):
         width = max(len(r.tokens) for r in batch)
         n = len(batch)
         ids = torch.zeros(n, width, dtype=torch.long)
@@ -392,14 +465,19 @@ def _head_split(model):
 
 
 def score_pairs(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 64, scorer: str = "causal",
-                device=None) -> list[bool]:
-    """One decision per pair: score(good) > score(bad). Both sentences of all pairs share batches."""
+                device=None, rule: str = DEFAULT_RULE) -> list[bool]:
+    """One decision per pair: score(good) >= score(bad), a tie counting as right as in both references
+    (torch.max and numpy's argmax return the first of equal values). Both sentences of all pairs
+    share batches. `rule` applies to the causal scorer; PLL has one rule."""
     if scorer not in SCORERS:
         raise ValueError(f"scorer must be one of {SCORERS}, got {scorer!r}")
-    fn = sentence_logprobs if scorer == "causal" else pll_logprobs
-    scores = fn(model, tokenizer, [p.good for p in pairs] + [p.bad for p in pairs], batch_size, device)
-    n = len(pairs)
-    return [scores[i] > scores[n + i] for i in range(n)]
+    sentences = list(dict.fromkeys(s for p in pairs for s in (p.good, p.bad)))  # each once: identical ones tie exactly
+    if scorer == "causal":
+        scores = sentence_logprobs(model, tokenizer, sentences, batch_size, device, rule)
+    else:
+        scores = pll_logprobs(model, tokenizer, sentences, batch_size, device)
+    score = dict(zip(sentences, scores))
+    return [score[p.good] >= score[p.bad] for p in pairs]
 
 
 def _encode(model, tokenizer, sentences: Sequence[str], extra: int = 0) -> list[list[int]]:
@@ -452,8 +530,9 @@ def _scoring(model, device):
 # ---------------------------------------------------------------------------------------- results
 
 
-def aggregate(pairs: Sequence[Pair], correct: Sequence[bool]) -> dict:
-    """Accuracy per paradigm, per field (mean of its paradigms) and overall (mean of paradigms)."""
+def aggregate(pairs: Sequence[Pair], correct: Sequence[bool], pooled_fields: bool = False) -> dict:
+    """Accuracy per paradigm, per field (the mean of its paradigms, or with `pooled_fields` its pairs
+    pooled, as the BabyLM pipeline's FIELD ACCURACY) and overall (mean of paradigms)."""
     if len(pairs) != len(correct):
         raise ValueError(f"{len(pairs)} pairs but {len(correct)} decisions")
     if not pairs:
@@ -466,10 +545,11 @@ def aggregate(pairs: Sequence[Pair], correct: Sequence[bool]) -> dict:
     paradigms = {p: sum(v) / len(v) for p, v in sorted(right.items())}
     by_field: dict[str, list[float]] = defaultdict(list)
     for p, acc in paradigms.items():
-        by_field[field_of[p]].append(acc)
+        by_field[field_of[p]] += right[p] if pooled_fields else [acc]
     return {
         "overall": sum(paradigms.values()) / len(paradigms),
         "fields": {f: sum(v) / len(v) for f, v in sorted(by_field.items())},
+        "fields_pooled": pooled_fields,
         "paradigms": paradigms,
         "pairs": len(pairs),
         "counts": {p: len(right[p]) for p in paradigms},  # pairs per paradigm
@@ -480,11 +560,34 @@ def aggregate(pairs: Sequence[Pair], correct: Sequence[bool]) -> dict:
 
 
 def evaluate(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 64, scorer: str = "causal",
-             device=None) -> dict:
-    """aggregate(score_pairs(...)), plus the scorer's name."""
-    results = aggregate(pairs, score_pairs(model, tokenizer, pairs, batch_size, scorer, device))
-    results["scorer"] = scorer
+             device=None, rule: str = DEFAULT_RULE) -> dict:
+    """aggregate(score_pairs(...)) with the rule's field aggregation, plus the scorer's and rule's names."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    decisions = score_pairs(model, tokenizer, pairs, batch_size, scorer, device, rule)
+    results = aggregate(pairs, decisions, pooled_fields=rule == "babylm")
+    results["scorer"], results["rule"] = scorer, rule
     return results
+
+
+def method(results: dict) -> str:
+    """How a result was scored, e.g. "causal scorer, babylm rule"; results from before the rules
+    existed (strict >, <s> + whitespace-collapsed text) say "rule not recorded"."""
+    rule = results.get("rule")
+    return f"{results.get('scorer', 'causal')} scorer, {f'{rule} rule' if rule else 'rule not recorded'}"
+
+
+def check_comparable(methods: dict[str, str]) -> None:
+    """Refuse (UserError) when BLiMP numbers to be compared were scored differently; `methods` maps
+    a label (a run, a contender) to method(results)."""
+    kinds = defaultdict(list)
+    for label, how in methods.items():
+        kinds[how].append(label)
+    if len(kinds) > 1:
+        parts = "; ".join(f"{', '.join(sorted(labels)[:3])}{' ...' if len(labels) > 3 else ''}: {how}"
+                          for how, labels in sorted(kinds.items()))
+        raise UserError(f"BLiMP numbers made with different scoring cannot be compared ({parts}); "
+                        f"rescore with one rule (babysweep eval --rule) or compare them separately.")
 
 
 def to_metrics(results: dict) -> dict[str, float]:
@@ -498,7 +601,7 @@ def results_table(results: dict):
     """A rich table: each field (mean of its paradigms) followed by its paradigms, then overall."""
     from rich.table import Table
 
-    table = Table(title=f"BLiMP ({results.get('scorer', 'causal')} scorer)")
+    table = Table(title=f"BLiMP ({method(results)})")
     table.add_column("field / paradigm")
     table.add_column("pairs", justify="right")
     table.add_column("accuracy", justify="right")
@@ -506,7 +609,8 @@ def results_table(results: dict):
     field_of = results.get("field_of", {})
     for field, acc in results["fields"].items():
         members = [p for p in results["paradigms"] if field_of.get(p) == field]
-        table.add_row(f"[bold]{field}[/bold] ({len(members)} paradigms)",
+        how = "pairs pooled" if results.get("fields_pooled") else "mean"
+        table.add_row(f"[bold]{field}[/bold] ({len(members)} paradigms, {how})",
                       f"{sum(counts.get(p, 0) for p in members):,}", f"[bold]{acc:.3f}[/bold]")
         for p in members:
             table.add_row(f"  {p}", f"{counts.get(p, 0):,}", f"{results['paradigms'][p]:.3f}")
@@ -521,5 +625,6 @@ def save_results(results: dict, path: str | Path) -> Path:
     return write_text_atomic(path, json.dumps(results, indent=1, allow_nan=False) + "\n")
 
 
-__all__ = ["Pair", "load_pairs", "subset", "sentence_logprobs", "pll_logprobs", "score_pairs", "aggregate",
-           "evaluate", "to_metrics", "results_table", "save_results", "PLL_SHIFT"]
+__all__ = ["Pair", "load_pairs", "subset", "sentence_logprobs", "encode", "pll_logprobs", "score_pairs", "aggregate",
+           "evaluate", "method", "check_comparable", "to_metrics", "results_table", "save_results", "PLL_SHIFT",
+           "RULES", "DEFAULT_RULE"]

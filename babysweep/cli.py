@@ -1,7 +1,7 @@
 """The `babysweep` command line (typer).
 
     babysweep train SPEC.yaml --out runs/t1 [--resume] [--set train.epochs=1] [--teacher DIR ...]
-    babysweep eval MODEL_DIR [--blimp SOURCE] [--json]
+    babysweep eval MODEL_DIR [--blimp SOURCE] [--rule babylm|lm-eval] [--scorer causal|pll] [--json]
     babysweep data SOURCE
     babysweep validate SPEC.yaml
     babysweep run SPEC.yaml | resume NAME | status [NAME] | ui [SWEEP] [--open]
@@ -83,7 +83,8 @@ def train(
 def eval_(
     model_dir: Path = typer.Argument(..., help="A Hugging Face causal LM folder (ours or anyone's)."),
     blimp: str = typer.Option("builtin", "--blimp", help="BLiMP jsonl folder or file, or 'builtin'."),
-    scorer: str = typer.Option("causal", "--scorer", help="causal (lm-eval's rule) or pll (pseudo-log-likelihood)."),
+    scorer: str = typer.Option("causal", "--scorer", help="causal (summed log-probabilities, under --rule) or pll (pseudo-log-likelihood, for MLM-trained models)."),
+    rule: str = typer.Option("babylm", "--rule", help="causal scoring rule: babylm (the BabyLM 2025 pipeline's: the tokenizer's own special tokens, first token unscored, fields pooled over pairs) or lm-eval (lm-evaluation-harness's blimp tasks: BOS, then ' ' + sentence)."),
     batch_size: int = typer.Option(64, "--batch-size"),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
@@ -97,11 +98,13 @@ def eval_(
 
     if scorer not in ("causal", "pll"):
         raise UserError(f"--scorer: expected causal or pll, got {scorer!r}.")
+    if rule not in blimp_mod.RULES:
+        raise UserError(f"--rule: expected babylm or lm-eval, got {rule!r}.")
     defaults = resolve({"eval": {"blimp": blimp}})
     source = blimp_source(defaults["eval"], defaults["data"])
     pairs = blimp_mod.load_pairs(source)
     model, tok = load_model(model_dir, "cuda" if torch.cuda.is_available() else "cpu")
-    results = blimp_mod.evaluate(model, tok, pairs, batch_size=batch_size, scorer=scorer)
+    results = blimp_mod.evaluate(model, tok, pairs, batch_size=batch_size, scorer=scorer, rule=rule)
     if as_json:
         print(json.dumps(results, indent=1))
     else:

@@ -109,6 +109,7 @@ class EvalConfig(_Section):
     blimp: str = "builtin"  # "builtin", "none", a BLiMP jsonl folder or file
     blimp_pairs_per_paradigm: int = Field(0, ge=0)  # per-epoch seeded subset; 0 = only at the end
     blimp_scorer: Literal["auto", "causal", "pll"] = "auto"  # auto: pll if the last phase was MLM
+    rule: Literal["babylm", "lm-eval"] = "babylm"  # causal BLiMP rule: BabyLM 2025 pipeline's or lm-eval's (blimp.py)
     batch_size: int = Field(64, ge=1)  # sentences per forward pass
     dev_batches: int | None = Field(None, ge=1)  # cap on dev batches per evaluation; None = all
 

@@ -56,7 +56,8 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
     data = collect(tracking_uri, sweeps)
     rows = build_table(data)
     report = {"name": name, "sweeps": list(sweeps), "verdict": verdict(data), "warnings": list(data.warnings),
-              "rows": rows, "fields": _fields(data.entries), "importances": {}, "figures": _figures(data, rows, out_dir)}
+              "rows": rows, "fields": _fields(data.entries), "importances": {}, "figures": _figures(data, rows, out_dir),
+              "blimp_scoring": next((s.scoring for e in data.entries for s in e.seeds if s.scoring), None)}
     for sweep in data.sweeps:
         values, note = importances(data.runs[sweep], *data.objectives[sweep])
         report["importances"][sweep] = {"params": values, "note": note}
@@ -118,6 +119,7 @@ def render_markdown(report: dict) -> str:
     """report.md from report.json's content: every number shown is one stored there."""
     lines = [f"# {report['name']}: does distillation beat tuned teachers?", "",
              f"Sweeps: {', '.join(report['sweeps'])}.", "", f"**Verdict.** {report['verdict']}", ""]
+    lines += [f"BLiMP: {report['blimp_scoring']} (babysweep eval --help).", ""] if report.get("blimp_scoring") else []
     lines += [f"> **Warning:** {w}" for w in report["warnings"]] + ([""] if report["warnings"] else [])
     lines += ["## Comparison", "",
               "| entry | role | arch | params | tuning trials | source | n | dev loss | Δ dev loss vs reference teacher [95% CI] "

@@ -46,6 +46,7 @@ class Seed:
     epochs: float | None = None  # budget: epochs trained (history's last), tokens trained on, training FLOPs
     tokens: float | None = None
     flops: float | None = None
+    scoring: str | None = None  # blimp.method() of its blimp.json: BLiMP numbers of different scoring never meet
 
 
 @dataclass
@@ -134,12 +135,19 @@ def number(value) -> float | None:
 def _seed(run: dict, load_blimp: Callable[[dict], dict | None], metric: str) -> Seed:
     m = run.get("metrics", {})
     fields = {k[len(M.BLIMP_FIELD_PREFIX):]: v for k, v in m.items() if k.startswith(M.BLIMP_FIELD_PREFIX)}
-    signature, bits = _decisions(load_blimp(run)) if number(m.get(M.BLIMP_OVERALL)) is not None else (None, None)
+    data = load_blimp(run) if number(m.get(M.BLIMP_OVERALL)) is not None else None
+    signature, bits = _decisions(data)
     history = sorted((int(step), float(v)) for step, v in run.get("histories", {}).get(M.EVAL_LOSS, []))
     return Seed(run["run_id"], run.get("tags", {}).get(R.SEED, run.get("params", {}).get(R.SEED_KEY)),
                 number(m.get(M.EVAL_LOSS)), number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature,
                 number(m.get(metric)), float(history[-1][0]) if history else None,  # eval/loss is logged every epoch, at step = epoch
-                number(m.get(M.TOKENS_SEEN)), number(m.get(M.FLOPS)))
+                number(m.get(M.TOKENS_SEEN)), number(m.get(M.FLOPS)), _blimp_method(data))
+
+
+def _blimp_method(data: dict | None) -> str | None:
+    from babysweep.blimp import method  # lazily: blimp imports torch
+
+    return method(data) if isinstance(data, dict) else None
 
 
 def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str, tuple[str, str]] | None = None,
@@ -193,6 +201,9 @@ def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str
                              f"BLiMP intervals with this entry resample seeds only")
             entries.append(entry)
     entries.sort(key=lambda e: ROLES.index(e.role) if e.role in ROLES else len(ROLES))  # stable within a role
+    from babysweep.blimp import check_comparable  # a UserError when BLiMP rules or scorers differ
+
+    check_comparable({f"{e.name} (run {s.run_id})": s.scoring for e in entries for s in e.seeds if s.scoring})
     warns += _consistency_warnings(entries)
     return entries, warns
 

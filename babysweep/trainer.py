@@ -328,11 +328,12 @@ def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
     scorer = ecfg["blimp_scorer"] if ecfg["blimp_scorer"] != "auto" else ("pll" if phase == "mlm" else "causal")
     if run.pairs and not final and ecfg["blimp_pairs_per_paradigm"]:
         sample = blimp.subset(run.pairs, ecfg["blimp_pairs_per_paradigm"], seed=seed)
-        metrics[M.BLIMP_SUBSET_OVERALL] = blimp.evaluate(run.model, run.data.tokenizer, sample, ecfg["batch_size"], scorer)["overall"]
+        metrics[M.BLIMP_SUBSET_OVERALL] = blimp.evaluate(run.model, run.data.tokenizer, sample, ecfg["batch_size"], scorer,
+                                                          rule=ecfg["rule"])["overall"]
     if final:
         save_model(run.model, run.data.tokenizer, run.out_dir / "final")
         if run.pairs:
-            results = blimp.evaluate(run.model, run.data.tokenizer, run.pairs, ecfg["batch_size"], scorer)
+            results = blimp.evaluate(run.model, run.data.tokenizer, run.pairs, ecfg["batch_size"], scorer, rule=ecfg["rule"])
             blimp.save_results(results, run.out_dir / "blimp.json")
             metrics.update(blimp.to_metrics(results))
     return metrics

@@ -1,4 +1,7 @@
-"""BLiMP reader, scorers (against plain one-sentence loops written here), aggregation, outputs."""
+"""BLiMP reader, scorers (against plain one-sentence loops written here from each rule), aggregation, outputs.
+
+Two tokenizers: `plain_tok` is babysweep's own (tokenizer(s) adds nothing), `tok` the same vocabulary
+with a template that puts <s> first, as LLaMA's does; with `tok` the babylm rule reads <s> + sentence."""
 
 from __future__ import annotations
 
@@ -8,11 +11,12 @@ import random
 import pytest
 import torch
 from rich.console import Console
+from tokenizers import Tokenizer, processors
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from babysweep import blimp
 from babysweep.blimp import Pair
-from babysweep.data.tokenizer import BOS_ID, EOS_ID, MASK_ID, PAD_ID, train_tokenizer
+from babysweep.data.tokenizer import BOS_ID, EOS_ID, MASK_ID, PAD_ID, train_tokenizer, wrap
 from babysweep.errors import UserError
 from babysweep.metrics import BLIMP_OVERALL, blimp_field, blimp_paradigm
 
@@ -26,9 +30,21 @@ def _sentence(rng: random.Random, lo: int = 2, hi: int = 14) -> str:
 
 
 @pytest.fixture(scope="module")
-def tok():
+def plain_tok():
     rng = random.Random(0)
-    return train_tokenizer([_sentence(rng) for _ in range(400)], vocab_size=200, min_frequency=1)
+    lines = [_sentence(rng) for _ in range(400)] + ["The cat saw Mary."] * 20  # "Mary" and " Mary": one token each
+    return train_tokenizer(lines, vocab_size=400, min_frequency=1)
+
+
+def _template(tok, single: str):
+    core = Tokenizer.from_str(tok.backend_tokenizer.to_str())
+    core.post_processor = processors.TemplateProcessing(single=single, special_tokens=[("<s>", BOS_ID), ("</s>", EOS_ID)])
+    return wrap(core)
+
+
+@pytest.fixture(scope="module")
+def tok(plain_tok):
+    return _template(plain_tok, "<s> $A")
 
 
 def _llama(tok, positions: int = 64):
@@ -92,7 +108,7 @@ def test_batched_scores_and_decisions_match_one_at_a_time(model, tok):
     assert got == pytest.approx(want, abs=1e-4)
     assert len({round(v, 3) for v in want}) > 10  # the check is not vacuous: scores differ
     decisions = blimp.score_pairs(model, tok, pairs, batch_size=8)
-    assert decisions == [want[i] > want[len(pairs) + i] for i in range(len(pairs))]
+    assert decisions == [want[i] >= want[len(pairs) + i] for i in range(len(pairs))]
 
 
 def test_padding_does_not_change_scores(model, tok):
@@ -115,10 +131,6 @@ def test_full_logits_path_for_other_architectures(model, tok, monkeypatch):
     assert blimp.sentence_logprobs(model, tok, ["", "A."])[0] == 0.0  # nothing to score
 
 
-def test_tie_counts_as_wrong(tok):
-    model = _llama(tok)
-    same = Pair("The cat runs.", "The cat runs.", "p", "f", "", "p/0")
-    assert blimp.score_pairs(model, tok, [same]) == [False]
 
 
 def test_truncation_keeps_the_first_positions(tok):
@@ -151,7 +163,9 @@ def test_pll_matches_hand_loop(model, tok):
     assert got == pytest.approx(want, abs=1e-4)
     assert got != pytest.approx(blimp.sentence_logprobs(model, tok, sentences), abs=1e-2)
     pairs = [Pair(sentences[0], sentences[1], "p", "f", "", "p/0"), Pair(sentences[2], sentences[0], "p", "f", "", "p/1")]
-    assert blimp.score_pairs(model, tok, pairs, scorer="pll") == [want[0] > want[1], want[2] > want[0]]
+    assert blimp.score_pairs(model, tok, pairs, scorer="pll") == [want[0] >= want[1], want[2] >= want[0]]
+    same = Pair(sentences[1], sentences[1], "p", "f", "", "p/2")
+    assert blimp.score_pairs(model, tok, [same], scorer="pll") == [True]  # a tie is right, as the pipeline's torch.max
 
 
 def test_evaluate_end_to_end(tok):
@@ -161,6 +175,92 @@ def test_evaluate_end_to_end(tok):
     assert results["pairs"] == 12 and set(results["paradigms"]) == {"p0", "p1", "p2"}
     with pytest.raises(ValueError, match="scorer"):
         blimp.score_pairs(model, tok, pairs, scorer="mlm")
+
+
+# ---------------------------------------------------------------------------------------- the two rules
+
+
+def rule_reference(model, tok, sentence: str, rule: str) -> float:
+    """One sentence, one forward pass, no batching, written from the rules as the issue and the two
+    references' code state them (not from blimp.py)."""
+    if rule == "lm-eval":  # empty context: the prefix token (BOS, else EOS), then " " + sentence, all scored
+        prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        cont = tok.encode(" " + sentence, add_special_tokens=False)
+        ids, scored = [prefix] + cont, range(1, len(cont) + 1)
+    else:  # the tokenizer's own special tokens; after the first token, those ending after its start
+        enc = tok(sentence, return_offsets_mapping=True)
+        ids, spans = enc["input_ids"], enc["offset_mapping"]
+        scored = [i for i in range(1, len(ids)) if spans[i][1] > spans[0][0]]
+    with torch.no_grad():
+        logp = model(input_ids=torch.tensor([ids[:-1]])).logits[0].float().log_softmax(-1)
+    return sum(logp[i - 1, ids[i]].item() for i in scored)
+
+
+def _rule_pairs() -> list[Pair]:
+    return [
+        Pair("Mary saw the cat.", "Mary saw the cat.", "tie", "f", "", "tie/0"),  # identical sentences: a tie
+        Pair("John likes\nthe dogs.\nMary runs.", "John likes the dogs. Mary runs.", "lines", "f", "", "lines/0"),
+        Pair("Mary sees the dog.", "Mary see the dog.", "first", "f", "", "first/0"),  # "Mary" vs " Mary"
+    ] + _pairs(20)
+
+
+@pytest.mark.parametrize("template", ["none", "<s> $A", "<s> $A </s>"])
+@pytest.mark.parametrize("rule", blimp.RULES)
+def test_rules_match_a_plain_loop_pair_for_pair(model, plain_tok, rule, template, monkeypatch):
+    t = plain_tok if template == "none" else _template(plain_tok, template)
+    pairs = _rule_pairs()
+    want = [(rule_reference(model, t, p.good, rule), rule_reference(model, t, p.bad, rule)) for p in pairs]
+    assert blimp.score_pairs(model, t, pairs, batch_size=8, rule=rule) == [g >= b for g, b in want]
+    assert blimp.sentence_logprobs(model, t, [p.good for p in pairs], 8, rule=rule) == pytest.approx([g for g, _ in want], abs=1e-4)
+    assert want[0][0] == want[0][1] and sum(g != b for g, b in want) > 15  # a tie, and real decisions
+    monkeypatch.setattr(blimp, "_trie_ok", lambda model: False)  # the padded path follows the rule too
+    assert blimp.score_pairs(model, t, pairs, batch_size=8, rule=rule) == [g >= b for g, b in want]
+
+
+def test_what_each_rule_reads_and_scores(plain_tok, tok):
+    model = _llama(tok)
+    enc = lambda t, s: plain_tok.encode(s, add_special_tokens=False)
+    mary, space_mary = enc(plain_tok, "Mary runs."), enc(plain_tok, " Mary runs.")
+    assert space_mary[0] != mary[0] and len(space_mary) == len(mary)  # the first word's token changes with a space
+    every = lambda ids: (tuple(ids), (True,) * (len(ids) - 1))
+    assert blimp.encode(model, tok, ["Mary runs."], "lm-eval") == [every([BOS_ID] + space_mary)]
+    assert blimp.encode(model, plain_tok, ["Mary runs."], "lm-eval") == [every([BOS_ID] + space_mary)]
+    # babylm: the tokenizer's own template; [BOS] + sentence when it adds BOS (the issue's formula) ...
+    assert blimp.encode(model, tok, ["Mary runs."], "babylm") == [every([BOS_ID] + mary)]
+    # ... the bare sentence, its first token only context, when it adds none (babysweep's, GPT-2's) ...
+    assert blimp.encode(model, plain_tok, ["Mary runs."], "babylm") == [every(mary)]
+    # ... and an appended </s> is read by nothing and scored by nothing
+    with_eos = _template(plain_tok, "<s> $A </s>")
+    assert blimp.encode(model, with_eos, ["Mary runs."], "babylm") == [(tuple([BOS_ID] + mary + [EOS_ID]), (True,) * len(mary) + (False,))]
+    # line breaks are tokens in both rules
+    lines = enc(plain_tok, "Mary runs.\nJohn runs.")
+    assert blimp.encode(model, tok, ["Mary runs.\nJohn runs."], "babylm") == [every([BOS_ID] + lines)]
+    assert "Ċ" in plain_tok.convert_ids_to_tokens(lines) and lines != enc(plain_tok, "Mary runs. John runs.")
+    # lm-eval without a BOS token reads EOS first, as its prefix_token_id; with neither it cannot score
+    eos_only = wrap(Tokenizer.from_str(plain_tok.backend_tokenizer.to_str()))
+    eos_only.bos_token = None
+    assert eos_only.bos_token_id is None and eos_only.eos_token_id == EOS_ID
+    assert blimp.encode(model, eos_only, ["Mary runs."], "lm-eval")[0][0] == tuple([EOS_ID] + space_mary)
+    eos_only.eos_token = None
+    with pytest.raises(ValueError, match="bos or eos"):
+        blimp.encode(model, eos_only, ["Mary runs."], "lm-eval")
+    with pytest.raises(ValueError, match="rule"):
+        blimp.encode(model, tok, ["Mary runs."], "babylm-2024")
+
+
+def test_evaluate_records_rule_and_aggregates_fields_as_the_rule_does(tok):
+    model = _llama(tok)
+    pairs = _rule_pairs()
+    by_rule = {rule: blimp.evaluate(model, tok, pairs, batch_size=8, rule=rule) for rule in blimp.RULES}
+    assert {r["rule"] for r in by_rule.values()} == set(blimp.RULES) and by_rule["babylm"]["scorer"] == "causal"
+    assert by_rule["babylm"]["decisions"]["tie"] == "1" and by_rule["lm-eval"]["decisions"]["tie"] == "1"
+    assert blimp.method(by_rule["lm-eval"]) == "causal scorer, lm-eval rule"
+    assert blimp.method({"scorer": "causal"}) == "causal scorer, rule not recorded"  # a blimp.json from before
+    pairs, correct = _hand_made()
+    assert blimp.aggregate(pairs, correct, pooled_fields=True)["fields"] == {"f1": 0.5, "f2": 1.0}  # 3 of 6 pairs
+    blimp.check_comparable({"a": "causal scorer, babylm rule", "b": "causal scorer, babylm rule"})
+    with pytest.raises(UserError, match=r"b: causal scorer, lm-eval rule"):
+        blimp.check_comparable({"a": "causal scorer, babylm rule", "b": "causal scorer, lm-eval rule"})
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -186,7 +286,7 @@ def test_reader_layout_and_edge_cases(tmp_path):
     first, second, third = pairs
     assert (first.field, first.term, first.pair_id) == ("unknown", "", "a_no_uid/1")
     assert (second.good, second.field, second.term, second.pair_id) == ("Who ran?", "morphology", "anaphor_agreement", "anaphor/7")
-    assert (third.good, third.bad) == ("The cat sat on the mat.", "The cat sat the mat.")
+    assert (third.good, third.bad) == ("The cat\n  sat\ton\r\nthe mat. ", "  The cat sat  the mat.")  # as in the file
     assert third.field == "syntax_semantics" and third.pair_id == "anaphor/4"
     assert blimp.load_pairs(folder / "a_no_uid.jsonl") == [first]
 
@@ -262,7 +362,7 @@ def test_save_and_table(tmp_path):
     console = Console(record=True, width=120)
     console.print(blimp.results_table(results))
     text = console.export_text()
-    assert "f1 (2 paradigms)" in text and "0.375" in text and "0.583" in text and "  C" in text
+    assert "f1 (2 paradigms, mean)" in text and "0.375" in text and "0.583" in text and "  C" in text
 
 
 # ---------------------------------------------------------------------------------------- real data
@@ -300,7 +400,7 @@ def test_trie_path_matches_one_at_a_time_with_shared_prefixes(model, tok):
     rows = blimp._trie_rows(seqs, row_size=40)  # several rows, some sentences sharing one
     assert len(rows) > 2 and sum(len(r.ends) for r in rows) == len(sentences) - 1  # "" is not scored
     assert sum(len(r.tokens) for r in rows) < sum(len(s) - 1 for s in seqs if len(s) > 1)  # prefixes read once
-    padded = blimp._padded_logprobs(model, seqs, PAD_ID, 8, torch.device("cpu"))
+    padded = blimp._padded_logprobs(model, seqs, [(True,) * (len(q) - 1) for q in seqs], PAD_ID, 8, torch.device("cpu"))
     assert padded == pytest.approx(want, abs=1e-4)
 
 

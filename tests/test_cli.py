@@ -34,7 +34,7 @@ def test_user_errors_exit_2_with_one_line(monkeypatch, capsys, tmp_path):
     for args in (("validate", bad), ("validate", tmp_path / "missing.yaml"), ("eval", tmp_path / "nomodel"),
                  ("data", tmp_path / "nothing-here"), ("study", study), ("study", tmp_path / "none.yaml"),
                  ("report", "no-such-sweep"), ("finalists", "no-such-sweep"), ("ablate", "no-such-sweep"),
-                 ("ablate", bad), ("ui", "no-such-sweep")):
+                 ("ablate", bad), ("ui", "no-such-sweep"), ("eval", tmp_path / "nomodel", "--rule", "babylm-2024")):
         code, _, err = run(monkeypatch, capsys, *args)
         assert code == 2, args
         assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
@@ -71,6 +71,7 @@ def test_train_teachers_then_distil_a_student_then_eval(monkeypatch, capsys, tmp
                          "--blimp", sorted((cache_dir / "builtin").glob("builtin-*"))[0] / "blimp")
     assert code == 0, err
     assert json.loads(out)["overall"] == pytest.approx(rows[0]["blimp/overall"])
+    assert json.loads(out)["rule"] == "babylm" and json.loads(out)["scorer"] == "causal"  # the defaults of both
 
 
 def test_usage_errors_exit_2_with_one_line(monkeypatch, capsys):

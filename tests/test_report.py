@@ -309,6 +309,24 @@ def test_runs_without_usable_decisions_fall_back_to_seeds():
     assert rows["teachers/gpt2"]["blimp_noise_low"] is not None
 
 
+def test_blimp_of_different_rules_or_scorers_is_not_compared():
+    runs = scenario([2.9, 2.95], [0.75, 0.76])
+    odd = runs["students.final"][0]["run_id"]
+
+    def load(r, odd_rule="lm-eval", odd_scorer="causal"):
+        rule, scorer = (odd_rule, odd_scorer) if r["run_id"] == odd else ("babylm", "causal")
+        return {**consistent_decisions(r), "scorer": scorer, "rule": rule}
+
+    with pytest.raises(UserError, match="different scoring cannot be compared") as info:
+        entries_from_runs(runs, load_blimp=load)
+    assert f"students (run {odd}): causal scorer, lm-eval rule" in str(info.value)
+    assert "causal scorer, babylm rule" in str(info.value)
+    with pytest.raises(UserError, match="pll scorer"):
+        entries_from_runs(runs, load_blimp=lambda r: load(r, "babylm", "pll"))
+    entries, _ = entries_from_runs(runs, load_blimp=lambda r: load(r, "babylm"))  # one rule: compared
+    assert {s.scoring for e in entries for s in e.seeds} == {"causal scorer, babylm rule"}
+
+
 def test_a_one_run_side_is_never_called_conclusive():
     runs = scenario([2.0, 2.0], [0.95, 0.95])
     del runs["students.final"]
