@@ -789,6 +789,16 @@ def ui_address(host: str, port: int) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
+def stop_ui(process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Stop a server from serve_ui: SIGTERM (MLflow passes it to its workers), SIGKILL if it lingers."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_until_up(address: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> bool:
     """Poll the server's experiments API until it answers (True), `timeout` passes or `process` exits (False)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # local: never via a proxy

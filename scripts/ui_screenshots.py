@@ -60,7 +60,7 @@ def main() -> None:
 
     from babysweep import paths
     from babysweep.errors import UserError
-    from babysweep.tracking import serve_ui, sweeps_link, ui_address, ui_links, wait_until_up
+    from babysweep.tracking import serve_ui, sweeps_link, ui_address, ui_links, stop_ui, wait_until_up
 
     chrome = browser()
     uri = paths.tracking_uri(args.tracking_uri)
@@ -84,12 +84,7 @@ def main() -> None:
             shot(sweeps_link(address, links), "sweeps.png")
         (args.out / "store.txt").write_text(f"store: {uri}\nsweeps: {', '.join(l.sweep for l in links)}\n")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_ui(proc)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import babysweep
 from babysweep.errors import UserError
 from babysweep.paths import default_tracking_uri, tracking_uri as resolve_tracking_uri
 from babysweep.records import lineage_tags
-from babysweep.tracking import MAP_FILE, SweepTracker, best_runs, serve_ui, sweep_parent, sweep_runs, wait_until_up
+from babysweep.tracking import MAP_FILE, SweepTracker, best_runs, serve_ui, sweep_parent, sweep_runs, stop_ui, wait_until_up
 
 
 BLIMP_RESULTS = {"overall": 0.6, "paradigms": {"anaphor_gender_agreement": 0.7, "npi_present_1": 0.5},
@@ -400,9 +400,4 @@ def test_serve_ui_answers_on_localhost(uri, project, tmp_path):
             names = {e["name"] for e in json.load(response)["experiments"]}
         assert "uisweep" in names
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_ui(proc)

@@ -8,7 +8,6 @@ it, and reads everything back through MLflow's REST API from `mlflow server`.
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -19,16 +18,13 @@ import pytest
 from babysweep import records as R
 from babysweep.model_card import model_card
 from babysweep.paths import default_tracking_uri
-from babysweep.tracking import SHARED_VIEW_TAG, VIEW_KEY, SweepTracker, serve_ui, sweeps_link, ui_links, wait_until_up
+from babysweep.tracking import SHARED_VIEW_TAG, VIEW_KEY, SweepTracker, serve_ui, sweeps_link, ui_links, stop_ui, wait_until_up
 
-from test_tracking import free_port
+from test_tracking import free_port, make_tracker as tracker_for
 
 
 def make_tracker(uri: str, project: Path, name: str, **kw) -> SweepTracker:
-    args = dict(metric="eval/loss", mode="min", role="teacher", spec_text=f"name: {name}\n",
-                search_settings={"algorithm": "random", "samples": 3})
-    args.update(kw)
-    return SweepTracker(uri, name, project / "sweeps" / name, **args)
+    return tracker_for(uri, project, name, **{"search_settings": {"algorithm": "random", "samples": 3}, **kw})
 
 
 def config_for(lr: float, hidden: int = 32) -> dict:
@@ -213,12 +209,7 @@ resources: {{cpu: 1}}
         assert {t["key"]: t["value"] for t in exp["tags"]}[R.EXPERIMENT_KIND] == R.MODEL_TRAINING
         runs = _post(address, "runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_ui(proc)
 
     def data(run, part):
         return {x["key"]: x["value"] for x in run["data"].get(part, [])}
