@@ -133,7 +133,7 @@ def _fmt(col: str, x: float) -> str:
 
 def full_interval(basis: str) -> bool:
     """The interval covers the seed-to-seed variation of both sides."""
-    return basis in ("seeds", "seeds+pairs")
+    return basis == "seeds"
 
 
 def _ci(col: str, c: dict) -> str:
