@@ -34,13 +34,14 @@ def has_conditionals(space: dict) -> bool:
 def sampler_settings(search: Any, space: dict) -> dict[str, Any]:
     """Plain settings of the sampler a sweep uses (search is a spec's SearchConfig)."""
     if search.algorithm == "random":
-        return {"name": "RandomSampler", "seed": search.seed}
+        return {"name": "RandomSampler", "seed": search.seed} | ({"stratify": search.stratify} if search.stratify else {})
     if search.algorithm != "optuna":
         return {"name": search.algorithm}  # grid and points enumerate their configs: no sampler
     startup = search.startup_trials if search.startup_trials is not None else default_startup_trials(search.samples)
     conditional = has_conditionals(space)
-    return {"name": "TPESampler", "n_startup_trials": startup, "multivariate": conditional, "group": conditional,
-            "seed": search.seed}
+    settings = {"name": "TPESampler", "n_startup_trials": startup, "multivariate": conditional, "group": conditional,
+                "seed": search.seed}
+    return settings | ({"stratify": search.stratify} if search.stratify else {})
 
 
 def make_sampler(settings: dict[str, Any]):
@@ -67,11 +68,12 @@ def describe_sampler(params: dict[str, str]) -> str | None:
     name = found.get("name")
     if name is None:
         return None
+    turns = f", {found['stratify']} in turn" if found.get("stratify") else ""
     if name == "TPESampler":
         kind = "multivariate TPE (group=True)" if found.get("multivariate") == "True" else "independent TPE"
-        return f"{kind}, first {found.get('n_startup_trials')} trials random, seed {found.get('seed')}"
+        return f"{kind}, first {found.get('n_startup_trials')} trials random, seed {found.get('seed')}{turns}"
     if name == "RandomSampler":
-        return f"random search, seed {found.get('seed')}"
+        return f"random search, seed {found.get('seed')}{turns}"
     return f"{name}: every listed config runs, no sampler"
 
 

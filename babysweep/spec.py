@@ -81,6 +81,9 @@ class SearchConfig(_Strict):
     # optuna: random trials before TPE (Optuna's own default, 10, would leave an 8-sample sweep all random);
     # None = samples // 4, at least 2 and at most 10 (sampler.py). Other algorithms ignore it.
     startup_trials: int | None = Field(None, ge=1)
+    # a choice key (e.g. model.arch) whose values take turns: each gets samples / len(values) trials, so
+    # TPE cannot spend a whole sweep on the value it liked first; Optuna samples every other key
+    stratify: str | None = None
     max_failures: int = Field(1, ge=0)  # retries of a failed trial
     grace_period: int = Field(1, ge=1)  # ASHA: epochs before a trial may be stopped
     reduction_factor: float = Field(2, gt=1)  # ASHA: keep 1/reduction_factor at each rung
@@ -603,6 +606,36 @@ def _check_metric(search: SearchConfig, flat: dict[str, Any], ctx: _Ctx) -> None
                        "eval.blimp_pairs_per_paradigm) or scheduler: none")
 
 
+def _check_stratify(search: SearchConfig, flat: dict[str, Any], ctx: _Ctx) -> None:
+    """search.stratify names a sampled choice without conditions, and samples divide evenly among its values."""
+    key = search.stratify
+    if key is None:
+        return
+    if search.algorithm not in ("optuna", "random"):
+        raise ctx.fail("search.stratify", f"stratify splits sampled trials; search.algorithm {search.algorithm} "
+                       "enumerates its configs already")
+    leaf = flat.get(key)
+    if not isinstance(leaf, Distribution) or leaf.kind not in CATEGORICAL:
+        raise ctx.fail("search.stratify", f"{key} is not a choice in this spec; stratify takes a key such as "
+                       "model.arch: {choice: [llama, gpt2]}")
+    if leaf.when:
+        raise ctx.fail("search.stratify", f"{key} has a when condition; stratify needs a key that every trial sets")
+    if not all(isinstance(v, (bool, int, float, str)) for v in leaf.args):
+        raise ctx.fail("search.stratify", f"{key}'s values must be plain numbers or strings to take turns")
+    if search.samples % len(leaf.args):
+        raise ctx.fail("search.samples", f"{search.samples} samples do not split evenly among the "
+                       f"{len(leaf.args)} values of {key} (search.stratify); use a multiple of {len(leaf.args)}")
+
+
+def stratified_points(spec: Spec) -> list[dict[str, Any]]:
+    """[{key: value}] for each sampled trial in turn, cycling through the stratified key's values."""
+    key = spec.search.stratify
+    if key is None:
+        return []
+    values = flatten(spec.space)[key].args
+    return [{key: values[i % len(values)]} for i in range(spec.search.samples)]
+
+
 def _check_points(search: SearchConfig, order: list[tuple[str, Any]], ctx: _Ctx) -> None:
     """algorithm points needs points; each point sets config keys to valid values, and with the
     spec's values (distributions at their first value) makes a valid config."""
@@ -756,6 +789,7 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
             if isinstance(leaf, Distribution) and not leaf.is_constant and leaf.kind not in CATEGORICAL:
                 raise ctx.fail(name, f"search.algorithm grid takes only choice or grid values, got {leaf.kind}")
     _check_points(search, order, ctx)
+    _check_stratify(search, flat, ctx)
     _check_schedule(flat, ctx)
     _check_metric(search, flat, ctx)
     if search.algorithm == "optuna" and search.repeats > 1 and search.scheduler == "asha":

@@ -38,7 +38,7 @@ from babysweep.errors import UserError
 from babysweep.records import lineage_tags
 from babysweep.sampler import make_sampler, mlflow_params, sampler_settings
 from babysweep.space import OptunaSpace
-from babysweep.spec import Spec, config_count, diff_specs, grid_points
+from babysweep.spec import Spec, config_count, diff_specs, grid_points, stratified_points
 from babysweep.paths import MODELS, SPEC_FILE, TEACHERS_FILE
 from babysweep.sweep_state import driver_running, resume_summary, sweep_status
 from babysweep.trial import GRID_KEY, POINT_KEY, REPEAT_KEY, TrialContext, trial_config
@@ -172,7 +172,9 @@ def _searcher(spec: Spec):
 
     search = spec.search
     sampler = make_sampler(sampler_settings(search, spec.space))
-    searcher = FinalResultOptunaSearch(space=OptunaSpace(spec.space), metric=search.metric, mode=search.mode, sampler=sampler)
+    # search.stratify: each trial's stratified value is enqueued in turn; Optuna samples the rest around it
+    searcher = FinalResultOptunaSearch(space=OptunaSpace(spec.space), metric=search.metric, mode=search.mode, sampler=sampler,
+                                       points_to_evaluate=stratified_points(spec) or None)
     if search.repeats > 1:
         searcher = Repeater(searcher, repeat=search.repeats, set_index=True)
     if in_waves(spec):

@@ -75,3 +75,49 @@ def test_settings_as_mlflow_params_and_back_to_a_line():
     assert params["search.sampler.n_startup_trials"] == "2"
     assert describe_sampler(params) == "multivariate TPE (group=True), first 2 trials random, seed 0"
     assert describe_sampler({"search.algorithm": "optuna"}) is None
+
+
+STRATIFIED = ("model:\n  arch: {choice: [llama, gpt2]}\n  dropout: {uniform: [0.0, 0.2], when: {model.arch: gpt2}}\n")
+
+
+def test_stratified_values_take_turns_in_the_sweeps_searcher():
+    """TPE that finds GPT-2 far better still gives LLaMA its half of the trials, and samples the other keys."""
+    from babysweep.sweep import _searcher
+
+    s = spec("  samples: 8\n  stratify: model.arch\n  metric: eval/loss\n", STRATIFIED)
+    searcher = _searcher(s)  # the wrapped searcher a sweep uses: waves of 2, Optuna inside
+    searcher.set_search_properties(s.search.metric, s.search.mode, {})
+    archs, lrs = [], set()
+    for wave in range(4):
+        ids = [f"t{wave}_{i}" for i in range(2)]
+        configs = [searcher.suggest(i) for i in ids]
+        for trial_id, config in zip(ids, configs):
+            archs.append(config["model.arch"])
+            lrs.add(config["train.lr"])
+            assert ("model.dropout" in config) == (config["model.arch"] == "gpt2")
+            loss = 1.0 if config["model.arch"] == "gpt2" else 5.0
+            searcher.on_trial_complete(trial_id, {"eval/loss": loss, "epoch": 1})
+    assert archs == ["llama", "gpt2"] * 4
+    assert len(lrs) == 8
+    params = {f"search.{k}": str(v) for k, v in mlflow_params(sampler_settings(s.search, s.space)).items()}
+    assert describe_sampler(params).endswith(", model.arch in turn")
+
+
+@pytest.mark.parametrize("search, extra, error", [
+    ("  stratify: train.lr\n", "", r"search\.stratify \(line \d+\): train\.lr is not a choice"),
+    ("  stratify: model.attention_dropout\n", STRATIFIED + "  attention_dropout: {choice: [0.0, 0.1], when: {model.arch: gpt2}}\n",
+     r"search\.stratify \(line \d+\): model\.attention_dropout has a when condition"),
+    ("  samples: 7\n  stratify: model.arch\n", STRATIFIED, r"search\.samples \(line \d+\): 7 samples do not split evenly"),
+    ("  algorithm: random\n  stratify: model.arch\n  samples: 4\n  scheduler: none\n", "", r"model\.arch is not a choice"),
+    ("  algorithm: points\n  points: {a: {}}\n  stratify: model.arch\n", "model:\n  arch: {choice: [llama, gpt2]}\n", r"search\.stratify \(line \d+\): stratify splits sampled trials; search\.algorithm points"),
+])
+def test_stratify_refuses_what_it_cannot_split(search, extra, error):
+    from babysweep.errors import UserError
+
+    with pytest.raises(UserError, match=error):
+        spec(search, extra)
+
+
+def test_the_default_teachers_sweep_tunes_both_architectures():
+    teachers = load_spec(ROOT / "teachers.yaml")
+    assert teachers.search.stratify == "model.arch"
