@@ -86,13 +86,22 @@ def usage(root: Path) -> tuple[int, int]:
     return sum(folder_bytes(e) for e in found), sum(complete_meta(e) is not None for e in found)
 
 
+def building(entry: Path) -> bool:
+    """Some process holds one of the entry's shard locks: it is writing a shard now."""
+    for lock in entry.glob("shard-*.lock"):
+        with locked(lock, blocking=False) as got:
+            if not got:
+                return True
+    return False
+
+
 def clear(root: Path) -> int:
     """Delete every entry that nobody is building; returns the bytes freed. Readers that hold an
     entry memory-mapped keep reading it (POSIX unlink); they rebuild on their next epoch if needed."""
     freed = 0
     for entry in entries(root):
         with locked(root / f"{entry.name}.lock", blocking=False) as got:
-            if got:
+            if got and not building(entry):
                 freed += folder_bytes(entry)
                 shutil.rmtree(entry, ignore_errors=True)
     return freed

@@ -244,3 +244,24 @@ def test_auto_picks_exact_within_the_budget_else_on_the_fly():
     for bad in ("topk", "topk:0", "fast"):
         with pytest.raises(ValueError, match="cache"):
             resolve({"distill": {"cache": bad}})
+
+
+def test_cache_show_and_clear_commands(tmp_path, teacher_dirs, monkeypatch, capsys):
+    from babysweep.cli import main
+
+    run = _run(tmp_path, teacher_dirs, "exact")
+    root = files.cache_root(tmp_path / "sweeps" / ".cache")
+    _fresh_cache(run, root).open(0)
+    size = files.usage(root)[0]
+    assert size > 0
+
+    def cli(*args):
+        monkeypatch.setattr("sys.argv", ["babysweep", *args])
+        with pytest.raises(SystemExit) as ended:
+            main()
+        assert ended.value.code == 0
+        return capsys.readouterr().out
+
+    assert "1 complete epoch entries" in cli("cache", "show", "--storage", str(tmp_path / "sweeps"))
+    assert f"freed {files.human(size)}" in cli("cache", "clear", "--storage", str(tmp_path / "sweeps"))
+    assert files.usage(root) == (0, 0)
