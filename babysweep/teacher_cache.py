@@ -173,11 +173,14 @@ class TeacherCache:
     def open(self, epoch: int) -> dict[str, np.ndarray]:
         """Memory maps of the epoch's complete entry, built first if needed."""
         entry = self.root / self.key(epoch)
-        meta = files.complete_meta(entry) or self._build(epoch, entry)
-        files.touch(entry)
-        # Copy-on-write maps: writable for torch.from_numpy, never written, so never copied.
-        return {name: np.memmap(entry / f"{name}.bin", dtype=spec["dtype"], mode="c", shape=tuple(spec["shape"]))
-                for name, spec in meta["arrays"].items()}
+        while True:
+            meta = files.complete_meta(entry) or self._build(epoch, entry)
+            files.touch(entry)
+            try:  # copy-on-write maps: writable for torch.from_numpy, never written, so never copied
+                return {name: np.memmap(entry / f"{name}.bin", dtype=spec["dtype"], mode="c", shape=tuple(spec["shape"]))
+                        for name, spec in meta["arrays"].items()}
+            except FileNotFoundError:  # evicted or cleared between the check and the map: build it again
+                continue
 
     # ----------------------------------------------------------------------------- building
     def _build(self, epoch: int, entry: Path) -> dict:
