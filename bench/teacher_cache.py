@@ -92,18 +92,24 @@ base["data"]["builtin_words"] = args.words
 base["data"]["cache_dir"] = str(project / "sweeps" / ".cache")
 
 
+stamp = time.strftime("%H%M%S")  # a rerun on the same --project trains afresh, with a cold cache of its own
+
+
 def student(name: str, **distill) -> tuple[dict, float]:
     config = json.loads(json.dumps(base))
     config["distill"].update(distill)
     started = time.perf_counter()
-    final = train(config, project / "runs" / name)
-    return final, time.perf_counter() - started
+    final = train(config, project / f"runs-{stamp}" / name)
+    seconds = time.perf_counter() - started
+    print(f"   ({name}: {seconds:.1f} s, dev loss {final[M.EVAL_LOSS]:.4f}, BLiMP {100 * final.get(M.BLIMP_OVERALL, 0):.2f}; "
+          f"load average {os.getloadavg()[0]:.1f})", flush=True)
+    return final, seconds
 
 
 runs = {}
 runs["no distillation"] = student("base", alpha=1.0, cache="none")
 runs["on the fly"] = student("fly", cache="none")
-cold_dir = str(project / "cold-cache")  # a cache no sweep filled
+cold_dir = str(project / f"cold-cache-{stamp}")  # a cache no sweep filled
 base["data"]["cache_dir"] = cold_dir
 runs["exact, cold"] = student("cold", cache="exact")
 runs["exact, warm"] = student("warm", cache="exact")
@@ -160,7 +166,7 @@ def flops_lines(label: str, f_student: int, f_teachers: list[int], vocab: int, s
 
 print("\n4. FLOPs model (flops.py: 3 F per trained token, one F per teacher per distilled token), per student token:")
 seq = base["data"]["seq_len"]
-f_s = forward_flops_per_token(load_model(project / "runs" / "base" / "final")[0], seq)
+f_s = forward_flops_per_token(load_model(project / f"runs-{stamp}" / "base" / "final")[0], seq)
 f_t = [forward_flops_per_token(load_model(t)[0], seq) for t in teachers]
 flops_lines("this bench's models", f_s, f_t, base["data"]["tokenizer"]["vocab_size"], args.samples)
 babylm = REPO / "search_spaces" / "babylm"
