@@ -9,6 +9,7 @@
     babysweep report SWEEP... [--name NAME]
     babysweep ablate SWEEP|CONFIG.yaml [--seeds 3]
     babysweep study search_spaces/study.yaml [--seeds 5]
+    babysweep cache show | clear
 
 A mistake the user can make ends in one sentence on stderr and exit status 2, never a traceback.
 """
@@ -263,6 +264,53 @@ def status(
         raise UserError(f"{root}: holds no sweep yet (run `babysweep run SPEC`).")
     for sweep_name in names:
         console.print(_status_table(root, sweep_name))
+    line = _teacher_cache_line(root / ".cache")
+    if line:
+        console.print(line, markup=False, highlight=False)
+
+
+def _teacher_cache_line(folder: Path) -> str | None:
+    from babysweep import teacher_cache_files as files
+
+    root = files.cache_root(folder)
+    size, complete = files.usage(root)
+    if not size:
+        return None
+    return f"teacher cache: {files.human(size)} in {complete} complete epoch entries ({root}); free it with `babysweep cache clear`"
+
+
+cache_app = typer.Typer(no_args_is_help=True, help="The teacher-output cache of student sweeps (docs/teacher-cache.md).")
+app.add_typer(cache_app, name="cache")
+CACHE_DIR_HELP = "A data.cache_dir given in the specs (default <sweeps>/.cache)."
+
+
+def _cache_folder(storage: str | None, cache_dir: Path | None) -> Path:
+    from babysweep.paths import sweeps_dir
+
+    return cache_dir.expanduser().resolve() if cache_dir else sweeps_dir(storage) / ".cache"
+
+
+@cache_app.command("show")
+def cache_show(storage: Optional[str] = SWEEP_OPTIONS["storage"],
+               cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP)) -> None:
+    """Size and location of the teacher cache."""
+    from babysweep import teacher_cache_files as files
+
+    folder = _cache_folder(storage, cache_dir)
+    console.print(_teacher_cache_line(folder) or f"teacher cache: empty ({files.cache_root(folder)})", markup=False, highlight=False)
+
+
+@cache_app.command("clear")
+def cache_clear(storage: Optional[str] = SWEEP_OPTIONS["storage"],
+                cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP)) -> None:
+    """Delete the teacher cache (entries being built are left alone); trials rebuild what they need."""
+    from babysweep import teacher_cache_files as files
+
+    root = files.cache_root(_cache_folder(storage, cache_dir))
+    freed = files.clear(root)
+    left = files.usage(root)[0]
+    console.print(f"teacher cache: freed {files.human(freed)} in {root}" + (f"; {files.human(left)} still being built" if left else ""),
+                  markup=False, highlight=False)
 
 
 def _status_table(root: Path, sweep_name: str):

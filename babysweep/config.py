@@ -91,6 +91,20 @@ class DistillConfig(_Section):
     temperature: float = Field(2.0, gt=0)
     ensemble: Literal["logits", "probs"] = "logits"  # BabyLlama averages raw logits
     kd_reduction: Literal["token", "babyllama"] = "token"  # babyllama: summed over positions
+    # Teachers' outputs: computed once per (teachers, corpus, seq_len, seed, epoch) and read by every trial
+    # (docs/teacher-cache.md). auto = exact when its estimate fits cache_budget_gb, else on the fly;
+    # none = on the fly; topk:K = the K largest ensemble logits + a tail bucket (changes the objective).
+    cache: str = "auto"
+    cache_budget_gb: float = Field(8.0, gt=0)  # disk for exact caches; older entries are evicted to stay under it
+
+    @model_validator(mode="after")
+    def _cache_mode(self) -> "DistillConfig":
+        mode, _, k = self.cache.partition(":")
+        if not (self.cache in ("auto", "exact", "none") or (mode == "topk" and k.isdigit() and int(k) >= 1)):
+            raise ValueError(f"cache {self.cache!r} is not auto, exact, none or topk:K (K a positive integer)")
+        if mode == "topk" and self.ensemble != "logits":
+            raise ValueError("cache topk:K needs ensemble: logits (the top K of averaged logits; probs has no single ranking)")
+        return self
 
 
 class AntLMConfig(_Section):

@@ -26,3 +26,7 @@ def blimp_field(field: str) -> str:
 
 def blimp_paradigm(paradigm: str) -> str:
     return BLIMP_PARADIGM_PREFIX + paradigm
+
+# Not metrics: the trainer reports these with each epoch, and the sweep logs them as MLflow params
+# (teacher_cache.Plan.params: distill.cache_mode, distill.cache_estimate_gb, distill.cache_reason).
+CACHE_PARAMS = "distill.cache_"

@@ -13,6 +13,7 @@ which phase is babysweep.schedule's business.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -212,13 +213,51 @@ def distillation_loss(logits, input_ids, teacher_logits, alpha: float, temperatu
         raise ValueError(f"kd_reduction {kd_reduction!r} is not 'token' or 'babyllama'")
     vocab = logits.size(-1)
     teachers = [t.reshape(-1, vocab) for t in teacher_logits]
-    if kd_reduction == "babyllama":  # every real input position: no target needed for a KL
-        kd_rows = torch.ones_like(target, dtype=torch.bool) if mask is None else (mask.reshape(-1) != 0)
-    else:
-        kd_rows = target != -100
+    kd_rows = _kd_rows(target, mask, kd_reduction)
     total, ce, kd = _FusedDistill.apply(logits.reshape(-1, vocab), target, kd_rows, teachers, ensemble, float(alpha),
                                         float(temperature), logits.size(0) if kd_reduction == "babyllama" else None)
     return DistillLoss(total, ce, kd)
+
+
+def _kd_rows(target: torch.Tensor, mask: torch.Tensor | None, kd_reduction: str) -> torch.Tensor:
+    if kd_reduction == "babyllama":  # every real input position: no target needed for a KL
+        return torch.ones_like(target, dtype=torch.bool) if mask is None else (mask.reshape(-1) != 0)
+    return target != -100
+
+
+def topk_distillation_loss(logits, input_ids, values, indices, tail_lse, alpha: float, temperature: float,
+                           kd_reduction: str = "token", mask: torch.Tensor | None = None) -> DistillLoss:
+    """distillation_loss from a top-K teacher cache (ensemble "logits"): the KL between the teacher's and
+    the student's distributions over K + 1 buckets, the K stored tokens and one bucket for the rest.
+
+    values/indices: the K largest averaged teacher logits per position and their token ids; tail_lse:
+    log-sum-exp of the other V - K logits (at T = 1). At temperature T the teacher's tail mass is
+    taken as that of V - K equal logits with the same mass at T = 1 (exact at T = 1). The bucket KL is
+    a lower bound of the full KL and equals it when K = V (no tail). Plain autograd ops.
+    """
+    target = _targets(input_ids, mask)
+    z = _flat(logits)
+    vocab, k = z.size(1), values.size(-1)
+    ce = F.cross_entropy(z, target, ignore_index=-100)
+    inv_t = 1.0 / temperature
+    t_logits = values.reshape(-1, k).float() * inv_t
+    idx = indices.reshape(-1, k).long()
+    s_logp = torch.log_softmax(z * inv_t, -1)
+    s_top = s_logp.gather(1, idx)
+    rest = vocab - k
+    if rest > 0:
+        log_rest = math.log(rest)
+        t_tail = (tail_lse.reshape(-1, 1).float() - log_rest) * inv_t + log_rest
+        t_logits = torch.cat([t_logits, t_tail], 1)
+        s_tail = s_logp.scatter(1, idx, float("-inf")).logsumexp(1, keepdim=True)
+        s_top = torch.cat([s_top, s_tail], 1)
+    t_logp = torch.log_softmax(t_logits, -1)
+    kl_rows = (t_logp.exp() * (t_logp - s_top)).sum(1)
+    kd_rows = _kd_rows(target, mask, kd_reduction)
+    den = logits.size(0) if kd_reduction == "babyllama" else (target != -100).sum().clamp(min=1)
+    kd = kl_rows.masked_fill(~kd_rows, 0.0).sum() / den
+    total = alpha * ce + (1 - alpha) * temperature**2 * kd
+    return DistillLoss(total, ce.detach(), kd.detach())
 
 
 def mask_tokens(input_ids: torch.Tensor, generator: torch.Generator, mask_id: int, vocab_size: int,

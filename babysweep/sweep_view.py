@@ -90,6 +90,9 @@ class SweepCallback(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         numeric = {k: float(v) for k, v in result.items() if "/" in k and isinstance(v, (int, float)) and not isinstance(v, bool)}
         self.tracker.trial_result(trial.trial_id, numeric, step=int(result.get(M.EPOCH, result.get("training_iteration", 0))))
+        own = {k: v for k, v in result.items() if k.startswith(M.CACHE_PARAMS)}  # the teacher cache's mode and why
+        if own:
+            self.tracker.trial_params(trial.trial_id, own)
         row = self._row(trial)
         row.update(state="RUNNING", epoch=result.get(M.EPOCH, 0), current=result.get(self.metric), out_dir=result.get("trial_out_dir"))
         value = result.get(self.metric)

@@ -390,6 +390,22 @@ class SweepTracker:
         with self._lock:
             return self._open_trial(trial_id, params, config, tags, reopen=True)
 
+    def trial_params(self, trial_id: str, params: dict[str, Any]) -> None:
+        """Params the trial itself decides (the teacher cache's mode and estimate): logged once; a later
+        different value (a resumed trial that chose otherwise) goes to a tag of the same name."""
+        with self._lock:
+            run_id = self._open_trial(trial_id)
+            entry = self._entry(trial_id)
+            new = {k: v for k, v in params.items() if entry.setdefault("own_params", {}).get(k) != _text(v, MAX_PARAM_VALUE)}
+            if not new:
+                return
+            try:
+                _log_batch(self._client, run_id, params=_params(new))
+            except MlflowException:
+                _log_batch(self._client, run_id, tags=_tags(new))
+            entry["own_params"].update({k: _text(v, MAX_PARAM_VALUE) for k, v in new.items()})
+            self._save()
+
     def trial_result(self, trial_id: str, metrics: dict[str, Any], step: int) -> None:
         """Log one report at `step` in one log_batch; steps already logged are skipped."""
         with self._lock:

@@ -220,6 +220,8 @@ class Run:
     total_steps: int
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    cache_plan: Any = None  # teacher_cache.Plan: which way the teachers' outputs come (None without teachers)
+    teacher_cache: Any = None  # teacher_cache.TeacherCache, or None to run the teachers on the fly
 
 
 def setup(config: dict[str, Any], out_dir: Path) -> Run:
@@ -246,8 +248,11 @@ def setup(config: dict[str, Any], out_dir: Path) -> Run:
         total_steps = min(total_steps, tcfg["max_steps"])
     optimizer = make_optimizer(model, tcfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tcfg["scheduler"], tcfg["warmup_steps"], total_steps))
+    from babysweep.teacher_cache import for_run
+
+    cache_plan, cache = for_run(cfg, data, teachers, dev, phases)
     return Run(cfg, Path(out_dir), dev, data, model, count_params(model), phases, teachers, pairs, n_batches,
-               total_steps, optimizer, scheduler)
+               total_steps, optimizer, scheduler, cache_plan, cache)
 
 
 def restore(run: Run, resume: bool | str | Path) -> LoopState:
@@ -292,9 +297,16 @@ def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int
         logits = model(input_ids=batch).logits
         if not run.teachers:
             return objectives.causal_lm_loss(logits, batch)
-        with torch.inference_mode():  # frozen teachers: no autograd bookkeeping at all
-            teacher_logits = [t(input_ids=batch).logits for t in run.teachers]
         kcfg = cfg["distill"]
+        if run.teacher_cache is None:
+            with torch.inference_mode():  # frozen teachers: no autograd bookkeeping at all
+                teacher_logits = [t(input_ids=batch).logits for t in run.teachers]
+        else:  # the same chunks' stored outputs: batch `index` is rows [index * B, index * B + len(batch)) of the epoch
+            stored = run.teacher_cache.read(epoch, index, cfg["train"]["batch_size"], batch.size(0))
+            if run.cache_plan.mode == "topk":
+                return objectives.topk_distillation_loss(logits, batch, *stored, alpha=kcfg["alpha"], temperature=kcfg["temperature"],
+                                                         kd_reduction=kcfg["kd_reduction"]).total
+            teacher_logits = stored
         return objectives.distillation_loss(logits, batch, teacher_logits, alpha=kcfg["alpha"], temperature=kcfg["temperature"],
                                             ensemble=kcfg["ensemble"], kd_reduction=kcfg["kd_reduction"]).total
 
@@ -316,6 +328,7 @@ def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
         M.LR: loop.lr,
         M.PHASE: float(phase == "mlm"),
         M.PARAMS: run.n_params,
+        **(run.cache_plan.params() if run.cache_plan is not None else {}),  # strings too: the sweep logs them as params
     }
     loss = dev_loss(run.model, run.data.dev, run.cfg["data"]["seq_len"], ecfg["batch_size"], run.dev, ecfg["dev_batches"])
     if not math.isfinite(loss):

@@ -401,3 +401,15 @@ def test_serve_ui_answers_on_localhost(uri, project, tmp_path):
         assert "uisweep" in names
     finally:
         stop_ui(proc)
+
+
+def test_trial_params_from_the_trainer_are_logged_once(uri, project, client):
+    tracker = make_tracker(uri, project, "cacheparams")
+    run_id = tracker.trial_started("t1", {"train.lr": 0.01}, config_for(0.01))
+    own = {"distill.cache_mode": "exact", "distill.cache_estimate_gb": 4.8, "distill.cache_reason": "auto: fits"}
+    tracker.trial_params("t1", own)
+    tracker.trial_params("t1", own)  # every epoch reports them again: nothing new to log
+    tracker.trial_params("t1", {**own, "distill.cache_mode": "none"})  # a resumed trial that chose otherwise
+    run = client.get_run(run_id)
+    assert run.data.params["distill.cache_mode"] == "exact" and run.data.params["distill.cache_estimate_gb"] == "4.8"
+    assert run.data.tags["distill.cache_mode"] == "none"
