@@ -7,7 +7,8 @@ The best config is chosen as the report chooses it (records.best_config: the ful
 with the best mean metric over its repeats), from MLflow; its values come from the run's
 config.json, so they keep their types. A teacher sweep gets one finalist per architecture (each is
 a contender of its own), other sweeps one. Seeds start at the tuning seed + SEED_OFFSET, so no
-finalist repeats a tuning run: a value selected as the best of many would be optimistic.
+finalist repeats a tuning run: a value selected as the best of many would be optimistic. Finalists
+score full BLiMP (eval.blimp_final: full) even when the tuning trials scored only a subset.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
         "search.repeats": seeds,
         "search.scheduler": "none",
         "train.seed": base_seed + SEED_OFFSET,
+        "eval.blimp_final": "full",  # the report's BLiMP numbers: every pair, whatever the tuning trials scored
         "tracking.tags": {**spec.tracking.tags, FINALIST_OF: sweep},
     }
     return load_spec(spec.path, {**spec.overrides, **overrides}, check_paths=False)
