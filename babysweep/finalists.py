@@ -86,6 +86,7 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
         "search.points": best_points(tracking_uri, sweep, spec.role),
         "search.repeats": seeds,
         "search.scheduler": "none",
+        "search.stratify": None,  # the points are the configs: nothing left to take turns
         "train.seed": base_seed + SEED_OFFSET,
         "eval.blimp_final": "full",  # the report's BLiMP numbers: every pair, whatever the tuning trials scored
         "tracking.tags": {**spec.tracking.tags, FINALIST_OF: sweep},
