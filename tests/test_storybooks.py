@@ -50,6 +50,8 @@ def babylm_layout(tmp_path_factory) -> Path:
 def finished(tmp_path_factory, babylm_layout, cache_dir):
     import ray
 
+    from babysweep import paths
+
     project = tmp_path_factory.mktemp("project")
     mp = pytest.MonkeyPatch()
     mp.setenv("BABYSWEEP_PROJECT", str(project))
@@ -61,24 +63,23 @@ def finished(tmp_path_factory, babylm_layout, cache_dir):
     try:
         settings = {**SHRINK, "data.cache_dir": str(cache_dir)}
         result = run_study(load_study(STUDY, overrides=settings), live=False, say=lambda line: None)
-        yield {"project": project, "result": result, "settings": settings}
+        yield {"project": project, "result": result, "settings": settings, "uri": paths.tracking_uri(None),
+               "data": babylm_layout}
     finally:
         ray.shutdown()
         mp.undo()
 
 
 def test_the_storybooks_study_runs_on_babylm_layout(finished):
-    from babysweep import paths
     from babysweep.tracking import sweep_runs
 
-    result, project = finished["result"], finished["project"]
+    result, project, uri = finished["result"], finished["project"], finished["uri"]
     assert not result.interrupted and result.report.is_file()
-    uri = paths.tracking_uri(None)
     for sweep in ("story-teachers", "story-students", "story-baselines"):
         tuning, final = sweep_runs(uri, sweep), sweep_runs(uri, sweep + ".final")
         assert tuning and final
         # The data came from $BABYSWEEP_DATA: only the [cp]* files of train_10M, the tiny sizes from --set.
-        assert all(r["params"]["data.train"].endswith("train_10M/[cp]*.train") for r in tuning + final)
+        assert {r["params"]["data.train"] for r in tuning + final} == {f"{finished['data']}/train*/[cp]*.train"}
         assert all(r["params"]["model.hidden"] == "16" and r["params"]["train.max_steps"] == "2" for r in tuning + final)
         # Tuning trials scored the BLiMP subset only; finalists every pair (6 per paradigm here).
         assert all("blimp/overall" not in r["metrics"] and "blimp_subset/overall" in r["metrics"] for r in tuning)
