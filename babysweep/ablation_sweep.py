@@ -61,6 +61,7 @@ def ablation_spec(base: dict, source: Spec, name: str, seeds: int) -> Spec:
         raise UserError(f"--seeds must be at least 1, not {seeds}")
     base = json.loads(json.dumps(base))
     base["train"]["seed"] = int(base["train"]["seed"]) + SEED_OFFSET
+    base.setdefault("eval", {})["blimp_final"] = "full"  # the table's BLiMP: every pair, as for finalists
     flat_base = flatten(base)
     points = {}
     for variant, config in ablation_variants(base).items():

@@ -8,7 +8,7 @@
     babysweep finalists SWEEP [--seeds 5]
     babysweep report SWEEP... [--name NAME]
     babysweep ablate SWEEP|CONFIG.yaml [--seeds 3]
-    babysweep study search_spaces/study.yaml [--seeds 5]
+    babysweep study search_spaces/study.yaml [--seeds 5] [--set train.epochs=1]
     babysweep cache show | clear
 
 A mistake the user can make ends in one sentence on stderr and exit status 2, never a traceback.
@@ -152,9 +152,9 @@ def validate(
     if not is_study_file(spec):
         _validate_spec(spec, overrides)
         return
-    study = load_study(spec)
+    study = load_study(spec, overrides=overrides)
     for path in study.specs:
-        _validate_spec(path, overrides)
+        _validate_spec(path, study.overrides)
     console.print(f"[green]{spec}: valid study[/green] '{study.name}': {len(study.specs)} sweeps, then finalists with "
                   f"{study.seeds} seeds each and the report '{study.report}'")
 
@@ -419,6 +419,8 @@ def ablate(
 def study(
     study_file: Path = typer.Argument(..., help="A study file, e.g. search_spaces/study.yaml."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help=SEEDS_HELP + " Default: the study file's finalists.seeds."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key of every sweep of the study, e.g. --set train.epochs=1, "
+                                   "or the study's finalists.seeds or report.name (repeatable; a rerun must repeat them)."),
     address: Optional[str] = SWEEP_OPTIONS["address"],
     storage: Optional[str] = SWEEP_OPTIONS["storage"],
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
@@ -426,11 +428,12 @@ def study(
     """The whole question in order: tuning sweeps, finalists with seeds, then the report. Rerun to continue."""
     from babysweep.study import load_study, run_study
 
-    loaded = load_study(study_file, seeds)
+    loaded = load_study(study_file, seeds, _overrides(set_))
     result = run_study(loaded, address=address, storage=storage, tracking_uri=tracking_uri,
                        say=lambda line: console.print(f"[bold]study {loaded.name}[/bold] {line}"))
     if result.interrupted:
-        err_console.print(f"interrupted: run `babysweep study {study_file}` again to continue where it stopped.")
+        again = "".join(f" --set {item}" for item in set_)
+        err_console.print(f"interrupted: run `babysweep study {study_file}{again}` again to continue where it stopped.")
         raise typer.Exit(130)
     console.print(_verdict_line(result.report))
     console.print(f"report: {result.report}")

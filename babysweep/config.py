@@ -122,10 +122,21 @@ class AntLMConfig(_Section):
 class EvalConfig(_Section):
     blimp: str = "builtin"  # "builtin", "none", a BLiMP jsonl folder or file
     blimp_pairs_per_paradigm: int = Field(0, ge=0)  # per-epoch seeded subset; 0 = only at the end
+    # After the last epoch: "full" scores every pair (blimp/overall, blimp.json); "subset" scores only the
+    # seeded subset again (blimp_subset/overall), for tuning trials that select on a loss anyway. Finalists
+    # (finalists.py) always run "full", so the report's BLiMP numbers are full BLiMP.
+    blimp_final: Literal["full", "subset"] = "full"
     blimp_scorer: Literal["auto", "causal", "pll"] = "auto"  # auto: pll if the last phase was MLM
     rule: Literal["babylm", "lm-eval"] = "babylm"  # causal BLiMP rule: BabyLM 2025 pipeline's or lm-eval's (blimp.py)
     batch_size: int = Field(64, ge=1)  # sentences per forward pass
     dev_batches: int | None = Field(None, ge=1)  # cap on dev batches per evaluation; None = all
+
+
+    @model_validator(mode="after")
+    def _subset_sized(self) -> "EvalConfig":
+        if self.blimp_final == "subset" and not self.blimp_pairs_per_paradigm:
+            raise ValueError("blimp_final subset needs blimp_pairs_per_paradigm above 0 (the subset's size)")
+        return self
 
 
 class TrainConfig(_Section):

@@ -7,7 +7,8 @@ The best config is chosen as the report chooses it (records.best_config: the ful
 with the best mean metric over its repeats), from MLflow; its values come from the run's
 config.json, so they keep their types. A teacher sweep gets one finalist per architecture (each is
 a contender of its own), other sweeps one. Seeds start at the tuning seed + SEED_OFFSET, so no
-finalist repeats a tuning run: a value selected as the best of many would be optimistic.
+finalist repeats a tuning run: a value selected as the best of many would be optimistic. Finalists
+score full BLiMP (eval.blimp_final: full) even when the tuning trials scored only a subset.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from babysweep.records import FINAL, FINALIST_OF, best_config, run_arch, sampled
 from babysweep.spec import Spec, load_spec
 
 SEED_OFFSET = 1000
+BLIMP_FINAL = "eval.blimp_final"
 DEFAULT_SEEDS = 5
 
 
@@ -82,10 +84,13 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
         "name": sweep + FINAL,
         "role": spec.role,
         "search.algorithm": "points",
-        "search.points": best_points(tracking_uri, sweep, spec.role),
+        "search.points": {label: {k: v for k, v in point.items() if k != BLIMP_FINAL}  # the override below decides
+                          for label, point in best_points(tracking_uri, sweep, spec.role).items()},
         "search.repeats": seeds,
         "search.scheduler": "none",
+        "search.stratify": None,  # the points are the configs: nothing left to take turns
         "train.seed": base_seed + SEED_OFFSET,
+        BLIMP_FINAL: "full",  # the report's BLiMP numbers: every pair, whatever the tuning trials scored
         "tracking.tags": {**spec.tracking.tags, FINALIST_OF: sweep},
     }
     return load_spec(spec.path, {**spec.overrides, **overrides}, check_paths=False)

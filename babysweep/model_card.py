@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from babysweep.atomic import write_text_atomic
-from babysweep.metrics import BLIMP_OVERALL, BLIMP_PARADIGM_PREFIX, EVAL_LOSS, PARAMS, TUNE_LOSS
+from babysweep.metrics import BLIMP_OVERALL, BLIMP_PARADIGM_PREFIX, BLIMP_SUBSET_OVERALL, EVAL_LOSS, PARAMS, TUNE_LOSS
 from babysweep.records import group_tags
 
 CARD = "README.md"
@@ -71,8 +71,11 @@ def model_card(config: dict, metrics: dict[str, float], *, sweep: str, trial_id:
         lines += ["## AntLM", ""] + _table(config["antlm"])
     shown = {k: v for k, v in sorted(metrics.items()) if not k.startswith(BLIMP_PARADIGM_PREFIX)}
     first = [m for m in (TUNE_LOSS, EVAL_LOSS, BLIMP_OVERALL) if m in shown]
-    lines += ["## Metrics", "", "After the last epoch (`eval/loss`: causal loss on the dev files; `blimp/overall`: "
-              "BLiMP minimal pairs, mean over paradigms).", ""]
+    subset = (config.get("eval") or {}).get("blimp_final") == "subset"
+    scored = (f"`{BLIMP_SUBSET_OVERALL}`: BLiMP on a seeded subset of {config['eval'].get('blimp_pairs_per_paradigm')} pairs "
+              "per paradigm only (eval.blimp_final: subset, as tuning trials do; run `babysweep eval` for all of it)"
+              if subset else "`blimp/overall`: BLiMP minimal pairs, every pair, mean over paradigms")
+    lines += ["## Metrics", "", f"After the last epoch (`eval/loss`: causal loss on the dev files; {scored}).", ""]
     lines += _table({**{m: shown[m] for m in first}, **{k: v for k, v in shown.items() if k not in first}}, ("metric", "value"))
     lines += ["## Tracking", ""]
     lines += _table({"sweep": sweep, "trial": trial_id, "MLflow run id": run_id, "MLflow store": tracking_uri})

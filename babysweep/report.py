@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from babysweep import metrics as M
 from babysweep.importance import importances
 from babysweep.report_entries import Entry, ReportData, collect
 from babysweep.report_plots import blimp_bars, factor_plots, learning_curves
@@ -33,6 +34,31 @@ def _fields(entries: list[Entry]) -> dict[str, dict[str, list[float]]]:
         names = sorted({f for s in e.seeds for f in s.fields})
         out[e.name] = {f: list(mean_std([100.0 * s.fields[f] for s in e.seeds if f in s.fields])) for f in names}
     return out
+
+
+def blimp_use(data: ReportData) -> list[str]:
+    """Which BLiMP each stage scored: tuning trials (full, or the seeded subset with eval.blimp_final: subset)
+    and the entries whose numbers the tables show."""
+    lines = []
+    for sweep in data.sweeps:
+        params = [r.get("params", {}) for r in data.runs.get(sweep, [])]
+        subsets = sorted({p.get("eval.blimp_pairs_per_paradigm", "0") for p in params if p.get("eval.blimp_final") == "subset"},
+                         key=str)
+        full = sum(p.get("eval.blimp_final", "full") == "full" and p.get("eval.blimp", "") != "none" for p in params)
+        if subsets:
+            lines.append(f"tuning trials of {sweep}: a seeded subset of {' or '.join(subsets)} pairs per paradigm, each epoch "
+                         f"and at the end ({M.BLIMP_SUBSET_OVERALL}, not shown here)" + (f"; {full} of them full BLiMP" if full else ""))
+        elif full:
+            lines.append(f"tuning trials of {sweep}: full BLiMP at their end")
+    for e in data.entries:
+        pairs = {sum(n for _, n in s.signature) for s in e.seeds if s.signature}
+        size = f"{pairs.pop():,} pairs" if len(pairs) == 1 else "every pair"
+        if any(s.blimp is not None for s in e.seeds):
+            who = "its finalists" if e.source == "final" else "its best tuning trial"
+            lines.append(f"{e.name} in the tables: full BLiMP ({size}) of {who}")
+        else:
+            lines.append(f"{e.name} in the tables: no full BLiMP (its runs scored a subset only, or none)")
+    return lines
 
 
 def _figures(data: ReportData, rows: list[dict], out_dir: Path) -> list[str]:
@@ -57,7 +83,8 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
     rows = build_table(data)
     report = {"name": name, "sweeps": list(sweeps), "verdict": verdict(data), "warnings": list(data.warnings),
               "rows": rows, "fields": _fields(data.entries), "importances": {}, "figures": _figures(data, rows, out_dir),
-              "blimp_scoring": next((s.scoring for e in data.entries for s in e.seeds if s.scoring), None)}
+              "blimp_scoring": next((s.scoring for e in data.entries for s in e.seeds if s.scoring), None),
+              "blimp_use": blimp_use(data)}
     for sweep in data.sweeps:
         values, note = importances(data.runs[sweep], *data.objectives[sweep])
         report["importances"][sweep] = {"params": values, "note": note}
@@ -120,6 +147,8 @@ def render_markdown(report: dict) -> str:
     lines = [f"# {report['name']}: does distillation beat tuned teachers?", "",
              f"Sweeps: {', '.join(report['sweeps'])}.", "", f"**Verdict.** {report['verdict']}", ""]
     lines += [f"BLiMP: {report['blimp_scoring']} (babysweep eval --help).", ""] if report.get("blimp_scoring") else []
+    if report.get("blimp_use"):
+        lines += ["BLiMP pairs scored: " + "; ".join(report["blimp_use"]) + ".", ""]
     lines += [f"> **Warning:** {w}" for w in report["warnings"]] + ([""] if report["warnings"] else [])
     lines += ["## Comparison", "",
               "| entry | role | arch | params | tuning trials | source | n | dev loss | Δ dev loss vs reference teacher [95% CI] "

@@ -30,6 +30,12 @@ Relative paths (data.train, data.dev, eval.blimp, distill.teachers, data.cache_d
 against the current directory: Ray changes the working directory of trials. `--set` overrides are
 recorded in Spec.text as a trailing `# babysweep overrides: {json}` comment, which load_spec applies
 again, so the copy kept in a sweep folder reproduces the spec that ran.
+
+Path keys may name environment variables, `$BABYSWEEP_DATA/train_10M` or `${BABYSWEEP_BLIMP}`, so that
+shipped specs need no editing; the values used are recorded in Spec.text as a trailing
+`# babysweep environment: {json}` comment, which wins over the environment when the copy is loaded
+again (a resumed sweep or its finalists read the data it ran on). An unset variable is an error where
+paths are checked, and left as written (a warning of `validate`) where they are not.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -59,6 +66,8 @@ from babysweep.space import OptunaSpace as OptunaSpace  # sweeps saved before sp
 
 RUNTIME_SEARCH_KEYS = ("concurrent", "max_failures")  # may change when a sweep resumes
 OVERRIDES_MARK = "# babysweep overrides: "
+ENVIRONMENT_MARK = "# babysweep environment: "
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")  # $NAME or ${NAME}
 HEADER_KEYS = ("name", "role", "search", "resources", "tracking")
 
 
@@ -300,22 +309,53 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise UserError(f"--set {text}: the value {value!r} is not valid YAML.") from None
 
 
-def _embedded_overrides(text: str) -> dict[str, Any]:
+def _embedded(text: str, mark: str = OVERRIDES_MARK) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for line in text.splitlines():
-        if line.startswith(OVERRIDES_MARK):
+        if line.startswith(mark):
             try:
-                found.update(json.loads(line[len(OVERRIDES_MARK):]))
+                found.update(json.loads(line[len(mark):]))
             except (ValueError, TypeError):
                 pass  # a hand-edited, broken comment is just a comment
     return found
 
 
-def _with_overrides(text: str, overrides: dict[str, Any]) -> str:
-    kept = "".join(line for line in text.splitlines(keepends=True) if not line.startswith(OVERRIDES_MARK))
-    if not overrides:
-        return kept
-    return kept.rstrip("\n") + "\n" + OVERRIDES_MARK + json.dumps(overrides, default=str) + "\n"
+def _with_marks(text: str, overrides: dict[str, Any], environment: dict[str, str]) -> str:
+    kept = "".join(line for line in text.splitlines(keepends=True) if not line.startswith((OVERRIDES_MARK, ENVIRONMENT_MARK)))
+    for mark, values in ((OVERRIDES_MARK, overrides), (ENVIRONMENT_MARK, environment)):
+        if values:
+            kept = kept.rstrip("\n") + "\n" + mark + json.dumps(values, default=str, sort_keys=True) + "\n"
+    return kept
+
+
+def _expand_variables(raw: dict, saved: dict[str, str]) -> dict[str, str]:
+    """Replace $NAME / ${NAME} in raw's path keys, in place, from `saved` (the recorded values) or the
+    environment; returns {name: value} of those replaced. Unset ones stay as written (_resolve_path)."""
+    used: dict[str, str] = {}
+
+    def sub(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        value = saved.get(name, os.environ.get(name))
+        if value is None:
+            return match.group(0)
+        used[name] = value
+        return value
+
+    def expand(node: Any) -> Any:
+        if isinstance(node, str):
+            return _VARIABLE.sub(sub, node)
+        if isinstance(node, list):
+            return [expand(v) for v in node]
+        if isinstance(node, dict):  # a distribution's candidates (and its `when`)
+            return {k: expand(v) for k, v in node.items()}
+        return node
+
+    for key in PATH_SPECIALS:
+        section, _, leaf = key.partition(".")
+        node = raw.get(section)
+        if isinstance(node, dict) and leaf in node:
+            node[leaf] = expand(node[leaf])
+    return used
 
 
 # ------------------------------------------------------------------ loading
@@ -391,6 +431,12 @@ def _resolve_path(name: str, value: Any, check: bool) -> Any:
     if name == "distill.teachers":
         return [_resolve_path("distill.teacher", v, check) for v in value]
     if value in PATH_SPECIALS.get(name, ()):
+        return value
+    unset = _VARIABLE.search(value)  # _expand_variables found no value for it
+    if unset:
+        if check:
+            variable = unset.group(1) or unset.group(2)
+            raise BadValue(f"{value} uses ${variable}, which is not set in the environment; export {variable}=PATH first")
         return value
     path = os.path.normpath(os.path.join(os.getcwd(), os.path.expanduser(value)))
     if check and name != "data.cache_dir":
@@ -600,6 +646,9 @@ def _check_metric(search: SearchConfig, flat: dict[str, Any], ctx: _Ctx) -> None
                        "set data.tune_split, e.g. 0.1")
     if metric == M.BLIMP_SUBSET_OVERALL and setting("eval.blimp_pairs_per_paradigm") == 0:
         raise ctx.fail("search.metric", f"{metric} is measured only with eval.blimp_pairs_per_paradigm above 0")
+    if final and setting("eval.blimp_final") == "subset":
+        raise ctx.fail("search.metric", f"{metric} is measured on full BLiMP, but eval.blimp_final is subset; "
+                       f"use {M.BLIMP_SUBSET_OVERALL} or eval.blimp_final: full")
     if final and search.scheduler == "asha":
         raise ctx.fail("search.metric", f"{metric} is measured after a trial's last epoch only, so ASHA could "
                        f"never compare trials at its rungs; use {M.BLIMP_SUBSET_OVERALL} (with "
@@ -713,10 +762,11 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
     if not isinstance(raw, dict):
         got = type(raw).__name__ if raw is not None else "nothing"
         raise UserError(f"{label}: the spec must be a mapping of keys (name, model, train, ...), got {got}.")
-    applied = {**_embedded_overrides(text), **(overrides or {})}
+    applied = {**_embedded(text), **(overrides or {})}
     ctx = _Ctx(label, lines, set(applied))
     for key, value in applied.items():
         _set_override(raw, key, value, ctx)
+    environment = _expand_variables(raw, _embedded(text, ENVIRONMENT_MARK))
 
     for key in raw:
         if key not in HEADER_KEYS and key not in SECTIONS:
@@ -813,6 +863,6 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
         role = "student" if from_sweep is not None or teachers else "teacher"
     elif role not in ("teacher", "student", "baseline"):
         raise ctx.fail("role", f"{role!r} is not a role; use teacher, student or baseline")
-    return Spec(name=sweep_name, role=role, path=path, text=_with_overrides(text, applied), search=search,
+    return Spec(name=sweep_name, role=role, path=path, text=_with_marks(text, applied, environment), search=search,
                 resources=headers["resources"], tracking=headers["tracking"], space=space,
                 teachers_from_sweep=from_sweep, overrides=applied)

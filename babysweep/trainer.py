@@ -312,7 +312,8 @@ def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int
 
 
 def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
-    """The end of an epoch: training figures, dev loss, the BLiMP subset or (last epoch) the saved model and full BLiMP."""
+    """The end of an epoch: training figures, dev loss, the BLiMP subset or (last epoch) the saved model and full
+    BLiMP (or the subset again, with eval.blimp_final: subset)."""
     from babysweep import blimp
 
     ecfg, seed = run.cfg["eval"], run.cfg["train"]["seed"]
@@ -339,13 +340,14 @@ def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
         metrics[M.TUNE_LOSS] = dev_loss(run.model, run.data.tune, run.cfg["data"]["seq_len"], ecfg["batch_size"], run.dev,
                                         ecfg["dev_batches"])
     scorer = ecfg["blimp_scorer"] if ecfg["blimp_scorer"] != "auto" else ("pll" if phase == "mlm" else "causal")
-    if run.pairs and not final and ecfg["blimp_pairs_per_paradigm"]:
+    full = final and ecfg["blimp_final"] == "full"  # else the subset only: a tuning trial's cheap end (config.py)
+    if run.pairs and not full and ecfg["blimp_pairs_per_paradigm"]:
         sample = blimp.subset(run.pairs, ecfg["blimp_pairs_per_paradigm"], seed=seed)
         metrics[M.BLIMP_SUBSET_OVERALL] = blimp.evaluate(run.model, run.data.tokenizer, sample, ecfg["batch_size"], scorer,
                                                           rule=ecfg["rule"])["overall"]
     if final:
         save_model(run.model, run.data.tokenizer, run.out_dir / "final")
-        if run.pairs:
+        if run.pairs and full:
             results = blimp.evaluate(run.model, run.data.tokenizer, run.pairs, ecfg["batch_size"], scorer, rule=ecfg["rule"])
             blimp.save_results(results, run.out_dir / "blimp.json")
             metrics.update(blimp.to_metrics(results))

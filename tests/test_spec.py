@@ -422,3 +422,49 @@ def test_teachers_from_sweep_per_arch(tmp_path):
     assert spec.role == "student" and spec.teachers_from_sweep.per_arch and spec.teachers_from_sweep.top == 1
     rendered = " ".join(str(cell) for column in describe(spec).columns for cell in column._cells)
     assert "top 1 of each model.arch of sweep teachers" in rendered
+
+
+def test_paths_from_environment_variables(tmp_path, monkeypatch):
+    from babysweep.spec import missing_paths
+
+    (tmp_path / "corpus" / "train_10M").mkdir(parents=True)
+    (tmp_path / "corpus" / "train_10M" / "a.train").write_text("one line\n")
+    (tmp_path / "blimp").mkdir()
+    path = write(tmp_path, """\
+        name: env
+        data: {train: "$BABYSWEEP_DATA/train_10M/*.train", dev: "${BABYSWEEP_DATA}/train_10M"}
+        eval: {blimp: $BABYSWEEP_BLIMP}
+        """)
+    monkeypatch.delenv("BABYSWEEP_DATA", raising=False)
+    monkeypatch.delenv("BABYSWEEP_BLIMP", raising=False)
+    # Unset: one sentence naming the file, the key and the variable; validate (check_paths=False) only warns.
+    with pytest.raises(UserError, match=r"spec.yaml: data.train \(line 2\): .*\$BABYSWEEP_DATA, which is not set"):
+        load_spec(path)
+    lenient = load_spec(path, check_paths=False)
+    assert any("$BABYSWEEP_BLIMP" in line for line in missing_paths(lenient))
+    monkeypatch.setenv("BABYSWEEP_DATA", str(tmp_path / "corpus"))
+    monkeypatch.setenv("BABYSWEEP_BLIMP", str(tmp_path / "blimp"))
+    spec = load_spec(path)
+    assert spec.space["data"]["train"] == str(tmp_path / "corpus" / "train_10M" / "*.train")
+    assert spec.space["data"]["dev"] == str(tmp_path / "corpus" / "train_10M")
+    assert spec.space["eval"]["blimp"] == str(tmp_path / "blimp")
+    # The saved copy records the values: a resumed sweep or its finalists read the same data without the variables...
+    copy = write(tmp_path, spec.text, "copy.yaml")
+    monkeypatch.delenv("BABYSWEEP_DATA")
+    monkeypatch.delenv("BABYSWEEP_BLIMP")
+    assert load_spec(copy).fingerprint() == spec.fingerprint()
+    # ...and a run of the spec with the variable pointing elsewhere is another spec.
+    (tmp_path / "other" / "train_10M").mkdir(parents=True)
+    (tmp_path / "other" / "train_10M" / "a.train").write_text("one line\n")
+    monkeypatch.setenv("BABYSWEEP_DATA", str(tmp_path / "other"))
+    monkeypatch.setenv("BABYSWEEP_BLIMP", str(tmp_path / "blimp"))
+    assert diff_specs(spec.text, load_spec(path)) == ["data.dev", "data.train"]
+
+
+def test_blimp_final_subset_needs_a_subset_and_a_loss_metric(tmp_path):
+    base = "name: b\neval: {blimp: builtin, blimp_final: subset%s}\nsearch: {metric: %s, scheduler: none}\n"
+    with pytest.raises(UserError, match="blimp_final subset needs blimp_pairs_per_paradigm"):
+        load_spec(write(tmp_path, base % ("", "eval/loss")))
+    with pytest.raises(UserError, match="search.metric.*eval.blimp_final is subset"):
+        load_spec(write(tmp_path, base % (", blimp_pairs_per_paradigm: 5", "blimp/overall")))
+    assert load_spec(write(tmp_path, base % (", blimp_pairs_per_paradigm: 5", "blimp_subset/overall"))).name == "b"
