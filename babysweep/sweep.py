@@ -39,7 +39,7 @@ from babysweep.records import lineage_tags
 from babysweep.sampler import make_sampler, mlflow_params, sampler_settings
 from babysweep.space import OptunaSpace
 from babysweep.spec import Spec, config_count, diff_specs, grid_points
-from babysweep.paths import MODELS, SPEC_FILE, TEACHERS_FILE
+from babysweep.paths import MODELS, RUN_MAP_FILE, SPEC_FILE, TEACHERS_FILE
 from babysweep.sweep_state import driver_running, resume_summary, sweep_status
 from babysweep.trial import GRID_KEY, POINT_KEY, REPEAT_KEY, TrialContext, trial_config
 
@@ -126,7 +126,11 @@ class SweepResult:
     counts: dict[str, int]
 
 
-def _prepare_folder(spec: Spec, folder: Path, fresh: bool) -> bool:
+# What a sweep folder keeps when Ray's part starts afresh: the spec, the resolved teachers, the MLflow run map.
+_KEPT_ON_RAY_RESTART = {SPEC_FILE, TEACHERS_FILE, RUN_MAP_FILE}
+
+
+def _prepare_folder(spec: Spec, folder: Path, fresh: bool, tracking_uri: str) -> bool:
     """Returns True when an existing sweep is to be restored."""
     from ray.tune import Tuner
 
@@ -141,7 +145,16 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool) -> bool:
                 f"{', '.join(changed)}; Ray cannot change a search space on restore, so run it under "
                 "another name (--name NEW) or start over (--fresh)."
             )
-        return True
+        if any(folder.glob("experiment_state-*.json")):
+            return True
+        # Killed after Ray wrote tuner.pkl but before it saved any trial: nothing can continue, and a restore
+        # would know no trial. Start Ray's part afresh; trials (and their runs) get new ids.
+        from babysweep.tracking import discard_trial_runs
+
+        for path in folder.iterdir():
+            if path.name not in _KEPT_ON_RAY_RESTART:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        discard_trial_runs(tracking_uri, folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / SPEC_FILE, spec.text)
     return False
@@ -236,8 +249,8 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     folder = paths.sweep_folder(spec.name, storage)
-    restoring = _prepare_folder(spec, folder, fresh)
     uri = paths.tracking_uri(tracking_uri)
+    restoring = _prepare_folder(spec, folder, fresh, uri)
     lineage = _resolve_teachers(spec, folder, uri)
     context = TrialContext.of(spec, folder)
     search = spec.search

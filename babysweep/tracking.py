@@ -57,13 +57,13 @@ from babysweep import records as R
 from babysweep.config import DEFAULT_ARCH, flatten
 from babysweep.metrics import BLIMP_OVERALL, EVAL_LOSS, TRAIN_LOSS
 from babysweep.errors import UserError
-from babysweep.paths import artifact_root, sqlite_path
+from babysweep.paths import RUN_MAP_FILE, artifact_root, sqlite_path
 
 log = logging.getLogger(__name__)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial tables..." is noise
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per downloaded JSON is noise
 
-MAP_FILE = "mlflow_runs.json"
+MAP_FILE = RUN_MAP_FILE
 MODEL_ARTIFACT = "model"
 # MLflow's limits (mlflow.utils.validation): longer values are truncated here, longer keys skipped.
 MAX_PARAM_VALUE = 6000
@@ -733,6 +733,36 @@ def run_json(tracking_uri: str, run_id: str, path: str) -> dict | None:
             return json.loads(Path(local).read_text())
         except (MlflowException, OSError, ValueError):
             return None
+
+
+def discard_trial_runs(tracking_uri: str, sweep_dir: Path) -> int:
+    """Delete the trial runs of a sweep whose Ray state is being started afresh (its driver was killed
+    before Ray saved any trial, so none of them can continue): the sweep's trials get new ids and runs.
+    The parent run stays. Returns how many runs were deleted."""
+    path = Path(sweep_dir) / MAP_FILE
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return 0
+    parent = state.get("parent_run_id")
+    client = _client(tracking_uri)
+    ids = {entry["run_id"] for entry in state.get("trials", {}).values()}
+    if parent:  # runs created just before the kill, before the map recorded them, too
+        try:
+            experiment_id = client.get_run(parent).info.experiment_id
+            ids |= {r.info.run_id for r in _children(client, experiment_id, parent)}
+        except MlflowException as exc:
+            if not _missing(exc):
+                raise
+    for run_id in ids:
+        try:
+            client.delete_run(run_id)
+        except MlflowException as exc:
+            if not _missing(exc):
+                raise
+    state["trials"] = {}
+    _write_json(path, state)
+    return len(ids)
 
 
 REPORTS_EXPERIMENT = "reports"
