@@ -79,11 +79,26 @@ TERMINAL = ("FINISHED", "FAILED", "STOPPED")
 # ---------------------------------------------------------------------------------------- store
 
 
+_READY: set[str] = set()  # sqlite stores this process has opened (tables created and migrated)
+
+
 def _client(uri: str) -> mlflow.MlflowClient:
     db = sqlite_path(uri)
-    if db is not None:
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    if db is not None and uri not in _READY:  # every first use: migrations also run on an existing file
+        import fcntl
+
         db.parent.mkdir(parents=True, exist_ok=True)  # sqlite creates the file, not its folder
-    return mlflow.MlflowClient(tracking_uri=uri)
+        # Two drivers opening a new store at once both run MLflow's migrations and one fails ("duplicate
+        # column name"): the first use of the store, which creates and migrates it, happens under a lock.
+        with open(db.with_name(db.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                client.search_experiments(max_results=1)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        _READY.add(uri)
+    return client
 
 
 def _reader(uri: str, sweep_name: str | None = None) -> mlflow.MlflowClient:
@@ -92,7 +107,7 @@ def _reader(uri: str, sweep_name: str | None = None) -> mlflow.MlflowClient:
     if db is not None and not db.is_file():
         what = f"so sweep '{sweep_name}' has not run here; run it first" if sweep_name else "run a sweep first"
         raise UserError(f"there is no MLflow store at {db} yet, {what} (or give --tracking-uri)")
-    return mlflow.MlflowClient(tracking_uri=uri)
+    return _client(uri)
 
 
 def _missing(exc: MlflowException) -> bool:
