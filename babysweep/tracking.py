@@ -84,20 +84,20 @@ _READY: set[str] = set()  # sqlite stores this process has opened (tables create
 
 def _client(uri: str) -> mlflow.MlflowClient:
     db = sqlite_path(uri)
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    if db is not None and uri not in _READY:  # every first use: migrations also run on an existing file
-        import fcntl
+    if db is None or uri in _READY:
+        return mlflow.MlflowClient(tracking_uri=uri)
+    import fcntl
 
-        db.parent.mkdir(parents=True, exist_ok=True)  # sqlite creates the file, not its folder
-        # Two drivers opening a new store at once both run MLflow's migrations and one fails ("duplicate
-        # column name"): the first use of the store, which creates and migrates it, happens under a lock.
-        with open(db.with_name(db.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                client.search_experiments(max_results=1)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-        _READY.add(uri)
+    db.parent.mkdir(parents=True, exist_ok=True)  # sqlite creates the file, not its folder
+    # MlflowClient's constructor opens the store, and MLflow's SqlAlchemyStore.__init__ creates and
+    # migrates a new sqlite database without a lock: two drivers doing it at once fail ("duplicate
+    # column name: step", "table alembic_version already exists"). The first open in each process
+    # happens under a lock file beside the database; later opens find it migrated (and the store
+    # is cached per process by MLflow).
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        client = mlflow.MlflowClient(tracking_uri=uri)
+    _READY.add(uri)
     return client
 
 
