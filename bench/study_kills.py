@@ -11,7 +11,7 @@ stage's trials and finalists exist once and finished, MLflow has one parent run 
 per trial, none RUNNING, no metric step logged twice, one report run, and report.json equals the
 reference's (timing fields and paths aside). Printed: the stage each kill hit, kills survived, and the
 time lost per kill ((wall of all attempts - reference wall) / kills). tests/test_study_kills.py runs the
-same with 2 kills.
+same with 1 kill on a smaller study (teachers and students, one trial each).
 """
 
 from __future__ import annotations
@@ -45,16 +45,17 @@ SEEDS = 1  # finalists per best config
 VOLATILE = re.compile(r"(elapsed|tokens_per_s|time|duration|wall|_dir|path|folder|date|run_id|uri)", re.I)
 
 
-def write_study(root: Path, cache: Path) -> Path:
-    """The tiny study's files in `root`; returns study.yaml."""
+def write_study(root: Path, cache: Path, sweeps: dict = SWEEPS) -> Path:
+    """The tiny study's files in `root` ({sweep: (role, trials)}; students distil from teachers); returns study.yaml."""
     root.mkdir(parents=True, exist_ok=True)
-    for name, (role, samples) in SWEEPS.items():
+    for name, (role, samples) in sweeps.items():
         text = SPEC.format(name=name, role=role, cache=cache, samples=samples, lr="{loguniform: [1.0e-3, 1.0e-2]}")
         if role == "student":
             text += "distill: {teachers: {from_sweep: teachers, top: 1}, alpha: 0.5, temperature: 2.0}\n"
         (root / f"{name}.yaml").write_text(text)
     study = root / "study.yaml"
-    study.write_text(f"name: kills\nsweeps: [teachers.yaml, students.yaml, baselines.yaml]\nfinalists: {{seeds: {SEEDS}}}\n")
+    names = ", ".join(f"{name}.yaml" for name in sweeps)
+    study.write_text(f"name: kills\nsweeps: [{names}]\nfinalists: {{seeds: {SEEDS}}}\n")
     return study
 
 
@@ -128,21 +129,21 @@ def run_with_kills(study: Path, kills: int, window: tuple[float, float], seed: i
     raise RuntimeError(f"the study did not complete in {max_attempts} attempts; see {log}")
 
 
-def planned(root: Path) -> dict[str, int]:
+def planned(sweeps: dict = SWEEPS) -> dict[str, int]:
     """Trials each sweep must end with: the tuning samples, then one finalist per best config and seed."""
-    out = {name: samples for name, (_, samples) in SWEEPS.items()}
-    out.update({f"{name}.final": SEEDS for name in SWEEPS})  # one architecture: one best config each
+    out = {name: samples for name, (_, samples) in sweeps.items()}
+    out.update({f"{name}.final": SEEDS for name in sweeps})  # one architecture: one best config each
     return out
 
 
-def check_project(root: Path) -> list[str]:
+def check_project(root: Path, sweeps: dict = SWEEPS) -> list[str]:
     """What is wrong with a finished study's project (empty when nothing is)."""
     import mlflow
     from mlflow.entities import ViewType
 
     from babysweep.paths import default_tracking_uri
 
-    problems = check_sweeps(root, planned(root))
+    problems = check_sweeps(root, planned(sweeps))
     client = mlflow.MlflowClient(default_tracking_uri(root))
     reports = client.get_experiment_by_name("reports")
     found = client.search_runs([reports.experiment_id], "", ViewType.ACTIVE_ONLY) if reports else []
