@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from babysweep.storage_errors import writing
+
 
 def fsync_dir(folder: str | Path) -> None:
     """Flush a folder's entries (a rename, a new file) to disk."""
@@ -41,10 +43,15 @@ def fsync_tree(folder: str | Path) -> None:
         fsync_dir(root)
 
 
-def write_file_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+def write_file_atomic(path: str | Path, write: Callable[[BinaryIO], object], what: str = "a file") -> Path:
     """Call `write(f)` on a temporary file next to `path`, flush it to disk, rename it over `path` and flush
-    the folder. The temporary name is unique, so two writers never mix."""
-    path = Path(path)
+    the folder. The temporary name is unique, so two writers never mix. A full disk or read-only storage
+    raises StorageError naming `path` and `what`, the old file left in place."""
+    with writing(path, what):
+        return _write_file_atomic(Path(path), write)
+
+
+def _write_file_atomic(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -60,17 +67,21 @@ def write_file_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> 
     return path
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    return write_file_atomic(path, lambda f: f.write(text.encode("utf-8")))
+def write_text_atomic(path: str | Path, text: str, what: str = "a file") -> Path:
+    return write_file_atomic(path, lambda f: f.write(text.encode("utf-8")), what)
 
 
-def replace_dir_durably(tmp: str | Path, folder: str | Path) -> Path:
+def replace_dir_durably(tmp: str | Path, folder: str | Path, what: str = "a folder") -> Path:
     """Move a finished temporary folder to `folder` (same parent): its files are flushed before the rename,
     the parent after it. An existing `folder` is replaced (it is never read while it is incomplete: readers
-    then fall back to what they would use without it)."""
+    then fall back to what they would use without it). A full disk: StorageError, as write_file_atomic."""
+    with writing(folder, what):
+        return _replace_dir_durably(Path(tmp), Path(folder))
+
+
+def _replace_dir_durably(tmp: Path, folder: Path) -> Path:
     import shutil
 
-    tmp, folder = Path(tmp), Path(folder)
     fsync_tree(tmp)
     if folder.exists():
         shutil.rmtree(folder)

@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 
 from babysweep.atomic import replace_dir_durably
+from babysweep.storage_errors import writing
 from babysweep.errors import UserError
 
 STATE, META = "state.pt", "meta.json"
@@ -40,9 +41,10 @@ def save_checkpoint(root: str | Path, step: int, state: dict, meta: dict, keep: 
 
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        torch.save(state, tmp / STATE)
-        (tmp / META).write_text(json.dumps(meta, indent=1))
-        replace_dir_durably(tmp, folder)
+        with writing(folder, "a checkpoint"):
+            torch.save(state, tmp / STATE)
+            (tmp / META).write_text(json.dumps(meta, indent=1))
+            replace_dir_durably(tmp, folder, "a checkpoint")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a full disk: leave no half checkpoint behind
         raise

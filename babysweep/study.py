@@ -113,7 +113,7 @@ def _load_state(path: Path) -> dict:
 
 
 def _save_state(path: Path, state: dict) -> None:
-    write_text_atomic(path, json.dumps(state, indent=1))  # a kill leaves the old state or the new one
+    write_text_atomic(path, json.dumps(state, indent=1), "the study's progress")  # a kill leaves the old state or the new one
 
 
 def run_study(study: Study, *, address: str | None = None, storage: str | Path | None = None,

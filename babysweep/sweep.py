@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from babysweep import metrics as M, paths
+from babysweep import storage_errors
 from babysweep.atomic import write_text_atomic
 from babysweep.checkpoint import checkpoints
 from babysweep.config import TrainConfig
@@ -109,7 +110,17 @@ def run_trial(params: dict, payload: dict) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         with open(out_dir / "resumes.log", "a") as log:  # evidence that a trial continued, not restarted
             log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resumed from {checkpoints(out_dir / 'checkpoints')[-1]}\n")
-    train(config, out_dir, reporter=report, resume=True)
+    try:
+        train(config, out_dir, reporter=report, resume=True)
+    except Exception as exc:
+        found = storage_errors.find(exc)
+        if found is None:
+            raise
+        # A full disk is no fault of the trial's: raising would end it as errored for good. The driver
+        # stops the sweep as Ctrl-C does instead, so the trial stays unfinished and a rerun continues it.
+        tune.report({storage_errors.REPORT_KEY: str(found)})
+        time.sleep(storage_errors.WAIT_S)
+        raise
 
 
 def trial_dirname(trial) -> str:
@@ -156,7 +167,7 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool, tracking_uri: str) ->
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         discard_trial_runs(tracking_uri, folder)
     folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / SPEC_FILE, spec.text)
+    write_text_atomic(folder / SPEC_FILE, spec.text, "the sweep's spec")
     return False
 
 
@@ -173,7 +184,7 @@ def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> dict:
     if not saved.is_file():
         refs = teacher_runs(tracking_uri, source)
         rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "value": r.value} for r in refs]
-        write_text_atomic(saved, json.dumps(rows, indent=1))
+        write_text_atomic(saved, json.dumps(rows, indent=1), "the sweep's teachers")
     rows = json.loads(saved.read_text())
     return lineage_tags([r["run_id"] for r in rows], [source.sweep])
 
@@ -304,5 +315,11 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
             callback.interrupted = True
         finally:
             signal.signal(signal.SIGTERM, previous)
-        best = callback.finish(callback.interrupted)
+        try:
+            best = callback.finish(callback.interrupted)
+        except storage_errors.StorageError:
+            if not callback.storage_error:
+                raise
+        if callback.storage_error:  # a trial's storage filled up: the sweep stopped as after Ctrl-C
+            raise storage_errors.StorageError(callback.storage_error)
     return SweepResult(spec.name, folder, callback.interrupted, best, callback.counts())

@@ -209,7 +209,7 @@ def _blimp_table(paradigms: dict[str, float]) -> dict[str, list]:
 
 def _write_json(path: Path, data: dict) -> None:
     """A SIGKILL leaves either the old file or the new one, never half of one."""
-    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True), "the sweep's MLflow run map")
 
 
 # ------------------------------------------------------------------------------------- tracker

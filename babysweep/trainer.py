@@ -180,7 +180,7 @@ def dev_loss(model, tokens: np.ndarray, seq_len: int, batch_size: int, dev: Devi
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows), "the trial's metrics")
 
 
 # Checkpoint keys: state.pt holds the tensors, meta.json the loop state (and, for a reader, the phase and config).
@@ -349,7 +349,7 @@ def _write_run_info(run: Run) -> None:
             "device": str(run.dev.device), "tokenizer_fingerprint": fingerprint(run.data.tokenizer),
             "train_tokens": int(len(run.data.train)), "babysweep": __version__, "torch": torch.__version__,
             "python": platform.python_version()}
-    write_text_atomic(run.out_dir / "run.json", json.dumps(info, indent=1))
+    write_text_atomic(run.out_dir / "run.json", json.dumps(info, indent=1), "the trial's run record")
 
 
 def train(

@@ -78,7 +78,7 @@ def tokenizer_entry(cache_dir: str | Path, train_files: list[Path], vocab_size: 
         tok = train_tokenizer(lines, vocab_size=vocab_size, min_frequency=min_frequency)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
         tok.save_pretrained(tmp)
-        replace_dir_durably(tmp, entry)  # a stale, incomplete entry is never read: replaced
+        replace_dir_durably(tmp, entry, "a tokenizer cache entry")  # a stale, incomplete entry is never read: replaced
     return entry
 
 
@@ -139,7 +139,7 @@ def _build_split(entry: Path, files: list[Path], tok, bin_path: Path, meta_path:
     }
     # The .bin is renamed into place before its metadata: a reader validates the size against the
     # metadata, so a crash between the two renames leaves an entry that is rebuilt, never misread.
-    write_file_atomic(bin_path, lambda f: ids.astype(dtype).tofile(f))
-    write_file_atomic(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+    write_file_atomic(bin_path, lambda f: ids.astype(dtype).tofile(f), "a token cache entry")
+    write_file_atomic(meta_path, lambda f: f.write(json.dumps(meta).encode()), "a token cache entry")
     return meta
 
