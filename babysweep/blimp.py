@@ -622,7 +622,7 @@ def results_table(results: dict):
 
 def save_results(results: dict, path: str | Path) -> Path:
     """Write the results as JSON; the file appears complete or not at all."""
-    return write_text_atomic(path, json.dumps(results, indent=1, allow_nan=False) + "\n")
+    return write_text_atomic(path, json.dumps(results, indent=1, allow_nan=False) + "\n", "BLiMP results")
 
 
 __all__ = ["Pair", "load_pairs", "subset", "sentence_logprobs", "encode", "pll_logprobs", "score_pairs", "aggregate",

@@ -495,6 +495,8 @@ def _click_errors() -> tuple[type, ...]:
 def main() -> None:
     from pydantic import ValidationError
 
+    from babysweep.storage_errors import find as find_storage_error
+
     try:
         code = app(standalone_mode=False, prog_name="babysweep")
     except UserError as exc:
@@ -511,6 +513,10 @@ def main() -> None:
         err_console.print("aborted")
         sys.exit(130)
     except Exception as exc:
+        found = find_storage_error(exc)  # a full disk met inside Ray or MLflow's calls, wrapped by them
+        if found is not None:
+            err_console.print(f"error: {found}", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(2)
         if isinstance(exc, _click_errors()):  # an unknown option, a missing argument: one line, exit 2
             ctx = getattr(exc, "ctx", None)
             hint = f" See `{ctx.command_path} --help`." if ctx is not None else ""

@@ -85,5 +85,5 @@ def model_card(config: dict, metrics: dict[str, float], *, sweep: str, trial_id:
 def write_model_card(folder: str | Path, config: dict, metrics: dict[str, float], **about) -> Path:
     """Write `folder/README.md` (atomically); `about` as for model_card."""
     path = Path(folder) / CARD
-    write_text_atomic(path, model_card(config, metrics, **about) + "\n")
+    write_text_atomic(path, model_card(config, metrics, **about) + "\n", "a model card")
     return path

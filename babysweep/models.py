@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
+from babysweep.atomic import replace_dir_durably
 from babysweep.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, load_tokenizer
 from babysweep.errors import UserError
 
@@ -68,12 +68,13 @@ def save_model(model: PreTrainedModel, tokenizer, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        return replace_dir_durably(tmp, folder, "a trained model")  # flushed: finalists and students read it later
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu"):

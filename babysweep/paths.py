@@ -46,6 +46,7 @@ def sweep_folder(name: str, storage: str | Path | None = None) -> Path:
 # Inside a sweep folder (besides Ray's own files):
 SPEC_FILE = "spec.yaml"  # the spec the sweep was started with; a resume checks the new spec against it
 TEACHERS_FILE = "teachers.json"  # a student sweep's resolved teachers, so that a resume uses the same ones
+RUN_MAP_FILE = "mlflow_runs.json"  # trial id -> MLflow run id (tracking.py), so that a resume reuses the runs
 MODELS = "models"  # models/<trial_id>/: checkpoints/, final/ (HF model), metrics.jsonl, run.json, blimp.json
 
 

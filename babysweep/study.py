@@ -142,7 +142,7 @@ def _load_state(path: Path) -> dict:
 
 
 def _save_state(path: Path, state: dict) -> None:
-    write_text_atomic(path, json.dumps(state, indent=1))  # a kill leaves the old state or the new one
+    write_text_atomic(path, json.dumps(state, indent=1), "the study's progress")  # a kill leaves the old state or the new one
 
 
 def _check_settings(study: Study, state: dict, state_path: Path) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from babysweep import metrics as M, paths
+from babysweep import storage_errors
 from babysweep.atomic import write_text_atomic
 from babysweep.checkpoint import checkpoints
 from babysweep.config import TrainConfig
@@ -39,7 +40,7 @@ from babysweep.records import lineage_tags
 from babysweep.sampler import make_sampler, mlflow_params, sampler_settings
 from babysweep.space import OptunaSpace
 from babysweep.spec import Spec, config_count, diff_specs, grid_points, stratified_points
-from babysweep.paths import MODELS, SPEC_FILE, TEACHERS_FILE
+from babysweep.paths import MODELS, RUN_MAP_FILE, SPEC_FILE, TEACHERS_FILE
 from babysweep.sweep_state import driver_running, resume_summary, sweep_status
 from babysweep.trial import GRID_KEY, POINT_KEY, REPEAT_KEY, TrialContext, trial_config
 
@@ -109,7 +110,17 @@ def run_trial(params: dict, payload: dict) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         with open(out_dir / "resumes.log", "a") as log:  # evidence that a trial continued, not restarted
             log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resumed from {checkpoints(out_dir / 'checkpoints')[-1]}\n")
-    train(config, out_dir, reporter=report, resume=True)
+    try:
+        train(config, out_dir, reporter=report, resume=True)
+    except Exception as exc:
+        found = storage_errors.find(exc)
+        if found is None:
+            raise
+        # A full disk is no fault of the trial's: raising would end it as errored for good. The driver
+        # stops the sweep as Ctrl-C does instead, so the trial stays unfinished and a rerun continues it.
+        tune.report({storage_errors.REPORT_KEY: str(found)})
+        time.sleep(storage_errors.WAIT_S)
+        raise
 
 
 def trial_dirname(trial) -> str:
@@ -126,7 +137,11 @@ class SweepResult:
     counts: dict[str, int]
 
 
-def _prepare_folder(spec: Spec, folder: Path, fresh: bool) -> bool:
+# What a sweep folder keeps when Ray's part starts afresh: the spec, the resolved teachers, the MLflow run map.
+_KEPT_ON_RAY_RESTART = {SPEC_FILE, TEACHERS_FILE, RUN_MAP_FILE}
+
+
+def _prepare_folder(spec: Spec, folder: Path, fresh: bool, tracking_uri: str) -> bool:
     """Returns True when an existing sweep is to be restored."""
     from ray.tune import Tuner
 
@@ -141,9 +156,18 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool) -> bool:
                 f"{', '.join(changed)}; Ray cannot change a search space on restore, so run it under "
                 "another name (--name NEW) or start over (--fresh)."
             )
-        return True
+        if any(folder.glob("experiment_state-*.json")):
+            return True
+        # Killed after Ray wrote tuner.pkl but before it saved any trial: nothing can continue, and a restore
+        # would know no trial. Start Ray's part afresh; trials (and their runs) get new ids.
+        from babysweep.tracking import discard_trial_runs
+
+        for path in folder.iterdir():
+            if path.name not in _KEPT_ON_RAY_RESTART:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        discard_trial_runs(tracking_uri, folder)
     folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / SPEC_FILE, spec.text)
+    write_text_atomic(folder / SPEC_FILE, spec.text, "the sweep's spec")
     return False
 
 
@@ -160,7 +184,7 @@ def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> dict:
     if not saved.is_file():
         refs = teacher_runs(tracking_uri, source)
         rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "value": r.value} for r in refs]
-        write_text_atomic(saved, json.dumps(rows, indent=1))
+        write_text_atomic(saved, json.dumps(rows, indent=1), "the sweep's teachers")
     rows = json.loads(saved.read_text())
     return lineage_tags([r["run_id"] for r in rows], [source.sweep])
 
@@ -238,8 +262,8 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     folder = paths.sweep_folder(spec.name, storage)
-    restoring = _prepare_folder(spec, folder, fresh)
     uri = paths.tracking_uri(tracking_uri)
+    restoring = _prepare_folder(spec, folder, fresh, uri)
     lineage = _resolve_teachers(spec, folder, uri)
     context = TrialContext.of(spec, folder)
     search = spec.search
@@ -293,5 +317,11 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
             callback.interrupted = True
         finally:
             signal.signal(signal.SIGTERM, previous)
-        best = callback.finish(callback.interrupted)
+        try:
+            best = callback.finish(callback.interrupted)
+        except storage_errors.StorageError:
+            if not callback.storage_error:
+                raise
+        if callback.storage_error:  # a trial's storage filled up: the sweep stopped as after Ctrl-C
+            raise storage_errors.StorageError(callback.storage_error)
     return SweepResult(spec.name, folder, callback.interrupted, best, callback.counts())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from babysweep import metrics as M, records as R
 from babysweep.config import budget_spent
 from babysweep.model_card import write_model_card
 from babysweep.paths import MODELS
+from babysweep.storage_errors import REPORT_KEY as STORAGE_KEY
 from babysweep.sweep_state import error_line
 from babysweep.trial import TrialContext, trial_config
 
@@ -41,6 +44,7 @@ class SweepCallback(Callback):
 
     def _reset(self) -> None:
         self.interrupted = False
+        self.storage_error: str | None = None  # a trial's sentence about full or read-only storage
         self.rows: dict[str, dict] = {}
         self._tracker = None
         self._live = None
@@ -88,6 +92,10 @@ class SweepCallback(Callback):
         self._refresh(trials, f"{trial.trial_id} started: {self._row(trial)['params']}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if STORAGE_KEY in result:
+            self.storage_error = self.storage_error or result[STORAGE_KEY]
+            os.kill(os.getpid(), signal.SIGINT)  # stop the sweep as Ctrl-C does: the trial stays unfinished
+            return
         numeric = {k: float(v) for k, v in result.items() if "/" in k and isinstance(v, (int, float)) and not isinstance(v, bool)}
         self.tracker.trial_result(trial.trial_id, numeric, step=int(result.get(M.EPOCH, result.get("training_iteration", 0))))
         own = {k: v for k, v in result.items() if k.startswith(M.CACHE_PARAMS)}  # the teacher cache's mode and why

@@ -57,13 +57,13 @@ from babysweep import records as R
 from babysweep.config import DEFAULT_ARCH, flatten
 from babysweep.metrics import BLIMP_OVERALL, EVAL_LOSS, TRAIN_LOSS
 from babysweep.errors import UserError
-from babysweep.paths import artifact_root, sqlite_path
+from babysweep.paths import RUN_MAP_FILE, artifact_root, sqlite_path
 
 log = logging.getLogger(__name__)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial tables..." is noise
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per downloaded JSON is noise
 
-MAP_FILE = "mlflow_runs.json"
+MAP_FILE = RUN_MAP_FILE
 MODEL_ARTIFACT = "model"
 # MLflow's limits (mlflow.utils.validation): longer values are truncated here, longer keys skipped.
 MAX_PARAM_VALUE = 6000
@@ -79,11 +79,26 @@ TERMINAL = ("FINISHED", "FAILED", "STOPPED")
 # ---------------------------------------------------------------------------------------- store
 
 
+_READY: set[str] = set()  # sqlite stores this process has opened (tables created and migrated)
+
+
 def _client(uri: str) -> mlflow.MlflowClient:
     db = sqlite_path(uri)
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)  # sqlite creates the file, not its folder
-    return mlflow.MlflowClient(tracking_uri=uri)
+    if db is None or uri in _READY:
+        return mlflow.MlflowClient(tracking_uri=uri)
+    import fcntl
+
+    db.parent.mkdir(parents=True, exist_ok=True)  # sqlite creates the file, not its folder
+    # MlflowClient's constructor opens the store, and MLflow's SqlAlchemyStore.__init__ creates and
+    # migrates a new sqlite database without a lock: two drivers doing it at once fail ("duplicate
+    # column name: step", "table alembic_version already exists"). The first open in each process
+    # happens under a lock file beside the database; later opens find it migrated (and the store
+    # is cached per process by MLflow).
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        client = mlflow.MlflowClient(tracking_uri=uri)
+    _READY.add(uri)
+    return client
 
 
 def _reader(uri: str, sweep_name: str | None = None) -> mlflow.MlflowClient:
@@ -92,7 +107,7 @@ def _reader(uri: str, sweep_name: str | None = None) -> mlflow.MlflowClient:
     if db is not None and not db.is_file():
         what = f"so sweep '{sweep_name}' has not run here; run it first" if sweep_name else "run a sweep first"
         raise UserError(f"there is no MLflow store at {db} yet, {what} (or give --tracking-uri)")
-    return mlflow.MlflowClient(tracking_uri=uri)
+    return _client(uri)
 
 
 def _missing(exc: MlflowException) -> bool:
@@ -194,7 +209,7 @@ def _blimp_table(paradigms: dict[str, float]) -> dict[str, list]:
 
 def _write_json(path: Path, data: dict) -> None:
     """A SIGKILL leaves either the old file or the new one, never half of one."""
-    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True), "the sweep's MLflow run map")
 
 
 # ------------------------------------------------------------------------------------- tracker
@@ -749,6 +764,36 @@ def run_json(tracking_uri: str, run_id: str, path: str) -> dict | None:
             return json.loads(Path(local).read_text())
         except (MlflowException, OSError, ValueError):
             return None
+
+
+def discard_trial_runs(tracking_uri: str, sweep_dir: Path) -> int:
+    """Delete the trial runs of a sweep whose Ray state is being started afresh (its driver was killed
+    before Ray saved any trial, so none of them can continue): the sweep's trials get new ids and runs.
+    The parent run stays. Returns how many runs were deleted."""
+    path = Path(sweep_dir) / MAP_FILE
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return 0
+    parent = state.get("parent_run_id")
+    client = _client(tracking_uri)
+    ids = {entry["run_id"] for entry in state.get("trials", {}).values()}
+    if parent:  # runs created just before the kill, before the map recorded them, too
+        try:
+            experiment_id = client.get_run(parent).info.experiment_id
+            ids |= {r.info.run_id for r in _children(client, experiment_id, parent)}
+        except MlflowException as exc:
+            if not _missing(exc):
+                raise
+    for run_id in ids:
+        try:
+            client.delete_run(run_id)
+        except MlflowException as exc:
+            if not _missing(exc):
+                raise
+    state["trials"] = {}
+    _write_json(path, state)
+    return len(ids)
 
 
 REPORTS_EXPERIMENT = "reports"

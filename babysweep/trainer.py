@@ -103,7 +103,10 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The RNG states in forms torch.load(weights_only=True) accepts: tensors, tuples, ints, floats, strings."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -111,7 +114,9 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else keys  # an array in checkpoints written before weights_only
+    np.random.set_state((kind, keys.astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -175,7 +180,7 @@ def dev_loss(model, tokens: np.ndarray, seq_len: int, batch_size: int, dev: Devi
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows), "the trial's metrics")
 
 
 # Checkpoint keys: state.pt holds the tensors, meta.json the loop state (and, for a reader, the phase and config).
@@ -359,7 +364,7 @@ def _write_run_info(run: Run) -> None:
             "device": str(run.dev.device), "tokenizer_fingerprint": fingerprint(run.data.tokenizer),
             "train_tokens": int(len(run.data.train)), "babysweep": __version__, "torch": torch.__version__,
             "python": platform.python_version()}
-    write_text_atomic(run.out_dir / "run.json", json.dumps(info, indent=1))
+    write_text_atomic(run.out_dir / "run.json", json.dumps(info, indent=1), "the trial's run record")
 
 
 def train(

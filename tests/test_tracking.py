@@ -11,6 +11,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -413,3 +414,30 @@ def test_trial_params_from_the_trainer_are_logged_once(uri, project, client):
     run = client.get_run(run_id)
     assert run.data.params["distill.cache_mode"] == "exact" and run.data.params["distill.cache_estimate_gb"] == "4.8"
     assert run.data.tags["distill.cache_mode"] == "none"
+
+
+_OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from babysweep import tracking
+ready, go = Path(sys.argv[2]), Path(sys.argv[3])
+ready.touch()
+while not go.exists():
+    time.sleep(0.01)
+tracking._client(sys.argv[1]).search_experiments()
+"""
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
+    # MLflow creates and migrates a new sqlite store without a lock; unguarded, one of two fails here.
+    import sys
+
+    uri = default_tracking_uri(tmp_path)
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT_ONCE, uri, str(tmp_path / f"ready{i}"), str(tmp_path / "go")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)) and all(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)

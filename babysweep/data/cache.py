@@ -8,7 +8,7 @@
 
 Layout: <cache_dir>/tok-<key>/tokenizer.json and <cache_dir>/tok-<key>/split-<key>.bin (+ .json),
 where each key is a SHA-256 of the files' bytes (and of the tokenizer settings). Every entry is built
-in a temporary folder or file and renamed into place, so a half-written entry is never read; an
+in a temporary folder or file, flushed to disk and renamed into place (atomic.py), so a half-written entry is never read; an
 entry whose metadata is missing or inconsistent is rebuilt. A file lock makes concurrent trials wait
 for one builder instead of all tokenising the same corpus.
 
@@ -20,14 +20,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
-import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from babysweep.atomic import replace_dir_durably, write_file_atomic
 from babysweep.data.corpus import Document, read_corpus
 from babysweep.data.tokenizer import BOS_ID, train_tokenizer
 from babysweep.errors import UserError
@@ -79,9 +78,7 @@ def tokenizer_entry(cache_dir: str | Path, train_files: list[Path], vocab_size: 
         tok = train_tokenizer(lines, vocab_size=vocab_size, min_frequency=min_frequency)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
         tok.save_pretrained(tmp)
-        if entry.exists():  # a stale, incomplete entry: never read, replaced
-            shutil.rmtree(entry)
-        os.replace(tmp, entry)
+        replace_dir_durably(tmp, entry, "a tokenizer cache entry")  # a stale, incomplete entry is never read: replaced
     return entry
 
 
@@ -142,10 +139,7 @@ def _build_split(entry: Path, files: list[Path], tok, bin_path: Path, meta_path:
     }
     # The .bin is renamed into place before its metadata: a reader validates the size against the
     # metadata, so a crash between the two renames leaves an entry that is rebuilt, never misread.
-    for target, write in ((bin_path, lambda f: ids.astype(dtype).tofile(f)), (meta_path, lambda f: f.write(json.dumps(meta).encode()))):
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=entry)
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, target)
+    write_file_atomic(bin_path, lambda f: ids.astype(dtype).tofile(f), "a token cache entry")
+    write_file_atomic(meta_path, lambda f: f.write(json.dumps(meta).encode()), "a token cache entry")
     return meta
 

@@ -1,0 +1,54 @@
+"""A full disk or read-only storage, said in one sentence that names the path and what was being written.
+
+    with writing(folder, "a checkpoint"):     # an OSError ENOSPC/EDQUOT/EROFS inside -> StorageError
+        ...
+    found = find(exc)                           # the StorageError in an exception's chain, or None
+
+A StorageError is a UserError (the CLI prints it, exit 2: the user frees space and runs the same
+command again) and an OSError (code that handled the OSError before still does).
+"""
+
+from __future__ import annotations
+
+import errno
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from babysweep.errors import UserError
+
+REPORT_KEY = "storage_error"  # a trial's report that carries the sentence to the sweep's driver
+WAIT_S = 300  # how long such a trial waits for the driver to stop it before it errors
+REASONS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+           errno.EROFS: "the storage is read-only"}
+
+
+class StorageError(UserError, OSError):
+    """Its only argument is the sentence (so it pickles, e.g. out of a Ray worker)."""
+
+
+def sentence(path: str | Path, what: str, code: int) -> str:
+    return (f"could not write {what} to {path}: {REASONS[code]}; free space (or make it writable) and run the same "
+            f"command again to continue (finished trials are kept)")
+
+
+@contextmanager
+def writing(path: str | Path, what: str) -> Iterator[None]:
+    try:
+        yield
+    except StorageError:
+        raise  # the innermost write named it already
+    except OSError as exc:
+        if exc.errno in REASONS:
+            raise StorageError(sentence(path, what, exc.errno)) from exc
+        raise
+
+
+def find(exc: BaseException | None) -> StorageError | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, StorageError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
