@@ -1,5 +1,5 @@
-"""Sweeps on Ray Tune. Ray stays in the sweep layer: this module (lazily), sweep_view.py, sweep_search.py and
-sweep_scheduler.py.
+"""Sweeps on Ray Tune. Ray stays in the sweep layer: this module (lazily), sweep_ray.py (starting or joining Ray),
+sweep_view.py, sweep_search.py and sweep_scheduler.py.
 
     result = run_sweep(load_spec("search_spaces/teachers.yaml"))      # runs, or resumes, the sweep
     rows = sweep_status("teachers")                                    # from the folder, no Ray started
@@ -40,6 +40,7 @@ from babysweep.sampler import make_sampler, mlflow_params, sampler_settings
 from babysweep.space import OptunaSpace
 from babysweep.spec import Spec, config_count, diff_specs, grid_points
 from babysweep.paths import MODELS, SPEC_FILE, TEACHERS_FILE
+from babysweep.sweep_ray import init_ray
 from babysweep.sweep_state import driver_running, resume_summary, sweep_status
 from babysweep.trial import GRID_KEY, POINT_KEY, REPEAT_KEY, TrialContext, trial_config
 
@@ -207,21 +208,6 @@ def _scheduler(spec: Spec):
                          reduction_factor=spec.search.reduction_factor)
 
 
-def _init_ray(address: str | None) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
-    else:
-        # address="local": always a new local Ray. Without it, ray.init joins whatever local cluster
-        # /tmp/ray points at (another user's sweep, a test run) and then refuses num_cpus.
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 object_store_memory=300 * 1024**2)
-
-
 def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, storage: str | Path | None = None,
               tracking_uri: str | None = None, live: bool = True) -> SweepResult:
     """Run the sweep of a spec, or continue it where it stopped (saying first what continues)."""
@@ -264,7 +250,7 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
         for line in resume_summary(sweep_status(spec.name, storage, spec), total):
             console.print(line, markup=False)
 
-    _init_ray(address)
+    init_ray(address)
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))  # stop like Ctrl-C
     with driver_running(folder):  # `babysweep status` tells running trials from interrupted ones by it
