@@ -21,6 +21,7 @@ whichever trial of a wave reports first. The price: a wave's slots wait for its 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from babysweep.atomic import write_text_atomic
 from babysweep.checkpoint import checkpoints
 from babysweep.config import TrainConfig
 from babysweep.errors import UserError
+from babysweep.mirror import Mirror, scratch_dir
 from babysweep.records import lineage_tags
 from babysweep.sampler import make_sampler, mlflow_params, sampler_settings
 from babysweep.space import OptunaSpace
@@ -97,20 +99,50 @@ def run_trial(params: dict, payload: dict) -> None:
     config = trial_config(spec, params, payload["context"]).config  # the very dict the driver logs to MLflow
     trial_id = tune.get_context().get_trial_id()
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it
-    out_dir = Path(payload["models_dir"]) / trial_id
+    out_dir = Path(payload["models_dir"]) / trial_id  # where the driver reads the trial's files
+    sync = None
+    if payload.get("mirror"):  # object storage: work in this node's scratch folder, copy to the URI
+        from babysweep.mirror import Mirror, scratch_dir
+
+        mirror, rel = Mirror(payload["mirror"]), f"{spec.name}/{MODELS}/{trial_id}"
+        work_dir = scratch_dir() / rel
+        mirror.get(rel, work_dir, skip=("final",))  # where the trial's last node left it (nothing when new)
+        config["distill"]["teachers"] = [_local_model(t, mirror, payload["local_root"]) for t in config["distill"]["teachers"]]
+        sync = lambda: mirror.sync_trial(work_dir, rel)  # noqa: E731
+    else:
+        work_dir = out_dir
 
     def report(metrics: dict, folder: Path | None) -> None:
+        if sync:
+            sync()  # before the report: the driver copies the trial's files back when it sees the last one
         tune.report({**scheduler_result(metrics, spec.search.metric), "trial_out_dir": str(out_dir), "node_id": node_id})
 
-    # Checkpoints live in the trial's own folder in the sweep (shared storage on a cluster), not in
-    # Ray's checkpoint registry: Ray prunes old checkpoints before its experiment state says so,
-    # and a driver killed in between leaves a trial pointing at a deleted checkpoint. A restarted
-    # trial (resume, retry) continues from the newest loadable checkpoint of its folder.
-    if checkpoints(out_dir / "checkpoints"):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with open(out_dir / "resumes.log", "a") as log:  # evidence that a trial continued, not restarted
-            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resumed from {checkpoints(out_dir / 'checkpoints')[-1]}\n")
-    train(config, out_dir, reporter=report, resume=True)
+    # Checkpoints live in the trial's own folder in the sweep (shared storage on a cluster, or mirrored to
+    # object storage), not in Ray's checkpoint registry: Ray prunes old checkpoints before its experiment
+    # state says so, and a driver killed in between leaves a trial pointing at a deleted checkpoint. A
+    # restarted trial (resume, retry) continues from the newest loadable checkpoint of its folder.
+    if checkpoints(work_dir / "checkpoints"):
+        work_dir.mkdir(parents=True, exist_ok=True)
+        with open(work_dir / "resumes.log", "a") as log:  # evidence that a trial continued, not restarted
+            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resumed from {checkpoints(work_dir / 'checkpoints')[-1]}\n")
+    train(config, work_dir, reporter=report, resume=True)
+
+
+def _local_model(path: str, mirror, local_root: str) -> str:
+    """A teacher folder on this node: the driver's path when this node sees it, else a copy from the URI
+    (a teacher of a mirrored sweep lives at the same place under the URI as under the driver's sweeps/)."""
+    from babysweep.mirror import scratch_dir
+
+    if (Path(path) / "config.json").is_file():
+        return path
+    try:
+        rel = Path(path).relative_to(local_root).as_posix()
+    except ValueError:
+        return path  # not a sweep's model: the trainer says it is missing
+    local = scratch_dir() / rel
+    if not (local / "config.json").is_file():
+        mirror.get(rel, local)
+    return str(local)
 
 
 def trial_dirname(trial) -> str:
@@ -148,7 +180,7 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool) -> bool:
     return False
 
 
-def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> dict:
+def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str, mirror: Mirror | None = None) -> dict:
     """A student sweep whose teachers come from another sweep: its best trials, resolved once into
     teachers.json (TrialContext reads it back, so a resume uses the same teachers); returns the
     lineage tags the student's runs carry."""
@@ -159,6 +191,11 @@ def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> dict:
         return {}
     saved = folder / TEACHERS_FILE
     if not saved.is_file():
+        if mirror is not None and not (folder.parent / source.sweep).is_dir():
+            from babysweep.sweep_mirror import pull_driver_state
+
+            # The teachers' sweep ran under another driver: its models must be here to be chosen.
+            pull_driver_state(mirror, folder.parent / source.sweep, with_final=True)
         refs = teacher_runs(tracking_uri, source)
         rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "value": r.value} for r in refs]
         write_text_atomic(saved, json.dumps(rows, indent=1))
@@ -222,10 +259,17 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     folder = paths.sweep_folder(spec.name, storage)
+    mirror = Mirror.of(storage)
+    if mirror is not None and not fresh and not (folder / "tuner.pkl").is_file():
+        from babysweep.sweep_mirror import pull_driver_state
+
+        pull_driver_state(mirror, folder)  # a driver on another machine ran it before: continue from the URI
     restoring = _prepare_folder(spec, folder, fresh)
     uri = paths.tracking_uri(tracking_uri)
-    lineage = _resolve_teachers(spec, folder, uri)
+    lineage = _resolve_teachers(spec, folder, uri, mirror)
     context = TrialContext.of(spec, folder)
+    if mirror is not None:  # no folder is shared: each node builds the token cache in its own scratch folder
+        context = dataclasses.replace(context, cache_dir=str(scratch_dir() / ".cache"))
     search = spec.search
     seeds = list(range(search.repeats))
     if search.algorithm == "grid":
@@ -235,7 +279,8 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     else:
         param_space = None
     total = planned_trials(spec)
-    payload = {"spec": spec, "context": context, "models_dir": str(folder / MODELS)}
+    payload = {"spec": spec, "context": context, "models_dir": str(folder / MODELS),
+               "mirror": mirror and mirror.uri, "local_root": str(folder.parent)}
     trainable = tune.with_resources(tune.with_parameters(run_trial, payload=payload),
                                     {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     callback = SweepCallback(name=spec.name, folder=str(folder), tracking_uri=uri, spec_text=spec.text,
@@ -250,6 +295,12 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
         for line in resume_summary(sweep_status(spec.name, storage, spec), total):
             console.print(line, markup=False)
 
+    callbacks = [callback]
+    if mirror is not None:
+        from babysweep.sweep_mirror import MirrorCallback, push_driver_state
+
+        push_driver_state(mirror, folder)  # the spec (and a student's teachers) before any trial runs
+        callbacks = [MirrorCallback(mirror, folder), callback]  # first: trial files come back before the tracker reads them
     init_ray(address)
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))  # stop like Ctrl-C
@@ -258,7 +309,7 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
             if restoring:
                 tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=False,
                                            param_space=param_space)
-                tuner._local_tuner.get_run_config().callbacks = [callback]  # callbacks hold live objects: set anew
+                tuner._local_tuner.get_run_config().callbacks = callbacks  # callbacks hold live objects: set anew
             else:
                 tune_config = tune.TuneConfig(
                     search_alg=None if param_space else _searcher(spec),
@@ -268,7 +319,7 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
                     trial_dirname_creator=trial_dirname,
                 )
                 run_config = tune.RunConfig(
-                    name=spec.name, storage_path=str(folder.parent), callbacks=[callback], verbose=0,
+                    name=spec.name, storage_path=str(folder.parent), callbacks=callbacks, verbose=0,
                     failure_config=tune.FailureConfig(max_failures=search.max_failures),
                 )
                 tuner = tune.Tuner(trainable, param_space=param_space or {}, tune_config=tune_config, run_config=run_config)
@@ -278,4 +329,6 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
         finally:
             signal.signal(signal.SIGTERM, previous)
         best = callback.finish(callback.interrupted)
+        if mirror is not None:
+            push_driver_state(mirror, folder)
     return SweepResult(spec.name, folder, callback.interrupted, best, callback.counts())
