@@ -7,7 +7,8 @@ sweep_view.py, sweep_search.py and sweep_scheduler.py.
 A sweep lives in <storage>/<name>/ (storage defaults to <project>/sweeps): Ray Tune's experiment
 state, `spec.yaml` (the spec it was started with), `teachers.json` (resolved teachers of a student
 sweep), `mlflow_runs.json` (trial -> MLflow run) and `models/<trial_id>/` (each trial's run folder:
-checkpoints, final/ HF model, metrics.jsonl). Running a spec whose sweep folder exists restores it:
+checkpoints, final/ HF model, metrics.jsonl). With --storage an object-store URI, that folder is the
+driver's local copy and the URI holds the sweep (mirror.py, sweep_mirror.py). Running a spec whose sweep folder exists restores it:
 finished trials stay finished, unfinished ones continue from their last checkpoint, and Optuna's
 study comes back with the searcher. ASHA's rungs are not restored by Ray (STACK-NOTES): trials
 that resume are judged afresh at the rungs they still have to pass. Early stopping judges a trial only
