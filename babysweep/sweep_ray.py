@@ -3,11 +3,13 @@
     init_ray(None)               # a new local Ray sized to this machine (never a leftover cluster)
     init_ray("10.0.0.5:6379")    # join a cluster started by `ray start --head --port 6379`
 
-Joining follows the rule `ray start --head` itself applies (Ray 2.60): when RAY_AUTH_MODE is unset and a
-token is at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token), token authentication is on.
-`ray.init(address=...)` with an explicit address does not apply that rule, so without it a driver on the
-head's own machine is refused by the head it started. A cluster without authentication accepts a
-client that sends a token, so turning it on costs nothing there.
+`ray start --head` (Ray 2.60) turns token authentication on when RAY_AUTH_MODE is unset and a token is at
+hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token); `ray.init(address=...)` with an explicit
+address does not, so a driver on the head's own machine was refused by the head it started. With
+RAY_AUTH_MODE unset, a first attempt goes without a token (one try, about a second); when the head refuses
+it, token authentication is turned on by Ray's own rule and the driver connects again. Not the other way
+round: a cluster without authentication accepts a driver that sends a token, but a driver in token mode
+then refuses that cluster's workers, which send none.
 """
 
 from __future__ import annotations
@@ -46,11 +48,26 @@ def join_cluster(address: str) -> None:
     if host_port:
         _probe(*host_port, where)
     try:
-        with _bounded_attempts(), _quiet_stderr():  # Ray's own notice that token auth is on goes too
-            _enable_token_auth_like_ray_start()
-            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        with _quiet_stderr():  # Ray's warning per failed attempt, and its notice that token auth is on
+            try:
+                with _bounded_attempts("1" if "RAY_AUTH_MODE" not in os.environ else CONNECT_ATTEMPTS):
+                    ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+            except Exception as exc:  # noqa: BLE001
+                # Refused without a token: the head runs with token authentication, as `ray start --head` turns
+                # it on when its machine has a token. Enable it here as Ray's CLI does, if a token is at hand.
+                # Not before: a driver in token mode also demands the token of the workers calling back to it,
+                # and the workers of a cluster without authentication have none.
+                if not _auth_refused(exc) or "RAY_AUTH_MODE" in os.environ or not _enable_token_auth_like_ray_start():
+                    raise
+                with _bounded_attempts(CONNECT_ATTEMPTS):
+                    ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     except Exception as exc:  # noqa: BLE001 - every cause becomes one sentence below
         raise UserError(_explain(exc, address, where, _token_auth_on())) from None
+
+
+def _auth_refused(exc: Exception) -> bool:
+    text = f"{exc} {exc.__cause__ or ''}"
+    return "InvalidAuthToken" in text or "Unauthenticated" in text or type(exc).__name__ == "AuthenticationError"
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -73,13 +90,14 @@ def _probe(host: str, port: int, where: str) -> None:
         ) from None
 
 
-def _enable_token_auth_like_ray_start() -> None:
-    """Turn token authentication on as `ray start --head` does (Ray's own function, so its token lookup)."""
+def _enable_token_auth_like_ray_start() -> bool:
+    """Turn token authentication on as `ray start --head` does (Ray's own function, so its token lookup:
+    RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token); False when no token is at hand."""
     try:
         from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
     except ImportError:  # a Ray without token authentication (before 2.52)
-        return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+        return False
+    return maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _token_auth_on() -> bool:
@@ -91,11 +109,11 @@ def _token_auth_on() -> bool:
 
 
 @contextlib.contextmanager
-def _bounded_attempts():
+def _bounded_attempts(attempts: str):
     """Ray retries a refused connection for about 20 s; a handful of attempts tells the same."""
     key = "RAY_gcs_server_port_wait_time_s"  # read by ray.init when it connects to the GCS
     given = os.environ.get(key)
-    os.environ.setdefault(key, CONNECT_ATTEMPTS)
+    os.environ[key] = given or attempts
     try:
         yield
     finally:
@@ -118,7 +136,7 @@ def _quiet_stderr():
 
 def _explain(exc: Exception, address: str, where: str, token_sent: bool) -> str:
     text = f"{exc} {exc.__cause__ or ''}"
-    if "InvalidAuthToken" in text or "Unauthenticated" in text or type(exc).__name__ == "AuthenticationError":
+    if _auth_refused(exc):
         if token_sent:
             return (f"{where[0].upper()}{where[1:]} refused this machine's authentication token; use the head's token (`ray get-auth-token` "
                     "on the head) in ~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH.")
