@@ -205,7 +205,7 @@ def _print_result(result) -> None:
 
 SWEEP_OPTIONS = dict(
     address=typer.Option(None, "--address", help="Ray cluster address (else RAY_ADDRESS, else a local Ray)."),
-    storage=typer.Option(None, "--storage", help="Sweep state folder (default <project>/sweeps); shared on a cluster."),
+    storage=typer.Option(None, "--storage", help="Sweep state folder (default <project>/sweeps), shared by every node of a cluster, or an object-store URI (s3://BUCKET/PREFIX)."),
     tracking_uri=typer.Option(None, "--tracking-uri", help="MLflow store (else MLFLOW_TRACKING_URI, else mlruns/)."),
 )
 

@@ -1,7 +1,7 @@
 """The project's on-disk layout, in one place (no torch, no Ray, no MLflow imported here).
 
     project_dir()                 # $BABYSWEEP_PROJECT or the current directory
-    sweeps_dir(storage)           # <project>/sweeps, or the --storage folder
+    sweeps_dir(storage)           # <project>/sweeps, or the --storage folder (for an s3:// URI: <project>/sweeps)
     sweep_folder("teachers")      # <sweeps>/teachers: Ray state, spec.yaml, models/, run map
     cache_dir(data_cfg)           # <project>/sweeps/.cache unless data.cache_dir is set
     tracking_uri(explicit)        # explicit > $MLFLOW_TRACKING_URI > sqlite:///<project>/mlruns/mlflow.db
@@ -36,7 +36,10 @@ def project_dir() -> Path:
 
 
 def sweeps_dir(storage: str | Path | None = None) -> Path:
-    return Path(storage).expanduser().resolve() if storage else project_dir() / "sweeps"
+    """The sweeps' folder on this machine; for an object-store URI, the driver's local copy of it (mirror.py)."""
+    if not storage or "://" in str(storage) and not str(storage).startswith("file://"):
+        return project_dir() / "sweeps"
+    return Path(str(storage).removeprefix("file://")).expanduser().resolve()
 
 
 def sweep_folder(name: str, storage: str | Path | None = None) -> Path:

@@ -1,5 +1,5 @@
-"""Sweeps on Ray Tune. Ray stays in the sweep layer: this module (lazily), sweep_view.py, sweep_search.py and
-sweep_scheduler.py.
+"""Sweeps on Ray Tune. Ray stays in the sweep layer: this module (lazily), sweep_ray.py (starting or joining Ray),
+sweep_view.py, sweep_search.py and sweep_scheduler.py.
 
     result = run_sweep(load_spec("search_spaces/teachers.yaml"))      # runs, or resumes, the sweep
     rows = sweep_status("teachers")                                    # from the folder, no Ray started
@@ -7,7 +7,8 @@ sweep_scheduler.py.
 A sweep lives in <storage>/<name>/ (storage defaults to <project>/sweeps): Ray Tune's experiment
 state, `spec.yaml` (the spec it was started with), `teachers.json` (resolved teachers of a student
 sweep), `mlflow_runs.json` (trial -> MLflow run) and `models/<trial_id>/` (each trial's run folder:
-checkpoints, final/ HF model, metrics.jsonl). Running a spec whose sweep folder exists restores it:
+checkpoints, final/ HF model, metrics.jsonl). With --storage an object-store URI, that folder is the
+driver's local copy and the URI holds the sweep (mirror.py, sweep_mirror.py). Running a spec whose sweep folder exists restores it:
 finished trials stay finished, unfinished ones continue from their last checkpoint, and Optuna's
 study comes back with the searcher. ASHA's rungs are not restored by Ray (STACK-NOTES): trials
 that resume are judged afresh at the rungs they still have to pass. Early stopping judges a trial only
@@ -21,6 +22,7 @@ whichever trial of a wave reports first. The price: a wave's slots wait for its 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -36,11 +38,13 @@ from babysweep.atomic import write_text_atomic
 from babysweep.checkpoint import checkpoints
 from babysweep.config import TrainConfig
 from babysweep.errors import UserError
+from babysweep.mirror import Mirror, scratch_dir
 from babysweep.records import lineage_tags
 from babysweep.sampler import make_sampler, mlflow_params, sampler_settings
 from babysweep.space import OptunaSpace
 from babysweep.spec import Spec, config_count, diff_specs, grid_points, stratified_points
 from babysweep.paths import MODELS, RUN_MAP_FILE, SPEC_FILE, TEACHERS_FILE
+from babysweep.sweep_ray import init_ray
 from babysweep.sweep_state import driver_running, resume_summary, sweep_status
 from babysweep.trial import GRID_KEY, POINT_KEY, REPEAT_KEY, TrialContext, trial_config
 
@@ -97,21 +101,34 @@ def run_trial(params: dict, payload: dict) -> None:
     config = trial_config(spec, params, payload["context"]).config  # the very dict the driver logs to MLflow
     trial_id = tune.get_context().get_trial_id()
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it
-    out_dir = Path(payload["models_dir"]) / trial_id
+    out_dir = Path(payload["models_dir"]) / trial_id  # where the driver reads the trial's files
+    sync = None
+    if payload.get("mirror"):  # object storage: work in this node's scratch folder, copy to the URI
+        from babysweep.mirror import Mirror, scratch_dir
+
+        mirror, rel = Mirror(payload["mirror"]), f"{spec.name}/{MODELS}/{trial_id}"
+        work_dir = scratch_dir() / rel
+        mirror.get(rel, work_dir, skip=("final",))  # where the trial's last node left it (nothing when new)
+        config["distill"]["teachers"] = [_local_model(t, mirror, payload["local_root"]) for t in config["distill"]["teachers"]]
+        sync = lambda: mirror.sync_trial(work_dir, rel)  # noqa: E731
+    else:
+        work_dir = out_dir
 
     def report(metrics: dict, folder: Path | None) -> None:
+        if sync:
+            sync()  # before the report: the driver copies the trial's files back when it sees the last one
         tune.report({**scheduler_result(metrics, spec.search.metric), "trial_out_dir": str(out_dir), "node_id": node_id})
 
-    # Checkpoints live in the trial's own folder in the sweep (shared storage on a cluster), not in
-    # Ray's checkpoint registry: Ray prunes old checkpoints before its experiment state says so,
-    # and a driver killed in between leaves a trial pointing at a deleted checkpoint. A restarted
-    # trial (resume, retry) continues from the newest loadable checkpoint of its folder.
-    if checkpoints(out_dir / "checkpoints"):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with open(out_dir / "resumes.log", "a") as log:  # evidence that a trial continued, not restarted
-            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resumed from {checkpoints(out_dir / 'checkpoints')[-1]}\n")
+    # Checkpoints live in the trial's own folder in the sweep (shared storage on a cluster, or mirrored to
+    # object storage), not in Ray's checkpoint registry: Ray prunes old checkpoints before its experiment
+    # state says so, and a driver killed in between leaves a trial pointing at a deleted checkpoint. A
+    # restarted trial (resume, retry) continues from the newest loadable checkpoint of its folder.
+    if checkpoints(work_dir / "checkpoints"):
+        work_dir.mkdir(parents=True, exist_ok=True)
+        with open(work_dir / "resumes.log", "a") as log:  # evidence that a trial continued, not restarted
+            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resumed from {checkpoints(work_dir / 'checkpoints')[-1]}\n")
     try:
-        train(config, out_dir, reporter=report, resume=True)
+        train(config, work_dir, reporter=report, resume=True)
     except Exception as exc:
         found = storage_errors.find(exc)
         if found is None:
@@ -121,6 +138,23 @@ def run_trial(params: dict, payload: dict) -> None:
         tune.report({storage_errors.REPORT_KEY: str(found)})
         time.sleep(storage_errors.WAIT_S)
         raise
+
+
+def _local_model(path: str, mirror, local_root: str) -> str:
+    """A teacher folder on this node: the driver's path when this node sees it, else a copy from the URI
+    (a teacher of a mirrored sweep lives at the same place under the URI as under the driver's sweeps/)."""
+    from babysweep.mirror import scratch_dir
+
+    if (Path(path) / "config.json").is_file():
+        return path
+    try:
+        rel = Path(path).relative_to(local_root).as_posix()
+    except ValueError:
+        return path  # not a sweep's model: the trainer says it is missing
+    local = scratch_dir() / rel
+    if not (local / "config.json").is_file():
+        mirror.get(rel, local)
+    return str(local)
 
 
 def trial_dirname(trial) -> str:
@@ -171,7 +205,7 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool, tracking_uri: str) ->
     return False
 
 
-def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> dict:
+def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str, mirror: Mirror | None = None) -> dict:
     """A student sweep whose teachers come from another sweep: its best trials, resolved once into
     teachers.json (TrialContext reads it back, so a resume uses the same teachers); returns the
     lineage tags the student's runs carry."""
@@ -182,6 +216,11 @@ def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str) -> dict:
         return {}
     saved = folder / TEACHERS_FILE
     if not saved.is_file():
+        if mirror is not None and not (folder.parent / source.sweep).is_dir():
+            from babysweep.sweep_mirror import pull_driver_state
+
+            # The teachers' sweep ran under another driver: its models must be here to be chosen.
+            pull_driver_state(mirror, folder.parent / source.sweep, with_final=True)
         refs = teacher_runs(tracking_uri, source)
         rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "value": r.value} for r in refs]
         write_text_atomic(saved, json.dumps(rows, indent=1), "the sweep's teachers")
@@ -233,21 +272,6 @@ def _scheduler(spec: Spec):
                          reduction_factor=spec.search.reduction_factor)
 
 
-def _init_ray(address: str | None) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
-    else:
-        # address="local": always a new local Ray. Without it, ray.init joins whatever local cluster
-        # /tmp/ray points at (another user's sweep, a test run) and then refuses num_cpus.
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 object_store_memory=300 * 1024**2)
-
-
 def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, storage: str | Path | None = None,
               tracking_uri: str | None = None, live: bool = True) -> SweepResult:
     """Run the sweep of a spec, or continue it where it stopped (saying first what continues)."""
@@ -262,10 +286,17 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     folder = paths.sweep_folder(spec.name, storage)
+    mirror = Mirror.of(storage)
+    if mirror is not None and not fresh and not (folder / "tuner.pkl").is_file():
+        from babysweep.sweep_mirror import pull_driver_state
+
+        pull_driver_state(mirror, folder)  # a driver on another machine ran it before: continue from the URI
     uri = paths.tracking_uri(tracking_uri)
     restoring = _prepare_folder(spec, folder, fresh, uri)
-    lineage = _resolve_teachers(spec, folder, uri)
+    lineage = _resolve_teachers(spec, folder, uri, mirror)
     context = TrialContext.of(spec, folder)
+    if mirror is not None:  # no folder is shared: each node builds the token cache in its own scratch folder
+        context = dataclasses.replace(context, cache_dir=str(scratch_dir() / ".cache"))
     search = spec.search
     seeds = list(range(search.repeats))
     if search.algorithm == "grid":
@@ -275,7 +306,8 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     else:
         param_space = None
     total = planned_trials(spec)
-    payload = {"spec": spec, "context": context, "models_dir": str(folder / MODELS)}
+    payload = {"spec": spec, "context": context, "models_dir": str(folder / MODELS),
+               "mirror": mirror and mirror.uri, "local_root": str(folder.parent)}
     trainable = tune.with_resources(tune.with_parameters(run_trial, payload=payload),
                                     {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     callback = SweepCallback(name=spec.name, folder=str(folder), tracking_uri=uri, spec_text=spec.text,
@@ -290,7 +322,13 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
         for line in resume_summary(sweep_status(spec.name, storage, spec), total):
             console.print(line, markup=False)
 
-    _init_ray(address)
+    callbacks = [callback]
+    if mirror is not None:
+        from babysweep.sweep_mirror import MirrorCallback, push_driver_state
+
+        push_driver_state(mirror, folder)  # the spec (and a student's teachers) before any trial runs
+        callbacks = [MirrorCallback(mirror, folder), callback]  # first: trial files come back before the tracker reads them
+    init_ray(address)
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))  # stop like Ctrl-C
     with driver_running(folder):  # `babysweep status` tells running trials from interrupted ones by it
@@ -298,7 +336,7 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
             if restoring:
                 tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=False,
                                            param_space=param_space)
-                tuner._local_tuner.get_run_config().callbacks = [callback]  # callbacks hold live objects: set anew
+                tuner._local_tuner.get_run_config().callbacks = callbacks  # callbacks hold live objects: set anew
             else:
                 tune_config = tune.TuneConfig(
                     search_alg=None if param_space else _searcher(spec),
@@ -308,7 +346,7 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
                     trial_dirname_creator=trial_dirname,
                 )
                 run_config = tune.RunConfig(
-                    name=spec.name, storage_path=str(folder.parent), callbacks=[callback], verbose=0,
+                    name=spec.name, storage_path=str(folder.parent), callbacks=callbacks, verbose=0,
                     failure_config=tune.FailureConfig(max_failures=search.max_failures),
                 )
                 tuner = tune.Tuner(trainable, param_space=param_space or {}, tune_config=tune_config, run_config=run_config)
@@ -322,6 +360,8 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
         except storage_errors.StorageError:
             if not callback.storage_error:
                 raise
+        if mirror is not None:
+            push_driver_state(mirror, folder)
         if callback.storage_error:  # a trial's storage filled up: the sweep stopped as after Ctrl-C
             raise storage_errors.StorageError(callback.storage_error)
     return SweepResult(spec.name, folder, callback.interrupted, best, callback.counts())

@@ -13,6 +13,8 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def _project_dir(tmp_path_factory, monkeypatch):
     # Run-time output (sweeps/, mlruns/) of every test goes to a temporary project folder.
     monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path_factory.getbasetemp() / "project"))
+    # A sweep joins the cluster RAY_ADDRESS names; tests always start their own Ray.
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ resources: {{cpu: 1}}
 def ray_session():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
     yield
     ray.shutdown()
 

@@ -193,7 +193,7 @@ eval: {{dev_batches: 2, blimp: builtin}}
 search: {{algorithm: random, samples: 2, scheduler: none, concurrent: 2, max_failures: 0}}
 resources: {{cpu: 1}}
 """)
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
     try:
         first = run_sweep(load_spec(spec), live=False)
         again = run_sweep(load_spec(spec), live=False)  # a rerun of a finished sweep: the same parent, updated
