@@ -44,11 +44,22 @@ def writing(path: str | Path, what: str) -> Iterator[None]:
         raise
 
 
+# SQLite says so in words, not errno: MLflow's store raises sqlalchemy's OperationalError with these texts
+SQLITE_MESSAGES = {"database or disk is full": errno.ENOSPC, "attempt to write a readonly database": errno.EROFS}
+
+
 def find(exc: BaseException | None) -> StorageError | None:
+    """The StorageError in an exception's chain; a full or read-only disk met outside our own writes (Ray's
+    files, MLflow's database or artifacts) becomes one too, naming the file when the error does."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, StorageError):
             return exc
+        if isinstance(exc, OSError) and exc.errno in REASONS:
+            return StorageError(sentence(exc.filename or "the storage", "a file", exc.errno))
+        code = next((c for text, c in SQLITE_MESSAGES.items() if text in str(exc)), None)
+        if code is not None and type(exc).__name__ == "OperationalError":
+            return StorageError(sentence("the MLflow store's database", "a tracking record", code))
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None

@@ -50,3 +50,26 @@ def test_a_write_on_full_or_read_only_storage_names_the_path_and_what_and_keeps_
     with pytest.raises(OSError) as other:  # any other error is not a storage one: unchanged
         write_text_atomic(path, "new")
     assert not isinstance(other.value, StorageError)
+
+
+def test_a_full_disk_met_inside_other_libraries_becomes_one_sentence():
+    import sqlite3
+
+    from babysweep.storage_errors import find
+
+    class OperationalError(Exception):  # sqlalchemy's wrapper of sqlite3's error, as MLflow's store raises it
+        pass
+
+    try:
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError as inner:
+            raise OperationalError("(sqlite3.OperationalError) database or disk is full") from inner
+    except OperationalError as exc:
+        found = find(RuntimeError("logging failed").with_traceback(None)) or find(exc)
+    assert "the MLflow store's database" in str(found) and "the disk is full" in str(found)
+    ray_side = RuntimeError("checkpoint upload failed")
+    ray_side.__cause__ = OSError(errno.EROFS, "Read-only file system", "/shared/sweeps/t/tuner.pkl")
+    assert str(find(ray_side)).startswith("could not write a file to /shared/sweeps/t/tuner.pkl: the storage is read-only")
+    assert find(RuntimeError("something else")) is None
+    assert find(OSError(errno.ENOENT, "missing", "/x")) is None
