@@ -77,7 +77,10 @@ class SweepCallback(Callback):
             found = trial_config(self.spec, trial.config, self.context)
         except Exception:  # an invalid config (the trial itself fails and records why), a point the spec lost
             return dict(trial.config), {}, 0, None
-        return found.params, found.config, found.repeat, found.point
+        # Only what the search chose: Optuna's define-by-run space returns the spec's constants too, which
+        # would otherwise be recorded as sampled (the tag finalists and reports read) and name the trial.
+        chosen = set(self.spec.distributions()) | set(self.spec.search.points[found.point] if found.point else ())
+        return {k: v for k, v in found.params.items() if k in chosen}, found.config, found.repeat, found.point
 
     def setup(self, **info) -> None:
         self.tracker  # open the parent run before the first trial starts
