@@ -21,6 +21,7 @@ then waits for the others' shards and renames the files into place (teacher_cach
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -37,6 +38,7 @@ from babysweep import teacher_cache_files as files
 from babysweep.atomic import write_text_atomic
 from babysweep.data.batches import chunks_per_epoch, epoch_starts
 from babysweep.paths import cache_dir
+from babysweep.storage_errors import writing
 
 FORMAT = 1  # bump when what an entry holds changes
 STORE_BYTES = 2  # float16
@@ -174,7 +176,10 @@ class TeacherCache:
         """Memory maps of the epoch's complete entry, built first if needed."""
         entry = self.root / self.key(epoch)
         while True:
-            meta = files.complete_meta(entry) or self._build(epoch, entry)
+            meta = files.complete_meta(entry)
+            if meta is None:
+                with writing(entry, "the teacher cache (or lower distill.cache_budget_gb, or distill.cache: none)"):
+                    meta = self._build(epoch, entry)
             files.touch(entry)
             try:  # copy-on-write maps: writable for torch.from_numpy, never written, so never copied
                 return {name: np.memmap(entry / f"{name}.bin", dtype=spec["dtype"], mode="c", shape=tuple(spec["shape"]))
@@ -231,8 +236,10 @@ class TeacherCache:
         for name, spec in layout.items():
             partial = entry / f"{name}.bin{files.PARTIAL}"
             fd, tmp = tempfile.mkstemp(dir=entry, prefix=f".{name}.", suffix=".tmp")
-            os.ftruncate(fd, files.array_bytes(spec))
-            os.close(fd)
+            try:
+                _reserve(fd, files.array_bytes(spec))
+            finally:
+                os.close(fd)
             os.replace(tmp, partial)
 
     def _finish(self, entry: Path, layout: dict, epoch: int) -> None:
@@ -272,6 +279,17 @@ class TeacherCache:
                     maps["logits"][i, a:b] = o.half().cpu().numpy()
         for m in maps.values():
             m.flush()
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Allocate the file's blocks now: a full disk is then an OSError here (ENOSPC, said in one sentence by
+    the caller), not a SIGBUS that kills the trial when a write through the memory map finds no block."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without fallocate: sparse, as before
+            raise
+        os.ftruncate(fd, size)
 
 
 def for_run(cfg: dict, data, teachers: list[torch.nn.Module], dev, phases: list[str]) -> tuple[Plan | None, TeacherCache | None]:

@@ -52,12 +52,13 @@ from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
 import babysweep
-from babysweep.atomic import write_text_atomic
+from babysweep.atomic import fsync_dir, write_text_atomic
 from babysweep import records as R
 from babysweep.config import DEFAULT_ARCH, flatten
 from babysweep.metrics import BLIMP_OVERALL, EVAL_LOSS, TRAIN_LOSS
 from babysweep.errors import UserError
 from babysweep.paths import RUN_MAP_FILE, artifact_root, sqlite_path
+from babysweep.storage_errors import writing
 
 log = logging.getLogger(__name__)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial tables..." is noise
@@ -96,9 +97,33 @@ def _client(uri: str) -> mlflow.MlflowClient:
     # is cached per process by MLflow).
     with open(db.with_name(db.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not db.exists():
+            _create_sqlite(db, uri)
         client = mlflow.MlflowClient(tracking_uri=uri)
     _READY.add(uri)
     return client
+
+
+def _create_sqlite(db: Path, uri: str) -> None:
+    """Make and migrate a new store in a temporary file, then rename it into place (under the caller's lock).
+    MLflow builds a database in many steps (its tables, then each migration), and a process killed between
+    two leaves one that no later open can migrate ("table trace_metrics already exists"): the sweep could
+    never continue. A temporary file that a killed creator left is just replaced."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    for stale in db.parent.glob(f".{db.name}.*.tmp*"):  # and its journal; the lock is ours: nobody else is creating one
+        stale.unlink(missing_ok=True)
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
+    with writing(db.parent, "the MLflow store's database"):
+        try:
+            store = SqlAlchemyStore(f"sqlite:///{tmp}", str(artifact_root(uri)))
+            store.engine.dispose()  # its connections closed: nothing points at the temporary file afterwards
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, db)
+            fsync_dir(db.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _reader(uri: str, sweep_name: str | None = None) -> mlflow.MlflowClient:
@@ -834,6 +859,7 @@ def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000, *, lo
            "--host", host, "--port", str(port), "--workers", "1"]  # one user: one worker is plenty
     root = artifact_root(tracking_uri)
     if root is not None:
+        _client(tracking_uri)  # a new store is created here, safely (the server would migrate it in place)
         root.mkdir(parents=True, exist_ok=True)
         cmd += ["--default-artifact-root", root.as_uri(), "--artifacts-destination", root.as_uri()]
     out = open(log_path, "ab") if log_path else None

@@ -124,7 +124,8 @@ def run_with_kills(study: Path, kills: int, window: tuple[float, float], seed: i
             result.kills.append((stage_at(log), spent))
             continue
         if code != 0:
-            raise RuntimeError(f"the study exited {code} after {len(result.kills)} kills; see {log}")
+            tail = log.read_text(errors="replace")[-4000:]  # CI keeps no files: the reason must be in the message
+            raise RuntimeError(f"the study exited {code} after {len(result.kills)} kills {result.kills}; end of {log}:\n{tail}")
         return result  # complete (with fewer kills than asked when it finished before a kill's moment)
     raise RuntimeError(f"the study did not complete in {max_attempts} attempts; see {log}")
 

@@ -265,3 +265,25 @@ def test_cache_show_and_clear_commands(tmp_path, teacher_dirs, monkeypatch, caps
     assert "1 complete epoch entries" in cli("cache", "show", "--storage", str(tmp_path / "sweeps"))
     assert f"freed {files.human(size)}" in cli("cache", "clear", "--storage", str(tmp_path / "sweeps"))
     assert files.usage(root) == (0, 0)
+
+
+def test_a_full_disk_stops_the_build_with_one_sentence(tmp_path, teacher_dirs, monkeypatch):
+    """The entry's blocks are reserved before any write through the memory map: a full disk is a
+    sentence naming the cache (the trial's storage error), never a SIGBUS half way through a shard."""
+    import errno
+    import os
+
+    from babysweep.storage_errors import StorageError
+
+    run = _run(tmp_path, teacher_dirs, "exact")
+    cache = _fresh_cache(run, tmp_path / "root")
+
+    def full(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(StorageError, match=r"could not write the teacher cache .* the disk is full"):
+        cache.open(0)
+    assert files.complete_meta(tmp_path / "root" / cache.key(0)) is None
+    monkeypatch.undo()
+    assert cache.open(0)["logits"].shape[1] == cache.chunks  # space freed: the same call builds it

@@ -441,3 +441,30 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
     (tmp_path / "go").touch()
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+
+
+def test_a_store_creation_killed_mid_migration_does_not_break_the_next_open(tmp_path):
+    """MLflow creates a sqlite store in steps (tables, then about 50 migrations); a driver killed between two
+    left a database that every later open failed to migrate ("table _alembic_tmp_latest_metrics already
+    exists"), so a killed study could never continue. Here the creator dies at its 400th SQL statement
+    (of about 1,700), inside the migrations."""
+    import sys
+
+    db = tmp_path / "mlruns" / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    creator = ("import os, sys\n"
+               "from sqlalchemy import event\n"
+               "from sqlalchemy.engine import Engine\n"
+               "count = [0]\n"
+               "def step(*args):\n"
+               "    count[0] += 1\n"
+               "    if count[0] == 400:\n"
+               "        os._exit(9)\n"
+               "event.listen(Engine, 'after_cursor_execute', step)\n"
+               "from babysweep.tracking import _client\n"
+               "_client(sys.argv[1])\n")
+    assert subprocess.run([sys.executable, "-c", creator, uri], capture_output=True).returncode == 9
+    from babysweep.tracking import _client
+
+    assert [e.name for e in _client(uri).search_experiments()] == ["Default"]
+    assert sorted(p.name for p in db.parent.iterdir()) == ["mlflow.db", "mlflow.db.lock"]  # no temporary file left
