@@ -24,6 +24,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from babysweep import __version__
 from babysweep.errors import UserError
@@ -128,14 +129,14 @@ def data(
                             "cache_dir": str(cache_dir) if cache_dir else None}})["data"]
     with console.status("tokenising (once per corpus and tokenizer)..."):
         prepared = prepare(cfg)
-    table = Table(title=f"data: {source}")
+    table = Table(title=escape(f"data: {source}"))  # a glob's [..] is text, not rich markup
     for column in ("split", "files", "words", "tokens"):
         table.add_column(column, justify="right" if column != "split" else "left")
     for split, files, tokens in (("train", prepared.train_files, prepared.train), ("dev", prepared.dev_files, prepared.dev)):
         meta = json.loads(Path(tokens.filename).with_suffix(".json").read_text())
         table.add_row(split, str(len(files)), f"{meta['words']:,}", f"{len(tokens):,}")
     console.print(table)
-    console.print(f"tokenizer: {len(prepared.tokenizer):,} tokens; cache: {prepared.tokenizer_dir}")
+    console.print(escape(f"tokenizer: {len(prepared.tokenizer):,} tokens; cache: {prepared.tokenizer_dir}"))
 
 
 @app.command()
@@ -331,7 +332,7 @@ def _status_table(root: Path, sweep_name: str):
     metrics = list(dict.fromkeys([search.metric, M.EVAL_LOSS, M.BLIMP_OVERALL]))  # each metric once
     points = any(r["point"] for r in rows)
     total = config_count(spec)[0] * search.repeats
-    table = Table(title=f"{sweep_name}: {len(rows)} of {total} trials")
+    table = Table(title=escape(f"{sweep_name}: {len(rows)} of {total} trials"))
     for column in ("trial", "state", "epoch", *(["point"] if points else []), *varying, *metrics, "note"):
         table.add_column(column)
     notes = {"STOPPED": "stopped early (ASHA)", "INTERRUPTED": "continues on rerun", "RUNNING": "running"}

@@ -119,3 +119,13 @@ def test_validate_warns_when_random_draws_give_invalid_configs(monkeypatch, caps
     spec.write_text("name: odd\nmodel: {heads: 4, hidden: {choice: [128, 130]}}\n")
     code, out, err = run(monkeypatch, capsys, "validate", spec)
     assert code == 0 and "random draws" in err and "divisible by heads" in err, err
+
+
+def test_data_prints_a_glob_as_given(monkeypatch, capsys, tmp_path):
+    """A glob's character class ("[cp]") is text in the table's title, not rich markup that vanishes."""
+    for name in ("carroll", "potter"):
+        (tmp_path / f"{name}.train").write_text("the cat sat on the mat . the dog ran .\n" * 50)
+    glob = str(tmp_path / "[cp]*.train")
+    code, out, err = run(monkeypatch, capsys, "data", glob, "--vocab-size", "300", "--cache-dir", tmp_path / "cache")
+    assert code == 0, err
+    assert f"data: {glob}" in out.replace("\n", "")
