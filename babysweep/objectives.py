@@ -148,7 +148,9 @@ class _FusedDistill(torch.autograd.Function):
                     tp.mul_(1.0 / k)
                 torch.clamp(tp, min=torch.finfo(work).tiny, out=tlp).log_()
             tlp.sub_(lpt)  # log p_teacher - log p_student
-            kl_rows[sl] = torch.bmm(tp.unsqueeze(1), tlp.unsqueeze(2)).view(-1)  # row dots, no [c, V] temporary
+            # Row dots through sc, free here: 5x faster than bmm's batch of 1 x V by V x 1 products on CPU
+            # (measured [340, 1542], one thread: 106 us against 538 us, 2 s of a 60 s trial).
+            torch.sum(torch.mul(tp, tlp, out=sc), dim=-1, out=kl_rows[sl])
 
             # Gradient rows: b * (softmax(z/T) - tp) + a * (softmax(z) - onehot).
             dest = grad[sl] if out_work is None else out_work[:c]
