@@ -3,6 +3,7 @@
     write_text_atomic(path, text)                       # text files
     write_file_atomic(path, lambda f: array.tofile(f))  # anything written to a binary file object
     replace_dir_durably(tmp_folder, folder)             # a folder built aside (checkpoints, cache entries)
+    replace_file_durably(tmp_file, path)                # a file built aside by code that takes a path (SQLite)
 
 A rename within one folder is atomic, so a SIGKILL or a full disk mid-write leaves the old file. A rename
 alone is not durable: after a power loss or a node crash the new name can point at blocks that never
@@ -28,17 +29,21 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_tree(folder: str | Path) -> None:
     """Flush every file under a folder, then the folders themselves (deepest first)."""
     folders = []
     for root, _, files in os.walk(folder):
         folders.append(root)
         for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(os.path.join(root, name))
     for root in reversed(folders):
         fsync_dir(root)
 
@@ -69,6 +74,16 @@ def _write_file_atomic(path: Path, write: Callable[[BinaryIO], object]) -> Path:
 
 def write_text_atomic(path: str | Path, text: str, what: str = "a file") -> Path:
     return write_file_atomic(path, lambda f: f.write(text.encode("utf-8")), what)
+
+
+def replace_file_durably(tmp: str | Path, path: str | Path, what: str = "a file") -> Path:
+    """Move a finished temporary file (same folder) over `path`: flushed before the rename, the folder after
+    it. For files that a library writes by name; a full disk: StorageError, as write_file_atomic."""
+    with writing(path, what):
+        fsync_file(tmp)
+        os.replace(tmp, path)
+        fsync_dir(Path(path).parent)
+    return Path(path)
 
 
 def replace_dir_durably(tmp: str | Path, folder: str | Path, what: str = "a folder") -> Path:

@@ -115,7 +115,8 @@ def blimp_bars(rows: list[dict], path: Path) -> Path | None:
     ax.bar(xs, [r["blimp_mean"] for r in rows], yerr=[r["blimp_std"] or 0.0 for r in rows], capsize=4,
            color=[ROLE_COLOURS.get(r["role"], "tab:green") for r in rows])
     # "sweep/arch" entries break after the slash: two long teacher names side by side overlapped.
-    ax.set_xticks(list(xs), [f"{r['entry'].replace('/', '/' + chr(10))}\n(n={r['n']})" for r in rows], fontsize="small")
+    names = [r["entry"].replace("/", "/\n") for r in rows]
+    ax.set_xticks(list(xs), [f"{name}\n(n={r['n']})" for name, r in zip(names, rows)], fontsize="small")
     low = min(r["blimp_mean"] - (r["blimp_std"] or 0.0) for r in rows)
     top = max(r["blimp_mean"] + (r["blimp_std"] or 0.0) for r in rows)
     ax.set_ylim(50.0 if low > 50.0 else 0.0, min(100.0, top + 3.0))  # a minimal pair is a coin flip at 50%

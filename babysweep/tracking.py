@@ -52,7 +52,7 @@ from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
 import babysweep
-from babysweep.atomic import fsync_dir, write_text_atomic
+from babysweep.atomic import replace_file_durably, write_text_atomic
 from babysweep import records as R
 from babysweep.config import DEFAULT_ARCH, flatten
 from babysweep.metrics import BLIMP_OVERALL, EVAL_LOSS, TRAIN_LOSS
@@ -114,16 +114,13 @@ def _create_sqlite(db: Path, uri: str) -> None:
     for stale in db.parent.glob(f".{db.name}.*.tmp*"):  # and its journal; the lock is ours: nobody else is creating one
         stale.unlink(missing_ok=True)
     tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
-    with writing(db.parent, "the MLflow store's database"):
-        try:
-            store = SqlAlchemyStore(f"sqlite:///{tmp}", str(artifact_root(uri)))
-            store.engine.dispose()  # its connections closed: nothing points at the temporary file afterwards
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, db)
-            fsync_dir(db.parent)
-        finally:
-            tmp.unlink(missing_ok=True)
+    what = "the MLflow store's database"
+    try:
+        with writing(db.parent, what):
+            SqlAlchemyStore(f"sqlite:///{tmp}", str(artifact_root(uri))).engine.dispose()  # connections closed
+        replace_file_durably(tmp, db, what)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _reader(uri: str, sweep_name: str | None = None) -> mlflow.MlflowClient:
