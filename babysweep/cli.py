@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from babysweep import __version__
-from babysweep.errors import UserError
+from babysweep.core.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Hyperparameter sweeps and ablations for small-data LM pretraining.")
 console = Console(soft_wrap=True)
@@ -46,7 +46,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _overrides(items: list[str]) -> dict:
-    from babysweep.spec import parse_override
+    from babysweep.spec.overrides import parse_override
 
     return dict(parse_override(item) for item in items)
 
@@ -63,9 +63,9 @@ def train(
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Train one model without Ray or MLflow, with a progress bar."""
-    from babysweep.progress import TrainProgress
-    from babysweep.spec import load_spec
-    from babysweep.trainer import train as run_training
+    from babysweep.train.progress import TrainProgress
+    from babysweep.spec.load import load_spec
+    from babysweep.train.trainer import train as run_training
 
     loaded = load_spec(spec, _overrides(set_))
     if not loaded.is_fixed():
@@ -93,10 +93,10 @@ def eval_(
     """Score a saved model on BLiMP minimal pairs."""
     import torch
 
-    from babysweep import blimp as blimp_mod
-    from babysweep.config import resolve
+    from babysweep.eval import blimp as blimp_mod
+    from babysweep.core.config import resolve
     from babysweep.data import blimp_source
-    from babysweep.models import load_model
+    from babysweep.lm.models import load_model
 
     if scorer not in ("causal", "pll"):
         raise UserError(f"--scorer: expected causal or pll, got {scorer!r}.")
@@ -122,7 +122,7 @@ def data(
     """Tokenise a corpus into the cache (once) and print its words, tokens, files and cache location."""
     from rich.table import Table
 
-    from babysweep.config import resolve
+    from babysweep.core.config import resolve
     from babysweep.data import prepare
 
     cfg = resolve({"data": {"train": source, "dev": source, "tokenizer": {"vocab_size": vocab_size},
@@ -147,7 +147,7 @@ def validate(
     """Check a spec, or a study file and every spec it names, without running anything; print the
     resolved search spaces. Data or teacher paths missing on this machine are warnings here (the spec
     may be meant for another machine); `run` refuses them."""
-    from babysweep.study import is_study_file, load_study
+    from babysweep.studies.study import is_study_file, load_study
 
     overrides = _overrides(set_)
     if not is_study_file(spec):
@@ -166,9 +166,10 @@ VALIDATE_DRAWS = 50  # random configs materialised by validate: an invalid combi
 def _validate_spec(path: Path, overrides: dict) -> None:
     import random
 
-    from babysweep.errors import UserError as Invalid
-    from babysweep.space import sample_params
-    from babysweep.spec import describe, load_spec, missing_paths
+    from babysweep.core.errors import UserError as Invalid
+    from babysweep.spec.space import sample_params
+    from babysweep.spec.sweep_spec import describe
+    from babysweep.spec.load import load_spec, missing_paths
 
     loaded = load_spec(path, overrides, check_paths=False)
     for line in missing_paths(loaded):
@@ -187,7 +188,7 @@ def _validate_spec(path: Path, overrides: dict) -> None:
 
 
 def _print_result(result) -> None:
-    from babysweep.config import flatten
+    from babysweep.core.config import flatten
 
     counts = result.counts
     console.print(f"sweep [bold]{result.name}[/bold]: {counts['finished']} finished, {counts['errored']} errored, "
@@ -222,8 +223,8 @@ def run(
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """Run a sweep with Ray Tune, or continue it if it was interrupted."""
-    from babysweep.spec import load_spec
-    from babysweep.sweep import run_sweep
+    from babysweep.spec.load import load_spec
+    from babysweep.sweep.driver import run_sweep
 
     overrides = _overrides(set_)
     if name:
@@ -240,9 +241,9 @@ def resume(
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """Continue an interrupted sweep from its folder."""
-    from babysweep.paths import SPEC_FILE, sweep_folder
-    from babysweep.spec import load_spec
-    from babysweep.sweep import run_sweep
+    from babysweep.core.paths import SPEC_FILE, sweep_folder
+    from babysweep.spec.load import load_spec
+    from babysweep.sweep.driver import run_sweep
 
     saved = sweep_folder(name, storage) / SPEC_FILE
     if not saved.is_file():
@@ -257,7 +258,7 @@ def status(
     storage: Optional[str] = SWEEP_OPTIONS["storage"],
 ) -> None:
     """Show a sweep's trials (state, epoch, the values that vary, metrics, best) from its folder, without starting Ray."""
-    from babysweep.paths import SPEC_FILE, sweeps_dir
+    from babysweep.core.paths import SPEC_FILE, sweeps_dir
 
     root = sweeps_dir(storage)
     names = [name] if name else sorted(p.name for p in root.glob("*") if (p / SPEC_FILE).is_file())
@@ -271,8 +272,7 @@ def status(
 
 
 def _teacher_cache_line(folder: Path) -> str | None:
-    from babysweep import teacher_cache_files as files
-
+    from babysweep.train import teacher_cache_files as files
     root = files.cache_root(folder)
     size, complete = files.usage(root)
     if not size:
@@ -286,7 +286,7 @@ CACHE_DIR_HELP = "A data.cache_dir given in the specs (default <sweeps>/.cache).
 
 
 def _cache_folder(storage: str | None, cache_dir: Path | None) -> Path:
-    from babysweep.paths import sweeps_dir
+    from babysweep.core.paths import sweeps_dir
 
     return cache_dir.expanduser().resolve() if cache_dir else sweeps_dir(storage) / ".cache"
 
@@ -295,8 +295,7 @@ def _cache_folder(storage: str | None, cache_dir: Path | None) -> Path:
 def cache_show(storage: Optional[str] = SWEEP_OPTIONS["storage"],
                cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP)) -> None:
     """Size and location of the teacher cache."""
-    from babysweep import teacher_cache_files as files
-
+    from babysweep.train import teacher_cache_files as files
     folder = _cache_folder(storage, cache_dir)
     console.print(_teacher_cache_line(folder) or f"teacher cache: empty ({files.cache_root(folder)})", markup=False, highlight=False)
 
@@ -305,8 +304,7 @@ def cache_show(storage: Optional[str] = SWEEP_OPTIONS["storage"],
 def cache_clear(storage: Optional[str] = SWEEP_OPTIONS["storage"],
                 cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP)) -> None:
     """Delete the teacher cache (entries being built are left alone); trials rebuild what they need."""
-    from babysweep import teacher_cache_files as files
-
+    from babysweep.train import teacher_cache_files as files
     root = files.cache_root(_cache_folder(storage, cache_dir))
     freed = files.clear(root)
     left = files.usage(root)[0]
@@ -317,10 +315,11 @@ def cache_clear(storage: Optional[str] = SWEEP_OPTIONS["storage"],
 def _status_table(root: Path, sweep_name: str):
     from rich.table import Table
 
-    from babysweep import metrics as M
-    from babysweep.spec import config_count, load_spec
-    from babysweep.paths import SPEC_FILE
-    from babysweep.sweep_state import best_row, sweep_status, varying_params
+    from babysweep.core import metrics as M
+    from babysweep.spec.sweep_spec import config_count
+    from babysweep.spec.load import load_spec
+    from babysweep.core.paths import SPEC_FILE
+    from babysweep.sweep.state import best_row, sweep_status, varying_params
 
     if not (root / sweep_name / SPEC_FILE).is_file():
         raise UserError(f"{root / sweep_name}: no sweep named '{sweep_name}' (run `babysweep run SPEC` first).")
@@ -369,7 +368,7 @@ def finalists(
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """Retrain the best config of a sweep (of each architecture, for teachers) with fresh seeds."""
-    from babysweep.finalists import run_finalists
+    from babysweep.studies.finalists import run_finalists
 
     _print_result(run_finalists(sweep, seeds, address=address, storage=storage, tracking_uri=tracking_uri))
 
@@ -381,9 +380,9 @@ def report(
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """Does distillation beat tuned teachers? Writes reports/<name>/report.md with figures, logged to MLflow."""
-    from babysweep import paths
-    from babysweep.report import write_report
-    from babysweep.tracking import log_report
+    from babysweep.core import paths
+    from babysweep.report.build import write_report
+    from babysweep.tracking.runs import log_report
 
     uri = paths.tracking_uri(tracking_uri)
     name = name or "-".join(sweeps)
@@ -407,7 +406,7 @@ def ablate(
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """One-factor-at-a-time ablations of a base config (no distillation, single teachers, T=1, no AntLM)."""
-    from babysweep.ablation_sweep import run_ablation
+    from babysweep.studies.ablation_sweep import run_ablation
 
     result, path = run_ablation(source, seeds, name=name, address=address, storage=storage, tracking_uri=tracking_uri)
     if path is not None:
@@ -427,7 +426,7 @@ def study(
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """The whole question in order: tuning sweeps, finalists with seeds, then the report. Rerun to continue."""
-    from babysweep.study import load_study, run_study
+    from babysweep.studies.study import load_study, run_study
 
     loaded = load_study(study_file, seeds, _overrides(set_))
     result = run_study(loaded, address=address, storage=storage, tracking_uri=tracking_uri,
@@ -452,8 +451,9 @@ def ui(
     metric, and the compare page of its finished trials (parallel coordinates, metric plots)."""
     import webbrowser
 
-    from babysweep import paths
-    from babysweep.tracking import serve_ui, sweeps_link, ui_address, ui_links, wait_until_up
+    from babysweep.core import paths
+    from babysweep.tracking.ui import serve_ui, ui_address, wait_until_up
+    from babysweep.tracking.links import sweeps_link, ui_links
 
     uri = paths.tracking_uri(tracking_uri)
     address = ui_address(host, port)
@@ -496,7 +496,7 @@ def _click_errors() -> tuple[type, ...]:
 def main() -> None:
     from pydantic import ValidationError
 
-    from babysweep.storage_errors import find as find_storage_error
+    from babysweep.core.storage_errors import find as find_storage_error
 
     try:
         code = app(standalone_mode=False, prog_name="babysweep")

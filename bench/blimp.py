@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from babysweep import blimp
+from babysweep.eval import blimp, logprobs  # noqa: E402
 from babysweep.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_tokenizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -83,7 +83,7 @@ def one_at_a_time(model, tok, pairs, rule: str) -> list[bool]:
     with torch.inference_mode():
         for pair in pairs:
             scores = []
-            for seq, scored in blimp.encode(model, tok, [pair.good, pair.bad], rule):
+            for seq, scored in logprobs.encode(model, tok, [pair.good, pair.bad], rule):
                 ids = torch.tensor([seq])
                 logp = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
                 per_token = logp.gather(1, ids[0, 1:, None])[:, 0]
@@ -104,9 +104,9 @@ def timed(fn, repeats: int = 1):
 
 def positions(model, tok, pairs, rule: str) -> tuple[int, int]:
     """(positions our tries read, positions a one-row-per-sentence scorer reads: all but the last token)."""
-    encoded = blimp.encode(model, tok, [p.good for p in pairs] + [p.bad for p in pairs], rule)
+    encoded = logprobs.encode(model, tok, [p.good for p in pairs] + [p.bad for p in pairs], rule)
     distinct = list(dict.fromkeys(encoded))
-    trie = sum(len(r.tokens) for r in blimp._trie_rows([list(s) for s, _ in distinct], blimp.TRIE_ROW, [m for _, m in distinct]))
+    trie = sum(len(r.tokens) for r in logprobs._trie_rows([list(s) for s, _ in distinct], logprobs.TRIE_ROW, [m for _, m in distinct]))
     return trie, sum(len(s) - 1 for s, _ in encoded if len(s) > 1)
 
 
@@ -181,7 +181,7 @@ def babylm_pipeline_scorer(checkout: Path, model, tok, pairs, batch_size: int, w
     sys.path.insert(0, str(checkout))
     from evaluation_pipeline.sentence_zero_shot.compute_results import compute_results
     from evaluation_pipeline.sentence_zero_shot.dataset import get_dataloader
-    from babysweep.models import save_model
+    from babysweep.lm.models import save_model
 
     save_model(model, tok, work / "model")
     data = work / "blimp"
@@ -237,7 +237,7 @@ def main() -> None:
     print(f"pairs: {len(pairs):,} from {pair_source}; one-at-a-time loop on {len(sample)} of them, spread over the set")
 
     contenders = {}
-    for rule in blimp.RULES:
+    for rule in logprobs.RULES:
         contenders[f"ours {rule}"] = lambda rule=rule: blimp.score_pairs(model, tok, pairs, args.batch_size, rule=rule)
         contenders[f"loop {rule}"] = lambda rule=rule: one_at_a_time(model, tok, sample, rule)
     lm_eval_fn = lm_eval_scorer(model, tok, pairs, args.batch_size, prefix=" ")  # the blimp task's requests
@@ -260,7 +260,7 @@ def main() -> None:
             best[name] = min(best.get(name, float("inf")), seconds)
 
     rate = {name: (len(sample) if name.startswith("loop") else len(pairs)) / seconds for name, seconds in best.items()}
-    for rule in blimp.RULES:
+    for rule in logprobs.RULES:
         ours, loop = f"ours {rule}", f"loop {rule}"
         agree = sum(out[ours][pairs.index(p)] == d for p, d in zip(sample, out[loop]))
         print(f"--rule {rule}: ours, batched (batch {args.batch_size}, best of {args.repeats}): {len(pairs):,} pairs in "
@@ -285,7 +285,7 @@ def main() -> None:
 
         theirs = lm_eval_decisions(out["lm-eval"])
         agree = sum(a == b for a, b in zip(out["ours lm-eval"], theirs))
-        ours_lp = blimp.sentence_logprobs(model, tok, [p.good for p in pairs] + [p.bad for p in pairs], args.batch_size,
+        ours_lp = logprobs.sentence_logprobs(model, tok, [p.good for p in pairs] + [p.bad for p in pairs], args.batch_size,
                                           rule="lm-eval")
         diff = max(abs(a - b) for a, b in zip(ours_lp, out["lm-eval"]))
         print(f"lm-eval {getattr(lm_eval, '__version__', '')} HFLM.loglikelihood, its blimp task's requests (batch "

@@ -142,7 +142,7 @@ def check_project(root: Path, sweeps: dict = SWEEPS) -> list[str]:
     import mlflow
     from mlflow.entities import ViewType
 
-    from babysweep.paths import default_tracking_uri
+    from babysweep.core.paths import default_tracking_uri
 
     problems = check_sweeps(root, planned(sweeps))
     client = mlflow.MlflowClient(default_tracking_uri(root))
@@ -159,8 +159,8 @@ def check_sweeps(root: Path, counts: dict[str, int]) -> list[str]:
     import mlflow
     from mlflow.entities import ViewType
 
-    from babysweep.paths import default_tracking_uri
-    from babysweep.sweep_state import sweep_status
+    from babysweep.core.paths import default_tracking_uri
+    from babysweep.sweep.state import sweep_status
 
     problems = []
     client = mlflow.MlflowClient(default_tracking_uri(root))

@@ -27,9 +27,10 @@ import os
 os.environ["BABYSWEEP_PROJECT"] = str(project)
 os.chdir(project)
 
-from babysweep import metrics as M  # noqa: E402
-from babysweep.spec import load_spec  # noqa: E402
-from babysweep.sweep import run_sweep, sweep_status  # noqa: E402
+from babysweep.core import metrics as M  # noqa: E402
+from babysweep.spec.load import load_spec  # noqa: E402
+from babysweep.sweep.driver import run_sweep
+from babysweep.sweep.state import sweep_status  # noqa: E402
 
 spec_path = project / "bench.yaml"
 spec_path.write_text(f"""

@@ -33,13 +33,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from babysweep import metrics as M  # noqa: E402
-from babysweep import teacher_cache_files as files  # noqa: E402
-from babysweep.config import resolve  # noqa: E402
-from babysweep.flops import forward_flops_per_token  # noqa: E402
-from babysweep.models import build_model, load_model  # noqa: E402
-from babysweep.spec import load_spec  # noqa: E402
-from babysweep.trainer import train  # noqa: E402
+from babysweep.core import metrics as M  # noqa: E402
+from babysweep.train import teacher_cache_files as files  # noqa: E402
+from babysweep.core.config import resolve  # noqa: E402
+from babysweep.lm.flops import forward_flops_per_token  # noqa: E402
+from babysweep.lm.models import build_model, load_model  # noqa: E402
+from babysweep.spec.load import load_spec  # noqa: E402
+from babysweep.train.trainer import train  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--samples", type=int, default=8, help="trials of each student sweep")
@@ -164,7 +164,7 @@ def flops_lines(label: str, f_student: int, f_teachers: list[int], vocab: int, s
           f"on the fly {fly:.2f}x the student alone; warm cache {warm:.3f}x; with the build shared by {sharing} trials {amortised:.3f}x")
 
 
-print("\n4. FLOPs model (flops.py: 3 F per trained token, one F per teacher per distilled token), per student token:")
+print("\n4. FLOPs model (lm/flops.py: 3 F per trained token, one F per teacher per distilled token), per student token:")
 seq = base["data"]["seq_len"]
 f_s = forward_flops_per_token(load_model(project / f"runs-{stamp}" / "base" / "final")[0], seq)
 f_t = [forward_flops_per_token(load_model(t)[0], seq) for t in teachers]

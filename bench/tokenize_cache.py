@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from babysweep.config import resolve
+from babysweep.core.config import resolve
 from babysweep.data import builtin, prepare
 
 root = Path(__file__).resolve().parents[2] / "shared" / "data" / "storybooks"

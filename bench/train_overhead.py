@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from babysweep import metrics as M
-from babysweep.config import resolve
+from babysweep.core import metrics as M
+from babysweep.core.config import resolve
 from babysweep.data import prepare
 from babysweep.data.batches import train_batches
-from babysweep.models import build_model, count_params, load_model, save_model
-from babysweep.trainer import make_optimizer, seed_everything, train
+from babysweep.lm.models import build_model, count_params, load_model, save_model
+from babysweep.train.trainer import make_optimizer, seed_everything, train
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--steps", type=int, default=40)

@@ -58,9 +58,10 @@ def main() -> None:
     if args.project:
         os.environ["BABYSWEEP_PROJECT"] = str(args.project.resolve())
 
-    from babysweep import paths
-    from babysweep.errors import UserError
-    from babysweep.tracking import serve_ui, sweeps_link, ui_address, ui_links, stop_ui, wait_until_up
+    from babysweep.core import paths
+    from babysweep.core.errors import UserError
+    from babysweep.tracking.ui import serve_ui, ui_address, stop_ui, wait_until_up
+    from babysweep.tracking.links import sweeps_link, ui_links
 
     chrome = browser()
     uri = paths.tracking_uri(args.tracking_uri)

@@ -41,3 +41,22 @@ def needs_shared(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (real data lives outside the repository)")
     return path
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One small local Ray per test module (2 CPUs, a 100 MB object store)."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """An empty project folder of one's own: sweeps/, mlruns/ and reports/ go here; it is the working directory."""
+    monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -3,9 +3,9 @@ import os
 
 import pytest
 
-from babysweep.atomic import replace_dir_durably, write_text_atomic
-from babysweep.errors import UserError
-from babysweep.storage_errors import StorageError
+from babysweep.core.atomic import replace_dir_durably, write_text_atomic
+from babysweep.core.errors import UserError
+from babysweep.core.storage_errors import StorageError
 
 
 def test_writes_the_text_and_leaves_no_temporary_file(tmp_path):
@@ -55,7 +55,7 @@ def test_a_write_on_full_or_read_only_storage_names_the_path_and_what_and_keeps_
 def test_a_full_disk_met_inside_other_libraries_becomes_one_sentence():
     import sqlite3
 
-    from babysweep.storage_errors import find
+    from babysweep.core.storage_errors import find
 
     class OperationalError(Exception):  # sqlalchemy's wrapper of sqlite3's error, as MLflow's store raises it
         pass

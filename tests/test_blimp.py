@@ -14,11 +14,11 @@ from rich.console import Console
 from tokenizers import Tokenizer, processors
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from babysweep import blimp
-from babysweep.blimp import Pair
+from babysweep.eval import blimp, logprobs
+from babysweep.eval.blimp import Pair
 from babysweep.data.tokenizer import BOS_ID, EOS_ID, MASK_ID, PAD_ID, train_tokenizer, wrap
-from babysweep.errors import UserError
-from babysweep.metrics import BLIMP_OVERALL, blimp_field, blimp_paradigm
+from babysweep.core.errors import UserError
+from babysweep.core.metrics import BLIMP_OVERALL, blimp_field, blimp_paradigm
 
 from conftest import needs_shared
 
@@ -104,7 +104,7 @@ def test_batched_scores_and_decisions_match_one_at_a_time(model, tok):
     pairs = _pairs(23)
     sentences = [p.good for p in pairs] + [p.bad for p in pairs]
     want = [reference_logprob(model, tok, s) for s in sentences]
-    got = blimp.sentence_logprobs(model, tok, sentences, batch_size=8)
+    got = logprobs.sentence_logprobs(model, tok, sentences, batch_size=8)
     assert got == pytest.approx(want, abs=1e-4)
     assert len({round(v, 3) for v in want}) > 10  # the check is not vacuous: scores differ
     decisions = blimp.score_pairs(model, tok, pairs, batch_size=8)
@@ -114,21 +114,21 @@ def test_batched_scores_and_decisions_match_one_at_a_time(model, tok):
 def test_padding_does_not_change_scores(model, tok):
     short = "The cat runs."
     long = ["The big red cat who saw the small dogs likes Mary and John and himself a lot ." * 2] * 5
-    alone = blimp.sentence_logprobs(model, tok, [short], batch_size=1)[0]
-    padded = blimp.sentence_logprobs(model, tok, long + [short], batch_size=64)[-1]  # one batch, mostly padding
+    alone = logprobs.sentence_logprobs(model, tok, [short], batch_size=1)[0]
+    padded = logprobs.sentence_logprobs(model, tok, long + [short], batch_size=64)[-1]  # one batch, mostly padding
     assert padded == pytest.approx(alone, abs=1e-4)
     assert alone == pytest.approx(reference_logprob(model, tok, short), abs=1e-4)
 
 
 def test_full_logits_path_for_other_architectures(model, tok, monkeypatch):
     sentences = ["The cat runs.", "Who did Mary see himself?", "A big red dog saw the small cats."]
-    fast = blimp.sentence_logprobs(model, tok, sentences, batch_size=2)
-    fast_pll = blimp.pll_logprobs(model, tok, sentences, batch_size=3)
-    monkeypatch.setattr(blimp, "_head_split", lambda model: None)  # as for a model we do not know
-    assert blimp.sentence_logprobs(model, tok, sentences, batch_size=2) == pytest.approx(fast, abs=1e-4)
-    assert blimp.pll_logprobs(model, tok, sentences, batch_size=3) == pytest.approx(fast_pll, abs=1e-4)
+    fast = logprobs.sentence_logprobs(model, tok, sentences, batch_size=2)
+    fast_pll = logprobs.pll_logprobs(model, tok, sentences, batch_size=3)
+    monkeypatch.setattr(logprobs, "_head_split", lambda model: None)  # as for a model we do not know
+    assert logprobs.sentence_logprobs(model, tok, sentences, batch_size=2) == pytest.approx(fast, abs=1e-4)
+    assert logprobs.pll_logprobs(model, tok, sentences, batch_size=3) == pytest.approx(fast_pll, abs=1e-4)
     assert fast == pytest.approx([reference_logprob(model, tok, s) for s in sentences], abs=1e-4)
-    assert blimp.sentence_logprobs(model, tok, ["", "A."])[0] == 0.0  # nothing to score
+    assert logprobs.sentence_logprobs(model, tok, ["", "A."])[0] == 0.0  # nothing to score
 
 
 
@@ -137,31 +137,31 @@ def test_truncation_keeps_the_first_positions(tok):
     model = _llama(tok, positions=8)
     sentence = "The big red cat who saw the small dogs likes Mary."
     assert len(_ids(tok, sentence, 100)) > 10
-    got = blimp.sentence_logprobs(model, tok, [sentence, "A cat."], batch_size=2)
+    got = logprobs.sentence_logprobs(model, tok, [sentence, "A cat."], batch_size=2)
     # 8 positions read (<s> + 7 tokens), 8 tokens scored.
     assert got[0] == pytest.approx(reference_logprob(model, tok, sentence, limit=9), abs=1e-4)
     assert got[0] != pytest.approx(reference_logprob(model, tok, sentence, limit=8), abs=1e-3)
-    pll = blimp.pll_logprobs(model, tok, [sentence], batch_size=4)  # reads <s> + 7 tokens
+    pll = logprobs.pll_logprobs(model, tok, [sentence], batch_size=4)  # reads <s> + 7 tokens
     assert pll[0] == pytest.approx(reference_pll(model, tok, tok.decode(_ids(tok, sentence, 8)[1:])), abs=1e-4)
 
 
 def test_eval_mode_during_scoring_and_mode_restored(tok):
     model = _gpt2(tok, dropout=0.5).train()
     sentences = ["The cat runs.", "Who did Mary see?"]
-    got = blimp.sentence_logprobs(model, tok, sentences)
+    got = logprobs.sentence_logprobs(model, tok, sentences)
     assert model.training  # restored
     model.eval()
     assert got == pytest.approx([reference_logprob(model, tok, s) for s in sentences], abs=1e-4)  # no dropout
-    blimp.sentence_logprobs(model, tok, sentences)
+    logprobs.sentence_logprobs(model, tok, sentences)
     assert not model.training
 
 
 def test_pll_matches_hand_loop(model, tok):
     sentences = ["The cat runs.", "Who did Mary see himself?", "A big red dog."]
     want = [reference_pll(model, tok, s) for s in sentences]
-    got = blimp.pll_logprobs(model, tok, sentences, batch_size=5)  # copies of different sentences share batches
+    got = logprobs.pll_logprobs(model, tok, sentences, batch_size=5)  # copies of different sentences share batches
     assert got == pytest.approx(want, abs=1e-4)
-    assert got != pytest.approx(blimp.sentence_logprobs(model, tok, sentences), abs=1e-2)
+    assert got != pytest.approx(logprobs.sentence_logprobs(model, tok, sentences), abs=1e-2)
     pairs = [Pair(sentences[0], sentences[1], "p", "f", "", "p/0"), Pair(sentences[2], sentences[0], "p", "f", "", "p/1")]
     assert blimp.score_pairs(model, tok, pairs, scorer="pll") == [want[0] >= want[1], want[2] >= want[0]]
     same = Pair(sentences[1], sentences[1], "p", "f", "", "p/2")
@@ -182,7 +182,7 @@ def test_evaluate_end_to_end(tok):
 
 def rule_reference(model, tok, sentence: str, rule: str) -> float:
     """One sentence, one forward pass, no batching, written from the rules as the issue and the two
-    references' code state them (not from blimp.py)."""
+    references' code state them (not from eval/blimp.py)."""
     if rule == "lm-eval":  # empty context: the prefix token (BOS, else EOS), then " " + sentence, all scored
         prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
         cont = tok.encode(" " + sentence, add_special_tokens=False)
@@ -205,15 +205,15 @@ def _rule_pairs() -> list[Pair]:
 
 
 @pytest.mark.parametrize("template", ["none", "<s> $A", "<s> $A </s>"])
-@pytest.mark.parametrize("rule", blimp.RULES)
+@pytest.mark.parametrize("rule", logprobs.RULES)
 def test_rules_match_a_plain_loop_pair_for_pair(model, plain_tok, rule, template, monkeypatch):
     t = plain_tok if template == "none" else _template(plain_tok, template)
     pairs = _rule_pairs()
     want = [(rule_reference(model, t, p.good, rule), rule_reference(model, t, p.bad, rule)) for p in pairs]
     assert blimp.score_pairs(model, t, pairs, batch_size=8, rule=rule) == [g >= b for g, b in want]
-    assert blimp.sentence_logprobs(model, t, [p.good for p in pairs], 8, rule=rule) == pytest.approx([g for g, _ in want], abs=1e-4)
+    assert logprobs.sentence_logprobs(model, t, [p.good for p in pairs], 8, rule=rule) == pytest.approx([g for g, _ in want], abs=1e-4)
     assert want[0][0] == want[0][1] and sum(g != b for g, b in want) > 15  # a tie, and real decisions
-    monkeypatch.setattr(blimp, "_trie_ok", lambda model: False)  # the padded path follows the rule too
+    monkeypatch.setattr(logprobs, "_trie_ok", lambda model: False)  # the padded path follows the rule too
     assert blimp.score_pairs(model, t, pairs, batch_size=8, rule=rule) == [g >= b for g, b in want]
 
 
@@ -223,36 +223,36 @@ def test_what_each_rule_reads_and_scores(plain_tok, tok):
     mary, space_mary = enc(plain_tok, "Mary runs."), enc(plain_tok, " Mary runs.")
     assert space_mary[0] != mary[0] and len(space_mary) == len(mary)  # the first word's token changes with a space
     every = lambda ids: (tuple(ids), (True,) * (len(ids) - 1))
-    assert blimp.encode(model, tok, ["Mary runs."], "lm-eval") == [every([BOS_ID] + space_mary)]
-    assert blimp.encode(model, plain_tok, ["Mary runs."], "lm-eval") == [every([BOS_ID] + space_mary)]
+    assert logprobs.encode(model, tok, ["Mary runs."], "lm-eval") == [every([BOS_ID] + space_mary)]
+    assert logprobs.encode(model, plain_tok, ["Mary runs."], "lm-eval") == [every([BOS_ID] + space_mary)]
     # babylm: the tokenizer's own template; [BOS] + sentence when it adds BOS (the issue's formula) ...
-    assert blimp.encode(model, tok, ["Mary runs."], "babylm") == [every([BOS_ID] + mary)]
+    assert logprobs.encode(model, tok, ["Mary runs."], "babylm") == [every([BOS_ID] + mary)]
     # ... the bare sentence, its first token only context, when it adds none (babysweep's, GPT-2's) ...
-    assert blimp.encode(model, plain_tok, ["Mary runs."], "babylm") == [every(mary)]
+    assert logprobs.encode(model, plain_tok, ["Mary runs."], "babylm") == [every(mary)]
     # ... and an appended </s> is read by nothing and scored by nothing
     with_eos = _template(plain_tok, "<s> $A </s>")
-    assert blimp.encode(model, with_eos, ["Mary runs."], "babylm") == [(tuple([BOS_ID] + mary + [EOS_ID]), (True,) * len(mary) + (False,))]
+    assert logprobs.encode(model, with_eos, ["Mary runs."], "babylm") == [(tuple([BOS_ID] + mary + [EOS_ID]), (True,) * len(mary) + (False,))]
     # line breaks are tokens in both rules
     lines = enc(plain_tok, "Mary runs.\nJohn runs.")
-    assert blimp.encode(model, tok, ["Mary runs.\nJohn runs."], "babylm") == [every([BOS_ID] + lines)]
+    assert logprobs.encode(model, tok, ["Mary runs.\nJohn runs."], "babylm") == [every([BOS_ID] + lines)]
     assert "Ċ" in plain_tok.convert_ids_to_tokens(lines) and lines != enc(plain_tok, "Mary runs. John runs.")
     # lm-eval without a BOS token reads EOS first, as its prefix_token_id; with neither it cannot score
     eos_only = wrap(Tokenizer.from_str(plain_tok.backend_tokenizer.to_str()))
     eos_only.bos_token = None
     assert eos_only.bos_token_id is None and eos_only.eos_token_id == EOS_ID
-    assert blimp.encode(model, eos_only, ["Mary runs."], "lm-eval")[0][0] == tuple([EOS_ID] + space_mary)
+    assert logprobs.encode(model, eos_only, ["Mary runs."], "lm-eval")[0][0] == tuple([EOS_ID] + space_mary)
     eos_only.eos_token = None
     with pytest.raises(ValueError, match="bos or eos"):
-        blimp.encode(model, eos_only, ["Mary runs."], "lm-eval")
+        logprobs.encode(model, eos_only, ["Mary runs."], "lm-eval")
     with pytest.raises(ValueError, match="rule"):
-        blimp.encode(model, tok, ["Mary runs."], "babylm-2024")
+        logprobs.encode(model, tok, ["Mary runs."], "babylm-2024")
 
 
 def test_evaluate_records_rule_and_aggregates_fields_as_the_rule_does(tok):
     model = _llama(tok)
     pairs = _rule_pairs()
-    by_rule = {rule: blimp.evaluate(model, tok, pairs, batch_size=8, rule=rule) for rule in blimp.RULES}
-    assert {r["rule"] for r in by_rule.values()} == set(blimp.RULES) and by_rule["babylm"]["scorer"] == "causal"
+    by_rule = {rule: blimp.evaluate(model, tok, pairs, batch_size=8, rule=rule) for rule in logprobs.RULES}
+    assert {r["rule"] for r in by_rule.values()} == set(logprobs.RULES) and by_rule["babylm"]["scorer"] == "causal"
     assert by_rule["babylm"]["decisions"]["tie"] == "1" and by_rule["lm-eval"]["decisions"]["tie"] == "1"
     assert blimp.method(by_rule["lm-eval"]) == "causal scorer, lm-eval rule"
     assert blimp.method({"scorer": "causal"}) == "causal scorer, rule not recorded"  # a blimp.json from before
@@ -390,37 +390,37 @@ def test_trie_path_matches_one_at_a_time_with_shared_prefixes(model, tok):
         "Who did Mary see himself?", "Who did John see herself?",
     ] + [_sentence(random.Random(i)) for i in range(30)]
     assert any(len(_ids(tok, s)) == 2 for s in sentences)  # a single-token sentence
-    assert blimp._trie_ok(model)  # LLaMA and GPT-2 with sdpa take the trie path
+    assert logprobs._trie_ok(model)  # LLaMA and GPT-2 with sdpa take the trie path
     want = [reference_logprob(model, tok, s) if s else 0.0 for s in sentences]
     for batch_size in (1, 3, 64):
-        got = blimp.sentence_logprobs(model, tok, sentences, batch_size=batch_size)
+        got = logprobs.sentence_logprobs(model, tok, sentences, batch_size=batch_size)
         assert got == pytest.approx(want, abs=1e-4)
     assert want[0] != want[1] and want[8] == 0.0
     seqs = [_ids(tok, s, 65) for s in sentences]  # as _encode: max positions + 1
-    rows = blimp._trie_rows(seqs, row_size=40)  # several rows, some sentences sharing one
+    rows = logprobs._trie_rows(seqs, row_size=40)  # several rows, some sentences sharing one
     assert len(rows) > 2 and sum(len(r.ends) for r in rows) == len(sentences) - 1  # "" is not scored
     assert sum(len(r.tokens) for r in rows) < sum(len(s) - 1 for s in seqs if len(s) > 1)  # prefixes read once
-    padded = blimp._padded_logprobs(model, seqs, [(True,) * (len(q) - 1) for q in seqs], PAD_ID, 8, torch.device("cpu"))
+    padded = logprobs._padded_logprobs(model, seqs, [(True,) * (len(q) - 1) for q in seqs], PAD_ID, 8, torch.device("cpu"))
     assert padded == pytest.approx(want, abs=1e-4)
 
 
 def test_trie_rows_are_small_tries(tok):
     seqs = [[1, 5, 6, 7], [1, 5, 6, 8], [1, 5, 9], [1, 5, 6, 7], [1, 4], [1]]
-    (row,) = blimp._trie_rows(seqs, row_size=8)
+    (row,) = logprobs._trie_rows(seqs, row_size=8)
     # read positions (every prefix but a whole sentence): <s>, <s> 5, <s> 5 6
     assert row.tokens == [1, 5, 6] and row.parent == [0, 0, 1] and row.depth == [0, 1, 2]
     assert row.ends[0] == row.ends[3] and len(row.targets) == 6  # 4|<s>, 5|<s>, 6|5, 9|5, 7|56, 8|56
     assert 5 not in row.ends  # <s> alone
-    rows = blimp._trie_rows(seqs, row_size=2)  # [1, 4] alone; the rest need 3 positions, a row of their own
+    rows = logprobs._trie_rows(seqs, row_size=2)  # [1, 4] alone; the rest need 3 positions, a row of their own
     assert [len(r.tokens) for r in rows] == [1, 3] and sorted(s for r in rows for s in r.ends) == [0, 1, 2, 3, 4]
 
 
 def test_trie_scores_do_not_depend_on_row_packing_or_head_chunks(tok, monkeypatch):
     model = _llama(tok)
     sentences = [_sentence(random.Random(i)) for i in range(40)]
-    base = blimp.sentence_logprobs(model, tok, sentences, batch_size=64)
-    monkeypatch.setattr(blimp, "TRIE_ROW", 7)
-    assert blimp.sentence_logprobs(model, tok, sentences, batch_size=5) == pytest.approx(base, abs=1e-4)
-    monkeypatch.setattr(blimp, "HEAD_LOGITS", 1)  # 64 rows per output-head chunk: several per batch
-    assert blimp._head_rows(model) == 64
-    assert blimp.sentence_logprobs(model, tok, sentences, batch_size=64) == pytest.approx(base, abs=1e-4)
+    base = logprobs.sentence_logprobs(model, tok, sentences, batch_size=64)
+    monkeypatch.setattr(logprobs, "TRIE_ROW", 7)
+    assert logprobs.sentence_logprobs(model, tok, sentences, batch_size=5) == pytest.approx(base, abs=1e-4)
+    monkeypatch.setattr(logprobs, "HEAD_LOGITS", 1)  # 64 rows per output-head chunk: several per batch
+    assert logprobs._head_rows(model) == 64
+    assert logprobs.sentence_logprobs(model, tok, sentences, batch_size=64) == pytest.approx(base, abs=1e-4)

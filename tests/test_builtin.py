@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from babysweep.data import builtin
-from babysweep.errors import UserError
+from babysweep.core.errors import UserError
 
 PAIR_KEYS = {"sentence_good", "sentence_bad", "field", "linguistics_term", "UID", "pairID"}
 

@@ -2,7 +2,7 @@ import os
 
 import numpy as np
 
-from babysweep.config import resolve
+from babysweep.core.config import resolve
 from babysweep.data import prepare
 from babysweep.data.batches import batches_per_epoch, dev_batches, epoch_starts, train_batches
 from babysweep.data.tokenizer import BOS_ID, MASK_ID, PAD_ID, load_tokenizer, train_tokenizer
@@ -127,8 +127,8 @@ def test_tune_split_holds_out_lines_that_train_never_sees(tmp_path):
 def test_tune_loss_needs_a_tune_split(tmp_path):
     import pytest
 
-    from babysweep.errors import UserError
-    from babysweep.spec import spec_from_text
+    from babysweep.core.errors import UserError
+    from babysweep.spec.load import spec_from_text
 
     with pytest.raises(UserError, match="search.metric.*data.tune_split"):
         spec_from_text("name: x\nsearch: {metric: tune/loss}\n", "x.yaml")

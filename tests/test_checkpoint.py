@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from babysweep.checkpoint import STATE, UnsafeCheckpoint, checkpoints, load_checkpoint, load_latest, save_checkpoint
-from babysweep.trainer import rng_state, set_rng_state
+from babysweep.train.checkpoint import STATE, UnsafeCheckpoint, checkpoints, load_checkpoint, load_latest, save_checkpoint
+from babysweep.train.trainer import rng_state, set_rng_state
 
 RAN = []
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from babysweep.data.corpus import clean_lines, read_corpus, source_files
-from babysweep.errors import UserError
+from babysweep.core.errors import UserError
 
 from conftest import needs_shared
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from babysweep.config import resolve
-from babysweep.flops import forward_flops_per_token, matmul_params, training_flops
-from babysweep.models import build_model
+from babysweep.core.config import resolve
+from babysweep.lm.flops import forward_flops_per_token, matmul_params, training_flops
+from babysweep.lm.models import build_model
 
 VOCAB, SEQ = 10, 4
 

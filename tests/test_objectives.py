@@ -3,9 +3,7 @@ import math
 import pytest
 import torch
 
-from babysweep import objectives as O
-
-
+from babysweep.lm import objectives as O
 def _log_softmax(row, t=1.0):
     m = max(x / t for x in row)
     z = math.log(sum(math.exp(x / t - m) for x in row)) + m
@@ -122,8 +120,8 @@ def test_mlm_loss_counts_chosen_positions_only():
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_bidirectional_attention_only_in_mlm_mode(arch):
-    from babysweep.config import resolve
-    from babysweep.models import build_model
+    from babysweep.core.config import resolve
+    from babysweep.lm.models import build_model
 
     torch.manual_seed(0)
     model = build_model(resolve({"model": {"arch": arch, "layers": 2, "hidden": 32, "heads": 2}})["model"], 50, 16).eval()
@@ -225,7 +223,7 @@ def test_fused_distillation_refuses_a_second_backward():
 
 
 def test_kd_weight_in_token_units_and_active_epochs():
-    from babysweep.kd_weight import kd_epochs, kd_per_ce, token_alpha
+    from babysweep.report.kd_weight import kd_epochs, kd_per_ce, token_alpha
 
     assert kd_per_ce(0.5, 2.0, "babyllama", 128) == pytest.approx(127 * 4)
     assert kd_per_ce(0.5, 2.0, "token", 128) == pytest.approx(4)
@@ -241,7 +239,7 @@ def test_kd_weight_in_token_units_and_active_epochs():
 
 def test_kd_weight_matches_the_losses_it_describes():
     """Token-unit weight: raising one position's KL by d moves the total by kd_per_ce * d * (CE weight per token)."""
-    from babysweep.kd_weight import kd_per_ce
+    from babysweep.report.kd_weight import kd_per_ce
 
     g = torch.Generator().manual_seed(6)
     batch, seq, vocab, alpha, t = 2, 6, 5, 0.3, 2.0

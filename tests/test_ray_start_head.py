@@ -9,7 +9,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,18 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from babysweep.paths import default_tracking_uri
+from babysweep.core.paths import default_tracking_uri
 
-from test_sweep import write_spec
+from helpers import free_port, write_spec
 
 pytestmark = pytest.mark.slow
 AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(home: Path, **extra) -> dict:
@@ -44,7 +37,7 @@ def head(tmp_path_factory):
     (home / ".ray").mkdir()
     (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
     temp_dir = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths live under it
-    port = _free_port()
+    port = free_port()
     log = home / "head.log"
     ray_cli = Path(sys.executable).with_name("ray")
     with open(log, "w") as out:
@@ -83,8 +76,8 @@ def _babysweep(args: list, env: dict, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_a_sweep_joins_a_ray_start_head(head, tmp_path, cache_dir):
-    from babysweep.sweep_state import sweep_status
-    from babysweep.tracking import sweep_runs
+    from babysweep.sweep.state import sweep_status
+    from babysweep.tracking.runs import sweep_runs
 
     address, home = head
     spec = write_spec(tmp_path, cache_dir, name="headed", samples=2, epochs=1)
@@ -118,8 +111,8 @@ def test_a_head_refuses_a_driver_without_its_token(head, tmp_path, cache_dir, ca
 
 
 def test_a_wrong_address_fails_at_once(tmp_path):
-    from babysweep.errors import UserError
-    from babysweep.sweep_ray import join_cluster
+    from babysweep.core.errors import UserError
+    from babysweep.sweep.ray_cluster import join_cluster
 
     with pytest.raises(UserError, match="Could not reach the Ray cluster at 127.0.0.1:1 .*refused"):
         join_cluster("127.0.0.1:1")

@@ -1,7 +1,7 @@
 """Reports: bootstrap intervals, the comparison table and verdict on runs with known values,
 importances, ablation variants, and a report written from a real (temporary) MLflow store.
 
-Most tests build run dicts by hand, shaped as babysweep.tracking.sweep_runs returns them; the last
+Most tests build run dicts by hand, shaped as babysweep.tracking.tracker.sweep_runs returns them; the last
 one logs runs with SweepTracker, writes the report, and rebuilds its table from MLflow alone.
 """
 
@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from babysweep.ablation import ablation_table, ablation_variants
-from babysweep.errors import UserError
-from babysweep.importance import importances
-from babysweep.report import render_ablation, render_markdown, write_report
-from babysweep.report_entries import ReportData, entries_from_runs, pair_weights
-from babysweep.verdict import si, table_from_runs, verdict
-from babysweep.stats import excludes_zero, mean_std, pair_noise_interval, paired_interval, welch_interval
+from babysweep.studies.ablation import ablation_table, ablation_variants
+from babysweep.core.errors import UserError
+from babysweep.report.importance import importances
+from babysweep.report.build import render_ablation, render_markdown, write_report
+from babysweep.report.entries import ReportData, entries_from_runs, pair_weights
+from babysweep.report.verdict import si, table_from_runs, verdict
+from babysweep.report.stats import excludes_zero, mean_std, pair_noise_interval, paired_interval, welch_interval
 
 # ------------------------------------------------------------------------------------ helpers
 
@@ -465,7 +465,7 @@ def test_one_seed_ablation_has_no_interval_and_no_star():
 
 def _log_sweep(uri: str, root: Path, name: str, role: str, trials: list[dict], finalist_of: str | None = None,
                search_settings: dict | None = None) -> None:
-    from babysweep.tracking import SweepTracker
+    from babysweep.tracking.tracker import SweepTracker
 
     tracker = SweepTracker(uri, name, root / "sweeps" / name, metric="eval/loss", mode="min", role=role,
                            spec_text=f"name: {name}\n", search_settings=search_settings or {"algorithm": "optuna"})
@@ -494,8 +494,8 @@ def _log_sweep(uri: str, root: Path, name: str, role: str, trials: list[dict], f
 
 
 def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
-    from babysweep.paths import default_tracking_uri
-    from babysweep.tracking import sweep_parent, sweep_runs
+    from babysweep.core.paths import default_tracking_uri
+    from babysweep.tracking.runs import sweep_parent, sweep_runs
 
     uri = default_tracking_uri(tmp_path)
     def trials(n, arch="llama", dev=3.0, acc=0.7, **extra):
@@ -507,11 +507,11 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
     final = [dict(t, seed=s) for s, t in enumerate(trials(2, "llama", dev=3.0, acc=0.7))] + \
             [dict(t, seed=s) for s, t in enumerate(trials(2, "gpt2", dev=3.2, acc=0.6))]
     _log_sweep(uri, tmp_path, "teachers.final", "teacher", final, finalist_of="teachers")
-    from babysweep.sampler import mlflow_params, sampler_settings
-    from babysweep.spec import load_spec
+    from babysweep.spec.sampler import mlflow_params, sampler_settings
+    from babysweep.spec.load import load_spec
 
     shipped = load_spec(Path(__file__).resolve().parents[1] / "search_spaces" / "students.yaml")
-    settings = {**{"search." + k: v for k, v in shipped.search.model_dump().items()},  # as sweep.py passes them
+    settings = {**{"search." + k: v for k, v in shipped.search.model_dump().items()},  # as sweep/driver.py passes them
                 **mlflow_params(sampler_settings(shipped.search, shipped.space))}
     paper = {"distill": {"teachers": ["/m/a/final", "/m/b/final"], "alpha": 0.5, "kd_reduction": "babyllama"},
              "data": {"seq_len": 128}, "train": {"epochs": 6}, "antlm": {"schedule": "2clm+2mlm+2clm"}}

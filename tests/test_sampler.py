@@ -6,8 +6,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from babysweep.sampler import describe_sampler, make_sampler, mlflow_params, sampler_settings
-from babysweep.spec import load_spec, spec_from_text
+from babysweep.spec.sampler import describe_sampler, make_sampler, mlflow_params, sampler_settings
+from babysweep.spec.load import load_spec, spec_from_text
 
 ROOT = Path(__file__).resolve().parents[1] / "search_spaces"
 
@@ -82,7 +82,7 @@ STRATIFIED = ("model:\n  arch: {choice: [llama, gpt2]}\n  dropout: {uniform: [0.
 
 def test_stratified_values_take_turns_in_the_sweeps_searcher():
     """TPE that finds GPT-2 far better still gives LLaMA its half of the trials, and samples the other keys."""
-    from babysweep.sweep import _searcher
+    from babysweep.sweep.driver import _searcher
 
     s = spec("  samples: 8\n  stratify: model.arch\n  metric: eval/loss\n", STRATIFIED)
     searcher = _searcher(s)  # the wrapped searcher a sweep uses: waves of 2, Optuna inside
@@ -112,7 +112,7 @@ def test_stratified_values_take_turns_in_the_sweeps_searcher():
     ("  algorithm: points\n  points: {a: {}}\n  stratify: model.arch\n", "model:\n  arch: {choice: [llama, gpt2]}\n", r"search\.stratify \(line \d+\): stratify splits sampled trials; search\.algorithm points"),
 ])
 def test_stratify_refuses_what_it_cannot_split(search, extra, error):
-    from babysweep.errors import UserError
+    from babysweep.core.errors import UserError
 
     with pytest.raises(UserError, match=error):
         spec(search, extra)

@@ -3,9 +3,7 @@ import sys
 
 import pytest
 
-from babysweep import schedule as S
-
-
+from babysweep.core import schedule as S
 def test_schedules():
     assert S.parse_schedule("4clm+16mlm+4clm") == ["clm"] * 4 + ["mlm"] * 16 + ["clm"] * 4
     assert S.parse_schedule(" 2MLM + 1clm ") == ["mlm", "mlm", "clm"]
@@ -22,7 +20,7 @@ def test_schedules():
 def test_light_modules_do_not_import_torch():
     """Spec validation, the schedule grammar, ablation tables and the layout stay torch-free: `validate`
     and `status` must start fast."""
-    code = ("import sys, babysweep.schedule, babysweep.spec, babysweep.ablation, babysweep.paths, babysweep.records; "
+    code = ("import sys, babysweep.core.schedule, babysweep.spec.load, babysweep.studies.ablation, babysweep.core.paths, babysweep.core.records; "
             "print(sorted(m for m in ('torch', 'transformers', 'ray', 'mlflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -4,9 +4,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from babysweep import metrics as M
-from babysweep.spec import spec_from_text
-from babysweep.sweep import ASHA_METRIC, _scheduler, scheduler_result
+from babysweep.core import metrics as M
+from babysweep.spec.load import spec_from_text
+from babysweep.sweep.driver import ASHA_METRIC, _scheduler, scheduler_result
 
 SPEC = """
 name: asha
@@ -46,7 +46,7 @@ def test_asha_does_not_stop_a_trial_for_its_mlm_epoch(second_epoch_is_mlm, stopp
 
 def _decisions(order: list[tuple[str, int, float]], wave_size: int = 2) -> dict[str, str]:
     """Feed (trial, epoch, loss) results in the given order; the first STOP of each trial, else CONTINUE."""
-    from babysweep.sweep_scheduler import WaveHalving
+    from babysweep.sweep.scheduler import WaveHalving
 
     scheduler = WaveHalving(metric=ASHA_METRIC, mode="min", time_attr=M.EPOCH, max_t=4, grace_period=1,
                             reduction_factor=2, wave_size=wave_size)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from babysweep.space import sample_params
-from babysweep.spec import load_spec
-from babysweep.study import load_study
+from babysweep.spec.space import sample_params
+from babysweep.spec.load import load_spec
+from babysweep.studies.study import load_study
 
 ROOT = Path(__file__).resolve().parents[1] / "search_spaces"
 STUDIES = sorted(ROOT.rglob("study.yaml"))
@@ -44,8 +44,8 @@ TINY = {"data.train": "builtin", "data.dev": "builtin", "data.builtin_words": 20
 @pytest.fixture(scope="module")
 def tiny_teachers(tmp_path_factory, cache_dir):
     """Two tiny saved teachers (LLaMA and GPT-2) sharing the tiny overrides' tokenizer."""
-    from babysweep.config import resolve, unflatten
-    from babysweep.trainer import train
+    from babysweep.core.config import resolve, unflatten
+    from babysweep.train.trainer import train
 
     folders = []
     for arch in ("llama", "gpt2"):
@@ -59,7 +59,7 @@ def tiny_teachers(tmp_path_factory, cache_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PAPER, ids=lambda p: p.name)
 def test_paper_spec_trains_a_few_steps_with_tiny_sizes(path, tmp_path, cache_dir, tiny_teachers):
-    from babysweep.trainer import train
+    from babysweep.train.trainer import train
 
     spec = load_spec(path, check_paths=False)
     overrides = {**TINY, "data.cache_dir": str(cache_dir), "train.epochs": 1, "train.max_steps": 3}
@@ -109,7 +109,7 @@ def test_paper_specs_carry_the_papers_settings():
 
 def test_the_students_space_reaches_the_papers_regime():
     """In token units the papers trained at alpha about 1/seq_len: the default space must go below it."""
-    from babysweep.kd_weight import token_alpha
+    from babysweep.report.kd_weight import token_alpha
 
     spec = load_spec(ROOT / "students.yaml")
     seq_len, distill = spec.space["data"]["seq_len"], _distill(spec)

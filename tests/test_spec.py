@@ -12,10 +12,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from babysweep.config import TrainConfig
-from babysweep.errors import UserError
-from babysweep.space import Distribution, OptunaSpace, sample_params
-from babysweep.spec import diff_specs, describe, grid_points, load_spec, parse_override
+from babysweep.core.config import TrainConfig
+from babysweep.core.errors import UserError
+from babysweep.spec.space import Distribution, OptunaSpace, sample_params
+from babysweep.spec.load import diff_specs, load_spec
+from babysweep.spec.sweep_spec import describe, grid_points
+from babysweep.spec.overrides import parse_override
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPO = Path(__file__).resolve().parents[1]
@@ -425,7 +427,7 @@ def test_teachers_from_sweep_per_arch(tmp_path):
 
 
 def test_paths_from_environment_variables(tmp_path, monkeypatch):
-    from babysweep.spec import missing_paths
+    from babysweep.spec.load import missing_paths
 
     (tmp_path / "corpus" / "train_10M").mkdir(parents=True)
     (tmp_path / "corpus" / "train_10M" / "a.train").write_text("one line\n")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from babysweep.errors import UserError
-from babysweep.study import load_study, run_study
+from babysweep.core.errors import UserError
+from babysweep.studies.study import load_study, run_study
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +50,7 @@ def babylm_layout(tmp_path_factory) -> Path:
 def finished(tmp_path_factory, babylm_layout, cache_dir):
     import ray
 
-    from babysweep import paths
-
+    from babysweep.core import paths
     project = tmp_path_factory.mktemp("project")
     mp = pytest.MonkeyPatch()
     mp.setenv("BABYSWEEP_PROJECT", str(project))
@@ -71,7 +70,7 @@ def finished(tmp_path_factory, babylm_layout, cache_dir):
 
 
 def test_the_storybooks_study_runs_on_babylm_layout(finished):
-    from babysweep.tracking import sweep_runs
+    from babysweep.tracking.runs import sweep_runs
 
     result, project, uri = finished["result"], finished["project"], finished["uri"]
     assert not result.interrupted and result.report.is_file()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from babysweep.errors import UserError
-from babysweep.study import load_study, run_study
+from babysweep.core.errors import UserError
+from babysweep.studies.study import load_study, run_study
 
 pytestmark = pytest.mark.slow
 
@@ -24,19 +24,10 @@ resources: {{cpu: 1}}
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def study_project(tmp_path_factory, cache_dir, ray_session):
     """A finished tiny study, interrupted once at its second stage and resumed."""
-    import babysweep.sweep as sweep_module
-    from babysweep.sweep import SweepResult
+    import babysweep.sweep.driver as sweep_module
+    from babysweep.sweep.driver import SweepResult
 
     root = tmp_path_factory.mktemp("study")
     mp = pytest.MonkeyPatch()
@@ -99,9 +90,9 @@ def test_an_interrupted_study_resumes_at_the_stage_it_stopped(in_study):
 
 
 def test_finalists_retrain_the_best_config_with_fresh_seeds(study_project):
-    from babysweep.records import best_config
-    from babysweep.paths import default_tracking_uri
-    from babysweep.tracking import run_json, sweep_runs
+    from babysweep.core.records import best_config
+    from babysweep.core.paths import default_tracking_uri
+    from babysweep.tracking.runs import run_json, sweep_runs
 
     uri = default_tracking_uri(study_project["root"])
     finals = sweep_runs(uri, "tutors.final")
@@ -122,9 +113,9 @@ def test_finalists_retrain_the_best_config_with_fresh_seeds(study_project):
 
 
 def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
-    from babysweep.verdict import table_from_runs
-    from babysweep.paths import default_tracking_uri
-    from babysweep.tracking import run_json, sweep_parent, sweep_runs
+    from babysweep.report.verdict import table_from_runs
+    from babysweep.core.paths import default_tracking_uri
+    from babysweep.tracking.runs import run_json, sweep_parent, sweep_runs
 
     uri = default_tracking_uri(study_project["root"])
     report = json.loads((study_project["second"].report.parent / "report.json").read_text())
@@ -155,9 +146,9 @@ def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
 
 def test_ablations_of_the_best_student(in_study):
     study_project = in_study
-    from babysweep.ablation_sweep import run_ablation
-    from babysweep.paths import default_tracking_uri
-    from babysweep.tracking import sweep_runs
+    from babysweep.studies.ablation_sweep import run_ablation
+    from babysweep.core.paths import default_tracking_uri
+    from babysweep.tracking.runs import sweep_runs
 
     result, path = run_ablation("pupils", seeds=1, live=False)
     assert not result.interrupted and result.counts["finished"] == 5

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from babysweep.errors import UserError
-from babysweep.study import load_study, run_study
+from babysweep.core.errors import UserError
+from babysweep.studies.study import load_study, run_study
 
 SPEC = "name: {name}\nrole: {role}\nmodel: {{layers: 2}}\ntrain: {{epochs: 2}}\n"
 
@@ -30,7 +30,7 @@ def test_set_splits_study_keys_from_sweep_keys(study_file):
 
 
 def test_a_rerun_with_other_settings_is_refused_before_anything_runs(study_file, tmp_path, monkeypatch):
-    import babysweep.sweep as sweep_module
+    import babysweep.sweep.driver as sweep_module
 
     monkeypatch.setattr(sweep_module, "run_sweep", lambda *a, **k: pytest.fail("a refused study ran a sweep"))
     state = tmp_path / "sweeps" / "s.study.json"

@@ -10,56 +10,24 @@ from pathlib import Path
 
 import pytest
 
-from babysweep.paths import default_tracking_uri
-from babysweep.spec import load_spec
-from babysweep.tracking import run_json
+from babysweep.core.paths import default_tracking_uri
+from babysweep.spec.load import load_spec
+from helpers import write_spec  # noqa: F401  (other test modules import it from here too)
+from babysweep.tracking.runs import run_json
 
 pytestmark = pytest.mark.slow
 
-TINY = """
-name: {name}
-data: {{seq_len: 32, builtin_words: 20000, tokenizer: {{vocab_size: 500}}, cache_dir: {cache}}}
-model: {{layers: 1, hidden: {hidden}, heads: 2}}
-train: {{epochs: {epochs}, batch_size: 32, lr: {lr}, warmup_steps: 5}}
-eval: {{dev_batches: 2, blimp: builtin}}
-search: {{algorithm: {algorithm}, samples: {samples}, scheduler: none, concurrent: 2, max_failures: 0}}
-resources: {{cpu: 1}}
-"""
-
-
-def write_spec(folder: Path, cache: Path, **values) -> Path:
-    fields = dict(name="tiny", hidden=32, epochs=2, lr="{loguniform: [1.0e-3, 1.0e-2]}", algorithm="random", samples=3)
-    fields.update(values)
-    path = folder / f"{fields['name']}.yaml"
-    path.write_text(TINY.format(cache=cache, **fields))
-    return path
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def _runs(project: Path, name: str) -> list[dict]:
-    from babysweep.tracking import sweep_runs
+    from babysweep.tracking.runs import sweep_runs
 
     return sweep_runs(default_tracking_uri(project), name)
 
 
 def test_tiny_sweep_end_to_end(ray_session, project, cache_dir):
-    from babysweep.sweep import run_sweep, sweep_status
+    from babysweep.sweep.driver import run_sweep
+    from babysweep.sweep.state import sweep_status
 
     result = run_sweep(load_spec(write_spec(project, cache_dir)), live=False)
     assert not result.interrupted and result.counts["finished"] == 3
@@ -81,7 +49,8 @@ def test_tiny_sweep_end_to_end(ray_session, project, cache_dir):
 
 def test_a_trial_that_reaches_max_steps_finished_its_budget(ray_session, project, cache_dir):
     """Only the scheduler's decision is "stopped early": max_steps is the trial's planned budget."""
-    from babysweep.sweep import run_sweep, sweep_status
+    from babysweep.sweep.driver import run_sweep
+    from babysweep.sweep.state import sweep_status
 
     spec = write_spec(project, cache_dir, name="capped", samples=1, epochs=3, lr=0.003)
     spec.write_text(spec.read_text().replace("warmup_steps: 5", "warmup_steps: 5, max_steps: 4"))
@@ -111,7 +80,7 @@ resources: {{cpu: 1}}
 ])
 def test_results_without_the_metric_do_not_break_asha_or_optuna(ray_session, project, cache_dir, schedule, metric,
                                                                   mode, scheduler):
-    from babysweep.sweep import run_sweep
+    from babysweep.sweep.driver import run_sweep
 
     name = f"mixed-{scheduler}"
     path = project / f"{name}.yaml"
@@ -122,15 +91,16 @@ def test_results_without_the_metric_do_not_break_asha_or_optuna(ray_session, pro
     assert metric in result.best["metrics"]
     runs = _runs(project, name)
     assert len(runs) == 3 and all(metric in r["metrics"] for r in runs if r["tags"].get("stopped_early") != "true")
-    from babysweep.sampler import describe_sampler
-    from babysweep.tracking import sweep_parent
+    from babysweep.spec.sampler import describe_sampler
+    from babysweep.tracking.runs import sweep_parent
 
     params = sweep_parent(default_tracking_uri(project), name)["params"]  # the sampler's settings, in MLflow
     assert describe_sampler(params) == "independent TPE, first 2 trials random, seed 0"
 
 
 def test_failing_trial_is_errored_and_the_sweep_goes_on(ray_session, project, cache_dir):
-    from babysweep.sweep import run_sweep, sweep_status
+    from babysweep.sweep.driver import run_sweep
+    from babysweep.sweep.state import sweep_status
 
     # hidden 30 is not divisible by 2 heads... but 31 is not: that config fails inside its trial.
     spec = write_spec(project, cache_dir, name="faulty", hidden="{grid: [32, 31]}", lr=0.003, algorithm="grid", epochs=1)
@@ -144,8 +114,8 @@ def test_failing_trial_is_errored_and_the_sweep_goes_on(ray_session, project, ca
 
 
 def test_changed_spec_is_refused(ray_session, project, cache_dir):
-    from babysweep.errors import UserError
-    from babysweep.sweep import run_sweep
+    from babysweep.core.errors import UserError
+    from babysweep.sweep.driver import run_sweep
 
     run_sweep(load_spec(write_spec(project, cache_dir, name="fixed", samples=1, epochs=1)), live=False)
     changed = write_spec(project, cache_dir, name="fixed", samples=1, epochs=1, lr="{loguniform: [1.0e-4, 1.0e-2]}")
@@ -179,7 +149,7 @@ def test_sigkill_and_resume(project, cache_dir):
     assert again.returncode == 0, again.stderr[-6000:]
     # The rerun says what it continues before it runs anything.
     assert "continuing: 0 of 2 trials done" in again.stdout and "continues from step_" in again.stdout, again.stdout[:2000]
-    from babysweep.sweep import sweep_status
+    from babysweep.sweep.state import sweep_status
 
     rows = sweep_status("killed")
     assert len(rows) == 2 and {r["state"] for r in rows} == {"FINISHED"}
@@ -193,8 +163,8 @@ def test_sigkill_and_resume(project, cache_dir):
 
 
 def test_student_sweep_distils_from_the_best_teachers(ray_session, project, cache_dir):
-    from babysweep.errors import UserError
-    from babysweep.sweep import run_sweep
+    from babysweep.core.errors import UserError
+    from babysweep.sweep.driver import run_sweep
 
     student = write_spec(project, cache_dir, name="pupils", samples=1, epochs=1, lr=0.003)
     student.write_text(student.read_text().replace("name: pupils", "name: pupils\ndistill: {teachers: {from_sweep: tutors, top: 2}, alpha: 0.5}"))
@@ -215,7 +185,8 @@ def test_two_runs_of_an_optuna_asha_sweep_keep_the_same_trials(ray_session, proj
     """Reproducible: the same spec twice gives the same configs, the same early stops and the same best
     config, whichever trial of a wave reports first (trials run in waves; WaveHalving judges against
     earlier waves only)."""
-    from babysweep.sweep import run_sweep, sweep_status
+    from babysweep.sweep.driver import run_sweep
+    from babysweep.sweep.state import sweep_status
 
     outcomes = []
     for name in ("again_a", "again_b"):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from babysweep.spec import load_spec
+from babysweep.spec.load import load_spec
 
-from test_sweep import write_spec
+from helpers import write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -13,7 +13,8 @@ def test_two_node_cluster(tmp_path, monkeypatch, cache_dir):
     import ray
     from ray.cluster_utils import Cluster
 
-    from babysweep.sweep import run_sweep, sweep_status
+    from babysweep.sweep.driver import run_sweep
+    from babysweep.sweep.state import sweep_status
 
     monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path))
     monkeypatch.chdir(tmp_path)

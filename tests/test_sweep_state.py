@@ -5,8 +5,8 @@ import os
 import subprocess
 import sys
 
-from babysweep.checkpoint import save_checkpoint
-from babysweep.sweep_state import (DRIVER_FILE, best_row, driver_running, resume_summary, sweep_status,
+from babysweep.train.checkpoint import save_checkpoint
+from babysweep.sweep.state import (DRIVER_FILE, best_row, driver_running, resume_summary, sweep_status,
                                    varying_params)
 
 SPEC = """name: fake

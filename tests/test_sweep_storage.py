@@ -13,22 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from test_sweep import write_spec
+from helpers import free_port, write_spec
 
 pytestmark = pytest.mark.slow
 BUCKET = "sweeps-bucket"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_server():
     pytest.importorskip("moto")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -120,15 +114,15 @@ def test_a_sweep_on_object_storage_continues_on_another_machine(s3, tmp_path, ca
         epochs = [json.loads(line)["epoch"] for line in _read(s3, f"cloud/models/{trial}/metrics.jsonl").splitlines()]
         assert epochs == [1, 2, 3]
         assert len([k for k in keys if k.startswith(f"models/{trial}/checkpoints/") and k.endswith("meta.json")]) <= 2
-    from babysweep.tracking import sweep_runs
+    from babysweep.tracking.runs import sweep_runs
 
     runs = sweep_runs(store, "cloud")  # the same MLflow runs, continued: no duplicates
     assert len(runs) == 2 and {r["status"] for r in runs} == {"FINISHED"}
 
 
 def test_a_teacher_missing_on_a_node_comes_from_the_uri(s3, tmp_path):
-    from babysweep.mirror import Mirror
-    from babysweep.sweep import _local_model
+    from babysweep.sweep.object_store import Mirror
+    from babysweep.sweep.driver import _local_model
 
     made = tmp_path / "driver" / "sweeps" / "tutors" / "models" / "t1" / "final"
     made.mkdir(parents=True)
@@ -146,8 +140,8 @@ def test_a_teacher_missing_on_a_node_comes_from_the_uri(s3, tmp_path):
 
 
 def test_a_missing_bucket_is_one_sentence(s3):
-    from babysweep.errors import UserError
-    from babysweep.mirror import Mirror
+    from babysweep.core.errors import UserError
+    from babysweep.sweep.object_store import Mirror
 
     with pytest.raises(UserError, match="--storage s3://no-such-bucket/x: cannot use it"):
         Mirror.of("s3://no-such-bucket/x")

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from babysweep import objectives, teacher_cache
-from babysweep import teacher_cache_files as files
-from babysweep.config import resolve
+from babysweep.lm import objectives
+
+from babysweep.train import teacher_cache
+from babysweep.train import teacher_cache_files as files
+from babysweep.core.config import resolve
 from babysweep.data import prepare
 from babysweep.data.batches import train_batches
-from babysweep.models import build_model, save_model
-from babysweep.trainer import batch_loss, setup
+from babysweep.lm.models import build_model, save_model
+from babysweep.train.trainer import batch_loss, setup
 
 from conftest import tiny_config
 
@@ -219,7 +221,7 @@ def test_changed_teacher_weights_change_the_key(tmp_path, teacher_dirs):
     run = _run(tmp_path, teacher_dirs, "exact")
     before = _fresh_cache(run, tmp_path / "root").key(0)
     assert _fresh_cache(run, tmp_path / "root").key(1) != before  # another epoch, other chunks
-    from babysweep.models import load_model
+    from babysweep.lm.models import load_model
 
     folder = tmp_path / "changed"
     model, tok = load_model(run.cfg["distill"]["teachers"][0])
@@ -273,7 +275,7 @@ def test_a_full_disk_stops_the_build_with_one_sentence(tmp_path, teacher_dirs, m
     import errno
     import os
 
-    from babysweep.storage_errors import StorageError
+    from babysweep.core.storage_errors import StorageError
 
     run = _run(tmp_path, teacher_dirs, "exact")
     cache = _fresh_cache(run, tmp_path / "root")

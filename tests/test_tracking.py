@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,10 +18,13 @@ import mlflow
 import pytest
 
 import babysweep
-from babysweep.errors import UserError
-from babysweep.paths import default_tracking_uri, tracking_uri as resolve_tracking_uri
-from babysweep.records import lineage_tags
-from babysweep.tracking import MAP_FILE, SweepTracker, best_runs, serve_ui, sweep_parent, sweep_runs, stop_ui, wait_until_up
+from babysweep.core.errors import UserError
+from babysweep.core.paths import default_tracking_uri, tracking_uri as resolve_tracking_uri
+from babysweep.core.records import lineage_tags
+from babysweep.tracking.store import MAP_FILE
+from helpers import free_port, make_tracker
+from babysweep.tracking.runs import best_runs, sweep_parent, sweep_runs
+from babysweep.tracking.ui import serve_ui, stop_ui, wait_until_up
 
 
 BLIMP_RESULTS = {"overall": 0.6, "paradigms": {"anaphor_gender_agreement": 0.7, "npi_present_1": 0.5},
@@ -42,13 +44,6 @@ def uri(project) -> str:
 @pytest.fixture(scope="module")
 def client(uri) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(uri)
-
-
-def make_tracker(uri: str, project: Path, name: str, **kw) -> SweepTracker:
-    args = dict(metric="eval/loss", mode="min", role="teacher", spec_text=f"name: {name}\n",
-                search_settings={"algorithm": "optuna", "samples": 3})
-    args.update(kw)
-    return SweepTracker(uri, name, project / "sweeps" / name, **args)
 
 
 def config_for(lr: float, seed: int = 0) -> dict:
@@ -380,12 +375,6 @@ def test_git_commit_tag_when_in_a_repository(uri, project, client, tmp_path):
 # ---------------------------------------------------------------------------------------- the UI
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_serve_ui_answers_on_localhost(uri, project, tmp_path):
     tracker = make_tracker(uri, project, "uisweep")
@@ -419,7 +408,7 @@ def test_trial_params_from_the_trainer_are_logged_once(uri, project, client):
 _OPEN_AT_ONCE = """
 import sys, time
 from pathlib import Path
-from babysweep import tracking
+from babysweep.tracking import store as tracking
 ready, go = Path(sys.argv[2]), Path(sys.argv[3])
 ready.touch()
 while not go.exists():
@@ -461,10 +450,10 @@ def test_a_store_creation_killed_mid_migration_does_not_break_the_next_open(tmp_
                "    if count[0] == 400:\n"
                "        os._exit(9)\n"
                "event.listen(Engine, 'after_cursor_execute', step)\n"
-               "from babysweep.tracking import _client\n"
+               "from babysweep.tracking.store import _client\n"
                "_client(sys.argv[1])\n")
     assert subprocess.run([sys.executable, "-c", creator, uri], capture_output=True).returncode == 9
-    from babysweep.tracking import _client
+    from babysweep.tracking.store import _client
 
     assert [e.name for e in _client(uri).search_experiments()] == ["Default"]
     assert sorted(p.name for p in db.parent.iterdir()) == ["mlflow.db", "mlflow.db.lock"]  # no temporary file left

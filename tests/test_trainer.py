@@ -4,12 +4,12 @@ import math
 import pytest
 import torch
 
-from babysweep import metrics as M
-from babysweep.checkpoint import checkpoints, load_latest
-from babysweep.config import resolve
+from babysweep.core import metrics as M
+from babysweep.train.checkpoint import checkpoints, load_latest
+from babysweep.core.config import resolve
 from babysweep.data import prepare
 from babysweep.data.batches import chunks_per_epoch
-from babysweep.trainer import TrainingDiverged, train
+from babysweep.train.trainer import TrainingDiverged, train
 
 from conftest import tiny_config
 
@@ -109,15 +109,14 @@ def test_metrics_blimp_and_saved_model(tmp_path, cache_dir):
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final").eval()
     tok = AutoTokenizer.from_pretrained(tmp_path / "run" / "final")
     ids = tok("the dog sees a cat", return_tensors="pt").input_ids
-    from babysweep.models import load_model
+    from babysweep.lm.models import load_model
 
     ours, _ = load_model(tmp_path / "run" / "final")
     torch.testing.assert_close(model(ids).logits, ours(ids).logits)
 
 
 def test_nan_loss_raises(tmp_path, cache_dir, monkeypatch):
-    from babysweep import objectives
-
+    from babysweep.lm import objectives
     real = objectives.causal_lm_loss
     monkeypatch.setattr(objectives, "causal_lm_loss", lambda *a, **k: real(*a, **k) * float("nan"))
     with pytest.raises(TrainingDiverged, match="became nan"):
@@ -135,15 +134,15 @@ def test_distillation_from_saved_teachers(tmp_path, cache_dir):
     final = train(student, tmp_path / "s", reporter=lambda m, f: reports.append(m))
     assert math.isfinite(final[M.EVAL_LOSS])
     # FLOPs: 3 forward passes of the student per token, plus one of each teacher in the CLM epoch only.
-    from babysweep.flops import forward_flops_per_token
-    from babysweep.models import load_model
+    from babysweep.lm.flops import forward_flops_per_token
+    from babysweep.lm.models import load_model
 
     per_token = [forward_flops_per_token(load_model(p)[0], 32) for p in [tmp_path / "s" / "final", *teachers]]
     tokens = reports[0][M.TOKENS_SEEN]
     assert reports[0][M.FLOPS] == tokens * (3 * per_token[0] + per_token[1] + per_token[2])
     assert final[M.TOKENS_SEEN] == 2 * tokens and final[M.FLOPS] == reports[0][M.FLOPS] + tokens * 3 * per_token[0]
     other = tiny_config(cache_dir, data={"tokenizer": {"vocab_size": 400}}, distill={"teachers": teachers, "alpha": 0.5})
-    from babysweep.errors import UserError
+    from babysweep.core.errors import UserError
 
     with pytest.raises(UserError, match="another tokenizer"):
         train(other, tmp_path / "bad")

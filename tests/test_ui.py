@@ -15,12 +15,14 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from babysweep import records as R
-from babysweep.model_card import model_card
-from babysweep.paths import default_tracking_uri
-from babysweep.tracking import SHARED_VIEW_TAG, VIEW_KEY, SweepTracker, serve_ui, sweeps_link, ui_links, stop_ui, wait_until_up
+from babysweep.core import records as R
+from babysweep.train.model_card import model_card
+from babysweep.core.paths import default_tracking_uri
+from babysweep.tracking.links import SHARED_VIEW_TAG, VIEW_KEY, sweeps_link, ui_links
+from babysweep.tracking.tracker import SweepTracker
+from babysweep.tracking.ui import serve_ui, stop_ui, wait_until_up
 
-from test_tracking import free_port, make_tracker as tracker_for
+from helpers import free_port, make_tracker as tracker_for
 
 
 def make_tracker(uri: str, project: Path, name: str, **kw) -> SweepTracker:
@@ -178,8 +180,8 @@ def test_tiny_sweep_over_rest_names_tags_summary_and_loadable_cards(tmp_path, mo
     import ray
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from babysweep.spec import load_spec
-    from babysweep.sweep import run_sweep
+    from babysweep.spec.load import load_spec
+    from babysweep.sweep.driver import run_sweep
 
     monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -5,7 +5,7 @@
     data.tune                           # the held-out tuning slice of train's lines (None when data.tune_split is 0)
 
 `builtin` sources are the synthetic grammar corpus of babysweep.data.builtin, generated once into
-the cache folder. The cache folder defaults to <project>/sweeps/.cache (babysweep.paths).
+the cache folder. The cache folder defaults to <project>/sweeps/.cache (babysweep.core.paths).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from babysweep.data.cache import token_array, tokenizer_entry
 from babysweep.data.corpus import source_files
 from babysweep.data.tokenizer import load_tokenizer
-from babysweep.paths import cache_dir
+from babysweep.core.paths import cache_dir
 
 BUILTIN = "builtin"
 

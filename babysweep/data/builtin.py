@@ -39,7 +39,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from babysweep.errors import UserError
+from babysweep.core.errors import UserError
 
 GRAMMAR_VERSION = 4  # bump whenever the generated text or pairs change (4: dev shares no line with train)
 SPEAKERS = ("MOTHER", "FATHER", "CHILD")

@@ -8,7 +8,7 @@
 
 Layout: <cache_dir>/tok-<key>/tokenizer.json and <cache_dir>/tok-<key>/split-<key>.bin (+ .json),
 where each key is a SHA-256 of the files' bytes (and of the tokenizer settings). Every entry is built
-in a temporary folder or file, flushed to disk and renamed into place (atomic.py), so a half-written entry is never read; an
+in a temporary folder or file, flushed to disk and renamed into place (core/atomic.py), so a half-written entry is never read; an
 entry whose metadata is missing or inconsistent is rebuilt. A file lock makes concurrent trials wait
 for one builder instead of all tokenising the same corpus.
 
@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from babysweep.atomic import replace_dir_durably, write_file_atomic
+from babysweep.core.file_hash import update_with_files
+from babysweep.core.atomic import replace_dir_durably, write_file_atomic
 from babysweep.data.corpus import Document, read_corpus
 from babysweep.data.tokenizer import BOS_ID, train_tokenizer
-from babysweep.errors import UserError
+from babysweep.core.errors import UserError
 
 CACHE_VERSION = 1  # bump when the encoding rule changes
 _ENCODE_CHUNK = 20_000  # lines per encode_batch call: bounds memory of the Encoding objects
@@ -44,13 +45,7 @@ def in_tune_split(line: str, fraction: float, seed: int) -> bool:
 
 def content_key(files: list[Path], extra: str = "") -> str:
     digest = hashlib.sha256(f"v{CACHE_VERSION}|{extra}".encode())
-    for path in files:
-        digest.update(path.name.encode() + b"\0")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-        digest.update(b"\1")
-    return digest.hexdigest()[:20]
+    return update_with_files(digest, files, after_each=b"\1").hexdigest()[:20]
 
 
 @contextmanager

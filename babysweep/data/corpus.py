@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from babysweep.errors import UserError
+from babysweep.core.errors import UserError
 
 SPLIT_SUFFIXES = {"train": ".train", "dev": ".dev", "test": ".test"}
 _WHITESPACE = re.compile(r"\s+")

@@ -1,0 +1,92 @@
+"""LLaMA and GPT-2 language models from the config's `model` section, saved in Hugging Face format.
+
+    model = build_model(cfg["model"], vocab_size=len(tok), seq_len=cfg["data"]["seq_len"])
+    save_model(model, tok, "out/final")     # AutoModelForCausalLM / AutoTokenizer load it
+    model, tok = load_model("out/final")
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+from babysweep.core.atomic import replace_dir_durably
+from babysweep.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, load_tokenizer
+from babysweep.core.errors import UserError
+
+
+def build_model(model_cfg: dict, vocab_size: int, seq_len: int) -> PreTrainedModel:
+    hidden = model_cfg["hidden"]
+    ffn = model_cfg["ffn"] or 4 * hidden
+    context = model_cfg["context"] or seq_len
+    special = dict(bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID, tie_word_embeddings=model_cfg["tie_embeddings"])
+    if model_cfg["arch"] == "llama":
+        config = LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            intermediate_size=ffn,
+            num_hidden_layers=model_cfg["layers"],
+            num_attention_heads=model_cfg["heads"],
+            num_key_value_heads=model_cfg["kv_heads"] or model_cfg["heads"],
+            max_position_embeddings=context,
+            attention_dropout=model_cfg["attention_dropout"],
+            **special,
+        )
+        cls = LlamaForCausalLM
+    else:
+        config = GPT2Config(
+            vocab_size=vocab_size,
+            n_positions=context,
+            n_embd=hidden,
+            n_layer=model_cfg["layers"],
+            n_head=model_cfg["heads"],
+            n_inner=ffn,
+            resid_pdrop=model_cfg["dropout"],
+            embd_pdrop=model_cfg["dropout"],
+            attn_pdrop=model_cfg["attention_dropout"],
+            **special,
+        )
+        cls = GPT2LMHeadModel
+    config._attn_implementation = "sdpa"  # fused attention on CPU and GPU
+    return cls(config)
+
+
+def count_params(model: torch.nn.Module) -> int:
+    """Trainable parameters, tied embeddings counted once."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_model(model: PreTrainedModel, tokenizer, folder: str | Path) -> Path:
+    """Write safetensors weights, config and tokenizer files; the folder appears complete or not at all."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in every trial's output
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        return replace_dir_durably(tmp, folder, "a trained model")  # flushed: finalists and students read it later
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu"):
+    """(model, tokenizer) from a saved folder, the model in eval mode on `device`."""
+    folder = Path(folder).expanduser()
+    if not (folder / "config.json").is_file():
+        raise UserError(f"{folder}: is not a saved model folder (no config.json).")
+    model = AutoModelForCausalLM.from_pretrained(folder).to(device).eval()
+    if (folder / "tokenizer.json").is_file():
+        tokenizer = load_tokenizer(folder)
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    return model, tokenizer

@@ -1,0 +1,115 @@
+"""Finalists: the best config of a tuning sweep retrained with fresh seeds, as the sweep `<name>.final`.
+
+    spec = finalist_spec("teachers", seeds=3, tracking_uri=uri)     # a points sweep, ready for run_sweep
+    result = run_finalists("teachers", seeds=3)                     # runs (or resumes) it
+
+The best config is chosen as the report chooses it (records.best_config: the fully trained config
+with the best mean metric over its repeats), from MLflow; its values come from the run's
+config.json, so they keep their types. A teacher sweep gets one finalist per architecture (each is
+a contender of its own), other sweeps one. Seeds start at the tuning seed + SEED_OFFSET, so no
+finalist repeats a tuning run: a value selected as the best of many would be optimistic. Finalists
+score full BLiMP (eval.blimp_final: full) even when the tuning trials scored only a subset.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from babysweep.core import paths
+from babysweep.core.config import TrainConfig, flatten
+from babysweep.core.errors import UserError
+from babysweep.core.records import FINAL, FINALIST_OF, best_config, run_arch, sampled_keys
+from babysweep.spec.sweep_spec import Spec
+from babysweep.spec.load import load_spec
+
+SEED_OFFSET = 1000
+BLIMP_FINAL = "eval.blimp_final"
+DEFAULT_SEEDS = 5
+
+
+def tuning_spec(sweep: str, storage: str | Path | None = None) -> Spec:
+    """The spec a sweep was started with, from its folder."""
+    saved = paths.sweep_folder(sweep, storage) / paths.SPEC_FILE
+    if not saved.is_file():
+        raise UserError(f"{saved.parent}: no sweep named '{sweep}' (run it first).")
+    return load_spec(saved, check_paths=False)
+
+
+def best_run_config(tracking_uri: str, sweep: str, runs: list[dict], metric: str, mode: str) -> tuple[dict, dict] | None:
+    """(a run of the best fully trained config, its full config.json), or None when no run qualifies."""
+    from babysweep.tracking.runs import run_json  # here: `validate` of a study imports this module and must start fast
+
+    chosen = best_config(runs, metric, mode)
+    if not chosen:
+        return None
+    config = run_json(tracking_uri, chosen[0]["run_id"], "config.json")
+    if config is None:
+        raise UserError(f"run {chosen[0]['run_id']} of sweep '{sweep}' has no config.json in MLflow, so its config cannot be retrained")
+    return chosen[0], config
+
+
+def best_points(tracking_uri: str, sweep: str, role: str) -> dict[str, dict]:
+    """{point name: {dotted key: value}}: the best config's sampled values, per architecture for teachers."""
+    from babysweep.tracking.runs import sweep_objective, sweep_runs
+
+    metric, mode = sweep_objective(tracking_uri, sweep)
+    runs = sweep_runs(tracking_uri, sweep)
+    if role == "teacher":
+        groups = {arch: [r for r in runs if run_arch(r) == arch] for arch in sorted({run_arch(r) for r in runs})}
+    else:
+        groups = {"best": runs}
+    points = {}
+    for label, group in groups.items():
+        best = best_run_config(tracking_uri, sweep, group, metric, mode)
+        if best is None:
+            continue
+        run, config = best
+        flat = flatten(config)
+        points[label] = {k: flat[k] for k in sampled_keys(run) if k in flat}
+    if not points:
+        raise UserError(f"sweep '{sweep}' has no fully trained trial with a value of {metric}; it has no finalist to retrain")
+    return points
+
+
+def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path | None = None,
+                  tracking_uri: str) -> Spec:
+    """The spec of `<sweep>.final`: the tuning spec with its best points, `seeds` repeats each, no early stopping."""
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1, not {seeds}")
+    from babysweep.sweep.driver import fixed_value
+
+    spec = tuning_spec(sweep, storage)
+    base_seed = int(fixed_value(spec, "train.seed", TrainConfig.model_fields["train"].default.seed))
+    overrides = {
+        "name": sweep + FINAL,
+        "role": spec.role,
+        "search.algorithm": "points",
+        "search.points": {label: {k: v for k, v in point.items() if k != BLIMP_FINAL}  # the override below decides
+                          for label, point in best_points(tracking_uri, sweep, spec.role).items()},
+        "search.repeats": seeds,
+        "search.scheduler": "none",
+        "search.stratify": None,  # the points are the configs: nothing left to take turns
+        "train.seed": base_seed + SEED_OFFSET,
+        BLIMP_FINAL: "full",  # the report's BLiMP numbers: every pair, whatever the tuning trials scored
+        "tracking.tags": {**spec.tracking.tags, FINALIST_OF: sweep},
+    }
+    return load_spec(spec.path, {**spec.overrides, **overrides}, check_paths=False)
+
+
+def run_finalists(sweep: str, seeds: int = DEFAULT_SEEDS, *, address: str | None = None, storage: str | Path | None = None,
+                  tracking_uri: str | None = None, live: bool = True):
+    """Run (or resume) `<sweep>.final`; returns run_sweep's SweepResult."""
+    from babysweep.sweep.driver import run_sweep
+
+    uri = paths.tracking_uri(tracking_uri)
+    spec = finalist_spec(sweep, seeds, storage=storage, tracking_uri=uri)
+    chosen = paths.sweep_folder(sweep, storage) / paths.TEACHERS_FILE
+    target = paths.sweep_folder(spec.name, storage) / paths.TEACHERS_FILE
+    if chosen.is_file() and not target.is_file():  # distil from the very teachers the tuning trials used
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(chosen, target)
+    return run_sweep(spec, address=address, storage=storage, tracking_uri=uri, live=live)
+
+
+__all__ = ["SEED_OFFSET", "DEFAULT_SEEDS", "tuning_spec", "best_run_config", "best_points", "finalist_spec", "run_finalists"]

@@ -1,0 +1,252 @@
+"""The sweep driver's Ray Tune callback: live trial table, ETA, and MLflow tracking of every trial.
+
+    callback = SweepCallback(name=..., folder=..., tracking_uri=..., ...)   # passed to RunConfig
+
+Ray pickles callbacks into the experiment state, so this object keeps only plain settings when
+pickled; the tracker and the display are made on first use and made again after a restore.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+from ray.tune import Callback
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from babysweep.core import metrics as M, records as R
+from babysweep.core.config import budget_spent
+from babysweep.train.model_card import write_model_card
+from babysweep.core.paths import MODELS
+from babysweep.core.storage_errors import REPORT_KEY as STORAGE_KEY
+from babysweep.sweep.state import error_line
+from babysweep.sweep.trial import TrialContext, trial_config
+
+UNFINISHED = ("PENDING", "RUNNING", "PAUSED")
+
+
+class SweepCallback(Callback):
+    def __init__(self, *, name: str, folder: str, tracking_uri: str, spec_text: str, role: str, metric: str, mode: str,
+                 total: int, max_epochs: int, models: str, search_settings: dict, live: bool = True,
+                 spec=None, context: TrialContext | None = None, lineage: dict | None = None):
+        self.settings = dict(name=name, folder=folder, tracking_uri=tracking_uri, spec_text=spec_text, role=role,
+                             metric=metric, mode=mode, total=total, max_epochs=max_epochs, models=models,
+                             search_settings=search_settings, live=live, spec=spec, context=context,
+                             lineage=lineage or {})
+        self.__dict__.update(self.settings)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.interrupted = False
+        self.storage_error: str | None = None  # a trial's sentence about full or read-only storage
+        self.rows: dict[str, dict] = {}
+        self._tracker = None
+        self._live = None
+        self._console = Console(soft_wrap=True)
+        self._started = time.time()
+        self._iterations_at_start = None
+
+    def __getstate__(self) -> dict:
+        return {"settings": self.settings}
+
+    def __setstate__(self, state: dict) -> None:
+        self.settings = state["settings"]
+        self.__dict__.update(self.settings)
+        self._reset()
+
+    # ------------------------------------------------------------------ tracking
+    @property
+    def tracker(self):
+        if self._tracker is None:
+            from babysweep.tracking.tracker import SweepTracker
+
+            self._tracker = SweepTracker(self.tracking_uri, self.name, Path(self.folder), metric=self.metric, mode=self.mode,
+                                         role=self.role, spec_text=self.spec_text, search_settings=self.search_settings,
+                                         models=self.models, tags=self.lineage)
+        return self._tracker
+
+    def _config(self, trial) -> tuple[dict, dict, int, str | None]:
+        """(params, config, repeat, point): trial_config's result, the same the worker trains with."""
+        try:
+            found = trial_config(self.spec, trial.config, self.context)
+        except Exception:  # an invalid config (the trial itself fails and records why), a point the spec lost
+            return dict(trial.config), {}, 0, None
+        # Only what the search chose: Optuna's define-by-run space returns the spec's constants too, which
+        # would otherwise be recorded as sampled (the tag finalists and reports read) and name the trial.
+        chosen = set(self.spec.distributions()) | set(self.spec.search.points[found.point] if found.point else ())
+        return {k: v for k, v in found.params.items() if k in chosen}, found.config, found.repeat, found.point
+
+    def setup(self, **info) -> None:
+        self.tracker  # open the parent run before the first trial starts
+        self._start_view()
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        params, config, repeat, point = self._config(trial)
+        seed = config.get("train", {}).get("seed", repeat)
+        tags = {R.SEED: str(seed), R.REPEAT: str(repeat), **({R.POINT: point} if point else {}), **self.lineage}
+        self.tracker.trial_started(trial.trial_id, params, config, tags=tags)
+        self._row(trial).update(state="RUNNING")
+        self._refresh(trials, f"{trial.trial_id} started: {self._row(trial)['params']}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if STORAGE_KEY in result:
+            self.storage_error = self.storage_error or result[STORAGE_KEY]
+            os.kill(os.getpid(), signal.SIGINT)  # stop the sweep as Ctrl-C does: the trial stays unfinished
+            return
+        numeric = M.numeric_metrics(result)
+        self.tracker.trial_result(trial.trial_id, numeric, step=int(result.get(M.EPOCH, result.get("training_iteration", 0))))
+        own = {k: v for k, v in result.items() if k.startswith(M.CACHE_PARAMS)}  # the teacher cache's mode and why
+        if own:
+            self.tracker.trial_params(trial.trial_id, own)
+        row = self._row(trial)
+        row.update(state="RUNNING", epoch=result.get(M.EPOCH, 0), current=result.get(self.metric), out_dir=result.get("trial_out_dir"))
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            better = row.get("best") is None or (value < row["best"] if self.mode == "min" else value > row["best"])
+            row["best"] = value if better else row["best"]
+        self._refresh(trials, f"{trial.trial_id} epoch {row['epoch']}: {self.metric} {_fmt(value)}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = trial.last_result or {}
+        out_dir = Path(result.get("trial_out_dir") or Path(self.folder) / MODELS / trial.trial_id)
+        config = self._config(trial)[1]
+        # Only the scheduler's decision is "stopped early": a trial that reached train.max_steps ran its budget.
+        spent = bool(config) and budget_spent(config["train"], result.get(M.EPOCH, 0), result.get(M.STEP, 0))
+        status = "FINISHED" if spent else "STOPPED"
+        blimp = json.loads((out_dir / "blimp.json").read_text()) if (out_dir / "blimp.json").is_file() else None
+        final = out_dir / "final"
+        if final.is_dir() and config:  # a Hugging Face model card next to the weights, before MLflow copies the folder
+            teacher_runs = [r for r in self.lineage.get(R.TEACHER_RUN_IDS, "").split(",") if r]
+            write_model_card(final, config, M.numeric_metrics(result), sweep=self.name, trial_id=trial.trial_id, role=self.role,
+                             run_id=self.tracker.run_id(trial.trial_id), tracking_uri=self.tracking_uri,
+                             teacher_runs=teacher_runs)
+        self.tracker.trial_finished(trial.trial_id, status, final_metrics=M.numeric_metrics(result), blimp=blimp,
+                                    model_dir=str(final) if final.is_dir() else None)
+        self._row(trial).update(state="DONE" if status == "FINISHED" else "STOPPED")
+        self._refresh(trials, f"{trial.trial_id} {'finished' if status == 'FINISHED' else 'stopped early by ASHA'}")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        reason = _error_file_line(trial) or _exception_line(trial) or "the trial raised an error"
+        self.tracker.trial_finished(trial.trial_id, "FAILED", error=reason)
+        self._row(trial).update(state="ERROR", error=reason)
+        self._refresh(trials, f"{trial.trial_id} errored: {reason}")
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self._trials = trials
+        self.interrupted = any(t.status in UNFINISHED for t in trials) or len(trials) < self.total
+
+    def counts(self) -> dict[str, int]:
+        states = [t.status for t in getattr(self, "_trials", [])]
+        done, errors = states.count("TERMINATED"), states.count("ERROR")
+        return {"trials": self.total, "finished": done, "errored": errors, "unfinished": self.total - done - errors}
+
+    def finish(self, interrupted: bool) -> dict | None:
+        """Close the live view and the MLflow runs; return the best trial."""
+        self._stop_view()
+        best = self._best()
+        if interrupted:
+            self.tracker.interrupted()
+        else:
+            self.tracker.sweep_finished(best["trial_id"] if best else None)
+        return best
+
+    def _best(self) -> dict | None:
+        trials = [t for t in getattr(self, "_trials", []) if isinstance((t.last_result or {}).get(self.metric), (int, float))]
+        trials = [t for t in trials if math.isfinite(t.last_result[self.metric]) and t.status == "TERMINATED"]
+        if not trials:
+            return None
+        best = (min if self.mode == "min" else max)(trials, key=lambda t: t.last_result[self.metric])
+        out_dir = Path(best.last_result.get("trial_out_dir") or Path(self.folder) / MODELS / best.trial_id)
+        params, config, _, _ = self._config(best)
+        sampled = self.spec.distributions() if self.spec is not None else params
+        return {"trial_id": best.trial_id, "config": config, "params": {k: v for k, v in params.items() if k in sampled},
+                "metrics": M.numeric_metrics(best.last_result), "model_dir": str(out_dir / "final")}
+
+    # ------------------------------------------------------------------ display
+    def _row(self, trial) -> dict:
+        if trial.trial_id not in self.rows:
+            params, _, repeat, point = self._config(trial)
+            short = (f"{point} #{repeat} " if point else "") + ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items() if k in (self.spec.distributions() if self.spec else {}))
+            self.rows[trial.trial_id] = {"state": trial.status, "epoch": 0, "current": None, "best": None, "params": short}
+        return self.rows[trial.trial_id]
+
+    def _table(self) -> Table:
+        elapsed = time.time() - self._started
+        done_epochs = sum(r.get("epoch", 0) or 0 for r in self.rows.values())
+        finished = sum(r["state"] in ("DONE", "STOPPED", "ERROR") for r in self.rows.values())
+        remaining_epochs = max(self.total * self.max_epochs - done_epochs, 0)
+        eta = ""
+        if done_epochs and finished < self.total:
+            eta = f", ETA at most {_duration(elapsed / done_epochs * remaining_epochs)} (ASHA stops some trials sooner)"
+        table = Table(title=f"sweep {self.name}: {finished}/{self.total} trials done, {_duration(elapsed)} elapsed{eta}")
+        for column in ("trial", "state", "epoch", f"{self.metric}", "best", "params"):
+            table.add_column(column)
+        for trial_id, row in sorted(self.rows.items()):
+            table.add_row(trial_id, row["state"], f"{row.get('epoch', 0)}/{self.max_epochs}", _fmt(row.get("current")),
+                          _fmt(row.get("best")), row["params"] if row["state"] != "ERROR" else f"[red]{row.get('error', '')[:80]}[/red]")
+        return table
+
+    def _start_view(self) -> None:
+        if self.live and self._console.is_terminal and self._live is None:
+            self._live = Live(self._table(), console=self._console, refresh_per_second=2, transient=False)
+            self._live.start()
+
+    def _stop_view(self) -> None:
+        if self._live is not None:
+            self._live.update(self._table())
+            self._live.stop()
+            self._live = None
+        elif self.live:
+            self._console.print(self._table())
+
+    def _refresh(self, trials, line: str = "") -> None:
+        for trial in trials:  # trials restored from an earlier run have no events of their own
+            if trial.trial_id not in self.rows:
+                row = self._row(trial)
+                result = trial.last_result or {}
+                state = {"TERMINATED": "DONE", "ERROR": "ERROR"}.get(trial.status, trial.status)
+                row.update(state=state, epoch=result.get(M.EPOCH, 0), current=result.get(self.metric), best=result.get(self.metric))
+        if self._live is not None:
+            self._live.update(self._table())
+        elif self.live and line:  # not a terminal (CI, a log file): one plain line per event
+            finished = sum(r["state"] in ("DONE", "STOPPED", "ERROR") for r in self.rows.values())
+            self._console.print(f"[{self.name} {finished}/{self.total} done] {line}", highlight=False, markup=False, soft_wrap=True)
+
+def _error_file_line(trial) -> str | None:
+    """The last line of the trial's error.txt in its storage folder."""
+    try:
+        return error_line(Path(trial.storage.trial_fs_path) / "error.txt")
+    except Exception:
+        return None
+
+
+def _exception_line(trial) -> str | None:
+    """The exception's own message (its last line), from the trial object on the driver."""
+    try:  # on the driver, Ray has just written error.txt to the trial's staging folder
+        text = open(trial.error_file).read()
+    except Exception:
+        try:
+            text = str(trial.get_error() or "")
+        except Exception:
+            return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"

@@ -1,0 +1,446 @@
+"""One training run, as a plain function of a config dict. Knows nothing of Ray or MLflow.
+
+    final = train(config, out_dir="runs/t1", reporter=lambda metrics, ckpt: print(metrics))
+    final = train(config, out_dir="runs/t1", resume=True)      # continue from runs/t1/checkpoints
+
+Each epoch ends with a dev evaluation, a checkpoint under <out_dir>/checkpoints/step_<N>/ and one
+call `reporter(metrics, checkpoint_folder)`; the sweep layer turns that call into a Ray report.
+The last epoch also saves the model in Hugging Face format to <out_dir>/final/ and scores BLiMP, so
+its report carries the final metrics. Metrics per epoch go to <out_dir>/metrics.jsonl.
+
+Objectives per epoch follow the AntLM schedule: CLM epochs train next-token prediction (with
+ensemble distillation when teachers are given and alpha < 1); MLM epochs train masked-token
+prediction with bidirectional attention, without distillation (the teachers are causal).
+eval/loss is always the causal next-token loss on the dev set, whatever the phase, so runs compare.
+
+The parts, in the order a run meets them: setup() builds a Run (data, model, teachers, optimiser),
+restore() returns the LoopState to start from, batch_loss() is one micro-batch's loss,
+epoch_metrics() ends an epoch, save() writes a checkpoint; train() is the loop that ties them.
+Each epoch's metrics include the learning rate of its last optimiser step (train/lr), and running
+totals of the tokens trained on and the training FLOPs (train/tokens_seen, train/flops; babysweep/flops.py).
+
+Exact resume: the checkpoint holds model, optimiser, scheduler, torch/numpy/python RNG states, the
+epoch, the batch position within it, the step and the running sums of the epoch; batch order and
+MLM masks are functions of (seed, epoch, batch), so a resumed run repeats the same computation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from babysweep import __version__
+
+from babysweep.lm import flops
+
+from babysweep.core import metrics as M, schedule
+from babysweep.core.atomic import write_text_atomic
+from babysweep.train.checkpoint import load_checkpoint, load_latest, save_checkpoint
+from babysweep.core.config import budget_spent, resolve
+from babysweep.data import blimp_source, prepare
+from babysweep.data.batches import batches_per_epoch, dev_batches, train_batches
+from babysweep.data.tokenizer import MASK_ID, fingerprint
+from babysweep.core.errors import UserError
+from babysweep.lm.models import build_model, count_params, load_model, save_model
+
+Reporter = Callable[[dict, Path | None], None]
+Progress = Callable[[dict], None]
+PROGRESS_EVERY = 10  # steps between progress callbacks
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def _null_reporter(metrics: dict, checkpoint: Path | None) -> None:
+    pass
+
+
+def _null_progress(info: dict) -> None:
+    pass
+
+
+@dataclass
+class Device:
+    device: torch.device
+    autocast_dtype: torch.dtype | None  # bf16 on CUDA unless fp32 was asked
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def put(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            return batch.pin_memory().to(self.device, non_blocking=True)
+        return batch
+
+
+def pick_device(train_cfg: dict) -> Device:
+    wanted = train_cfg["device"]
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device is cuda but no CUDA device is available.")
+    use_cuda = wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available())
+    if not use_cuda:
+        if train_cfg["threads"]:
+            torch.set_num_threads(train_cfg["threads"])
+        if train_cfg["precision"] == "bf16":
+            return Device(torch.device("cpu"), torch.bfloat16)
+        return Device(torch.device("cpu"), None)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    return Device(torch.device("cuda"), None if train_cfg["precision"] == "fp32" else torch.bfloat16)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """The RNG states in forms torch.load(weights_only=True) accepts: tensors, tuples, ints, floats, strings."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else keys  # an array in checkpoints written before weights_only
+    np.random.set_state((kind, keys.astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def make_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.AdamW:
+    # Weight decay on matrices only; biases and norm gains are not decayed (the usual GPT recipe).
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg["weight_decay"]},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"])
+
+
+def lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if kind == "constant":
+            return 1.0
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
+
+    return factor
+
+
+def load_teachers(paths: list[str], student_tokenizer, device: torch.device) -> list[torch.nn.Module]:
+    """Frozen teachers in eval mode on the student's device; a different tokenizer is refused."""
+    student_fp = fingerprint(student_tokenizer)
+    teachers = []
+    for path in paths:
+        model, tok = load_model(path, device)
+        if fingerprint(tok) != student_fp:
+            raise UserError(
+                f"distill.teachers: {path} was trained with another tokenizer than this run's "
+                "(teachers and student must share data.train and data.tokenizer)."
+            )
+        model.requires_grad_(False)
+        teachers.append(model)
+    return teachers
+
+
+@torch.inference_mode()
+def dev_loss(model, tokens: np.ndarray, seq_len: int, batch_size: int, dev: Device, limit: int | None) -> float:
+    """Mean next-token cross-entropy per dev token (fixed chunks)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for batch in dev_batches(tokens, seq_len, batch_size, limit):
+        batch = dev.put(batch)
+        with dev.autocast():
+            logits = model(input_ids=batch).logits
+        losses = torch.nn.functional.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum"
+        )
+        total += float(losses)
+        count += batch[:, 1:].numel()
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows), "the trial's metrics")
+
+
+# Checkpoint keys: state.pt holds the tensors, meta.json the loop state (and, for a reader, the phase and config).
+MODEL, OPTIMIZER, SCHEDULER, RNG = "model", "optimizer", "scheduler", "rng"
+META_LOOP, META_PHASE, META_CONFIG = "loop", "phase", "config"
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: everything a checkpoint carries besides model, optimiser, scheduler and RNG."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch consumed
+    step: int = 0  # optimiser steps taken
+    loss_sum: float = 0.0  # running training loss of the current epoch
+    loss_count: int = 0
+    tokens: int = 0  # tokens trained on in the current epoch
+    train_time: float = 0.0  # seconds spent in the current epoch's training steps
+    elapsed: float = 0.0  # seconds since the run started, across resumes
+    lr: float = 0.0  # learning rate of the last optimiser step
+    history: list = field(default_factory=list)  # one metrics dict per completed epoch
+
+    def start_next_epoch(self) -> None:
+        self.epoch += 1
+        self.batch, self.loss_sum, self.loss_count, self.tokens, self.train_time = 0, 0.0, 0, 0, 0.0
+
+
+@dataclass
+class Run:
+    """What setup() builds for one run; the loop reads it and never changes it (but for the model's weights)."""
+
+    cfg: dict
+    out_dir: Path
+    dev: Device
+    data: Any  # babysweep.data.PreparedData
+    model: torch.nn.Module
+    n_params: int
+    phases: list[str]
+    teachers: list[torch.nn.Module]
+    pairs: list | None  # BLiMP pairs, or None when eval.blimp is "none"
+    n_batches: int  # batches per epoch
+    total_steps: int
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    cache_plan: Any = None  # teacher_cache.Plan: which way the teachers' outputs come (None without teachers)
+    teacher_cache: Any = None  # teacher_cache.TeacherCache, or None to run the teachers on the fly
+
+
+def setup(config: dict[str, Any], out_dir: Path) -> Run:
+    """Resolve the config, seed, load data, model, teachers and BLiMP pairs, and build the optimiser."""
+    from babysweep.eval import blimp
+    cfg = resolve(config)
+    dcfg, mcfg, tcfg, kcfg, ecfg = (cfg[k] for k in ("data", "model", "train", "distill", "eval"))
+    dev = pick_device(tcfg)
+    seed_everything(tcfg["seed"])
+    data = prepare(dcfg)
+    seq_len = dcfg["seq_len"]
+    model = build_model(mcfg, vocab_size=len(data.tokenizer), seq_len=seq_len).to(dev.device)
+    phases = schedule.phases(cfg["antlm"], tcfg["epochs"])
+    teachers = load_teachers(kcfg["teachers"], data.tokenizer, dev.device) if kcfg["teachers"] and kcfg["alpha"] < 1 else []
+    source = blimp_source(ecfg, dcfg)
+    pairs = blimp.load_pairs(source) if source is not None else None
+
+    n_batches = batches_per_epoch(len(data.train), seq_len, tcfg["batch_size"])
+    if n_batches == 0:
+        raise UserError(f"data.train: the corpus has fewer than {2 * seq_len} tokens, too few for one seq_len chunk.")
+    total_steps = math.ceil(n_batches / tcfg["grad_accum"]) * tcfg["epochs"]
+    if tcfg["max_steps"]:
+        total_steps = min(total_steps, tcfg["max_steps"])
+    optimizer = make_optimizer(model, tcfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tcfg["scheduler"], tcfg["warmup_steps"], total_steps))
+    from babysweep.train.teacher_cache import for_run
+
+    cache_plan, cache = for_run(cfg, data, teachers, dev, phases)
+    return Run(cfg, Path(out_dir), dev, data, model, count_params(model), phases, teachers, pairs, n_batches,
+               total_steps, optimizer, scheduler, cache_plan, cache)
+
+
+def restore(run: Run, resume: bool | str | Path) -> LoopState:
+    """The loop state to start from: a checkpoint's (its weights and RNG states loaded too), or a fresh one."""
+    found = None
+    if resume is True:
+        found = load_latest(run.out_dir / "checkpoints")
+    elif resume:
+        found = (Path(resume), *load_checkpoint(resume))
+    if not found:
+        return LoopState()
+    _, state, meta = found
+    run.model.load_state_dict(state[MODEL])
+    run.optimizer.load_state_dict(state[OPTIMIZER])
+    run.scheduler.load_state_dict(state[SCHEDULER])
+    set_rng_state(state[RNG])
+    return LoopState(**meta[META_LOOP])
+
+
+def save(run: Run, loop: LoopState) -> Path:
+    state = {MODEL: run.model.state_dict(), OPTIMIZER: run.optimizer.state_dict(),
+             SCHEDULER: run.scheduler.state_dict(), RNG: rng_state()}
+    phase = run.phases[loop.epoch] if loop.epoch < len(run.phases) else None
+    return save_checkpoint(run.out_dir / "checkpoints", loop.step, state,
+                           {META_LOOP: asdict(loop), META_PHASE: phase, META_CONFIG: run.cfg})
+
+
+def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int) -> torch.Tensor:
+    """The loss of one micro-batch: masked LM in MLM epochs, else causal LM, distilled when there are teachers."""
+    from babysweep.lm import objectives
+    cfg, model, dev = run.cfg, run.model, run.dev
+    with dev.autocast():
+        if phase == "mlm":
+            # The mask is a function of (seed, epoch, batch), so a resumed run draws the same one.
+            seed = int(np.random.SeedSequence([cfg["train"]["seed"], epoch, index]).generate_state(1)[0])
+            masked, labels = objectives.mask_tokens(batch.cpu(), torch.Generator().manual_seed(seed), MASK_ID,
+                                                    len(run.data.tokenizer), probability=cfg["antlm"]["mlm_probability"])
+            masked, labels = masked.to(dev.device), labels.to(dev.device)
+            full = objectives.bidirectional_mask(torch.ones_like(masked), dev.autocast_dtype or model.dtype)
+            return objectives.mlm_loss(model(input_ids=masked, attention_mask=full).logits, labels)
+        logits = model(input_ids=batch).logits
+        if not run.teachers:
+            return objectives.causal_lm_loss(logits, batch)
+        kcfg = cfg["distill"]
+        if run.teacher_cache is None:
+            with torch.inference_mode():  # frozen teachers: no autograd bookkeeping at all
+                teacher_logits = [t(input_ids=batch).logits for t in run.teachers]
+        else:  # the same chunks' stored outputs: batch `index` is rows [index * B, index * B + len(batch)) of the epoch
+            stored = run.teacher_cache.read(epoch, index, cfg["train"]["batch_size"], batch.size(0))
+            if run.cache_plan.mode == "topk":
+                return objectives.topk_distillation_loss(logits, batch, *stored, alpha=kcfg["alpha"], temperature=kcfg["temperature"],
+                                                         kd_reduction=kcfg["kd_reduction"]).total
+            teacher_logits = stored
+        return objectives.distillation_loss(logits, batch, teacher_logits, alpha=kcfg["alpha"], temperature=kcfg["temperature"],
+                                            ensemble=kcfg["ensemble"], kd_reduction=kcfg["kd_reduction"]).total
+
+
+def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
+    """The end of an epoch: training figures, dev loss, the BLiMP subset or (last epoch) the saved model and full
+    BLiMP (or the subset again, with eval.blimp_final: subset)."""
+    from babysweep.eval import blimp
+    ecfg, seed = run.cfg["eval"], run.cfg["train"]["seed"]
+    seq_len, before = run.cfg["data"]["seq_len"], loop.history[-1] if loop.history else {}  # before: the previous epoch's running totals
+    teachers = [flops.forward_flops_per_token(t, seq_len) for t in run.teachers] if phase != "mlm" else []  # batch_loss's rule
+    metrics = {
+        M.EPOCH: loop.epoch + 1,
+        M.STEP: loop.step,
+        M.TRAIN_LOSS: loop.loss_sum / max(loop.loss_count, 1),
+        M.TOKENS_PER_S: loop.tokens / max(loop.train_time, 1e-9),
+        M.TOKENS_SEEN: before.get(M.TOKENS_SEEN, 0) + loop.tokens,
+        M.FLOPS: before.get(M.FLOPS, 0.0) + flops.training_flops(loop.tokens, flops.forward_flops_per_token(run.model, seq_len), teachers),
+        M.LR: loop.lr,
+        M.PHASE: float(phase == "mlm"),
+        M.PARAMS: run.n_params,
+        **(run.cache_plan.params() if run.cache_plan is not None else {}),  # strings too: the sweep logs them as params
+    }
+    loss = dev_loss(run.model, run.data.dev, run.cfg["data"]["seq_len"], ecfg["batch_size"], run.dev, ecfg["dev_batches"])
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"the dev loss became {loss} after epoch {loop.epoch}")
+    metrics[M.EVAL_LOSS] = loss
+    metrics[M.EVAL_PPL] = math.exp(min(loss, 50.0))
+    if run.data.tune is not None:  # the held-out slice sweeps select on (data.tune_split)
+        metrics[M.TUNE_LOSS] = dev_loss(run.model, run.data.tune, run.cfg["data"]["seq_len"], ecfg["batch_size"], run.dev,
+                                        ecfg["dev_batches"])
+    scorer = ecfg["blimp_scorer"] if ecfg["blimp_scorer"] != "auto" else ("pll" if phase == "mlm" else "causal")
+    full = final and ecfg["blimp_final"] == "full"  # else the subset only: a tuning trial's cheap end (core/config.py)
+    if run.pairs and not full and ecfg["blimp_pairs_per_paradigm"]:
+        sample = blimp.subset(run.pairs, ecfg["blimp_pairs_per_paradigm"], seed=seed)
+        metrics[M.BLIMP_SUBSET_OVERALL] = blimp.evaluate(run.model, run.data.tokenizer, sample, ecfg["batch_size"], scorer,
+                                                          rule=ecfg["rule"])["overall"]
+    if final:
+        save_model(run.model, run.data.tokenizer, run.out_dir / "final")
+        if run.pairs and full:
+            results = blimp.evaluate(run.model, run.data.tokenizer, run.pairs, ecfg["batch_size"], scorer, rule=ecfg["rule"])
+            blimp.save_results(results, run.out_dir / "blimp.json")
+            metrics.update(blimp.to_metrics(results))
+    return metrics
+
+
+def _write_run_info(run: Run) -> None:
+    info = {"config": run.cfg, "seed": run.cfg["train"]["seed"], "params": run.n_params, "phases": run.phases,
+            "device": str(run.dev.device), "tokenizer_fingerprint": fingerprint(run.data.tokenizer),
+            "train_tokens": int(len(run.data.train)), "babysweep": __version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+    write_text_atomic(run.out_dir / "run.json", json.dumps(info, indent=1), "the trial's run record")
+
+
+def train(
+    config: dict[str, Any],
+    out_dir: str | Path,
+    reporter: Reporter | None = None,
+    resume: bool | str | Path = False,
+    progress: Progress | None = None,
+) -> dict:
+    """Train one model; returns the last epoch's metrics. `resume`: True = newest checkpoint in
+    out_dir (if any), a path = that checkpoint folder, False = start fresh."""
+    reporter, progress = reporter or _null_reporter, progress or _null_progress
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = setup(config, out_dir)
+    loop = restore(run, resume)
+    tcfg = run.cfg["train"]
+    _write_run_info(run)
+    _write_jsonl(out_dir / "metrics.jsonl", loop.history)
+
+    started = time.perf_counter() - loop.elapsed
+    run.model.train()
+    last: dict = loop.history[-1] if loop.history else {}
+    while not budget_spent(tcfg, loop.epoch, loop.step):
+        epoch, phase = loop.epoch, run.phases[loop.epoch]
+        epoch_start = time.perf_counter()
+        micro = 0  # micro-batches accumulated since the last optimiser step
+        for index, batch in train_batches(run.data.train, run.cfg["data"]["seq_len"], tcfg["batch_size"], tcfg["seed"],
+                                          epoch, loop.batch):
+            group = min(tcfg["grad_accum"], run.n_batches - (index - index % tcfg["grad_accum"]))  # this accumulation group
+            batch = run.dev.put(batch)
+            loss = batch_loss(run, batch, phase, epoch, index)
+            (loss / group).backward()
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(f"the training loss became {loss_value} at epoch {epoch}, step {loop.step}")
+            loop.loss_sum += loss_value
+            loop.loss_count += 1
+            loop.tokens += batch.numel()
+            micro += 1
+            if micro < group:
+                continue
+            micro = 0
+            if tcfg["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(run.model.parameters(), tcfg["grad_clip"])
+            loop.lr = float(run.optimizer.param_groups[0]["lr"])  # the rate this step uses
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+            loop.step += 1
+            loop.batch = index + 1
+            if loop.step % PROGRESS_EVERY == 0:
+                spent = loop.train_time + time.perf_counter() - epoch_start
+                progress({"epoch": epoch, "step": loop.step, "total_steps": run.total_steps, "loss": loss_value,
+                          "tokens_per_s": loop.tokens / max(spent, 1e-9), "phase": phase})
+            if budget_spent(tcfg, epoch, loop.step):  # max_steps reached inside the epoch
+                break
+            if tcfg["checkpoint_every"] and loop.step % tcfg["checkpoint_every"] == 0 and loop.batch < run.n_batches:
+                loop.train_time += time.perf_counter() - epoch_start
+                epoch_start = time.perf_counter()
+                loop.elapsed = time.perf_counter() - started
+                save(run, loop)
+        loop.train_time += time.perf_counter() - epoch_start
+
+        final = budget_spent(tcfg, epoch + 1, loop.step)
+        metrics = epoch_metrics(run, loop, phase, final)
+        loop.elapsed = time.perf_counter() - started
+        metrics[M.ELAPSED_S] = loop.elapsed
+        loop.start_next_epoch()
+        loop.history.append(metrics)
+        _write_jsonl(out_dir / "metrics.jsonl", loop.history)
+        folder = save(run, loop)
+        run.model.train()
+        reporter(metrics, folder)
+        last = metrics
+        if final:
+            break
+    return last
