@@ -94,7 +94,7 @@ def eval_(
     import torch
 
     from babysweep.eval import blimp as blimp_mod
-    from babysweep.core.config import resolve
+    from babysweep.core.config import RunConfig
     from babysweep.data import blimp_source
     from babysweep.lm.models import load_model
 
@@ -102,8 +102,8 @@ def eval_(
         raise UserError(f"--scorer: expected causal or pll, got {scorer!r}.")
     if rule not in blimp_mod.RULES:
         raise UserError(f"--rule: expected babylm or lm-eval, got {rule!r}.")
-    defaults = resolve({"eval": {"blimp": blimp}})
-    source = blimp_source(defaults["eval"], defaults["data"])
+    defaults = RunConfig.of({"eval": {"blimp": blimp}})
+    source = blimp_source(defaults.eval, defaults.data)
     pairs = blimp_mod.load_pairs(source)
     model, tok = load_model(model_dir, "cuda" if torch.cuda.is_available() else "cpu")
     results = blimp_mod.evaluate(model, tok, pairs, batch_size=batch_size, scorer=scorer, rule=rule)
@@ -122,11 +122,11 @@ def data(
     """Tokenise a corpus into the cache (once) and print its words, tokens, files and cache location."""
     from rich.table import Table
 
-    from babysweep.core.config import resolve
+    from babysweep.core.config import RunConfig
     from babysweep.data import prepare
 
-    cfg = resolve({"data": {"train": source, "dev": source, "tokenizer": {"vocab_size": vocab_size},
-                            "cache_dir": str(cache_dir) if cache_dir else None}})["data"]
+    cfg = RunConfig.of({"data": {"train": source, "dev": source, "tokenizer": {"vocab_size": vocab_size},
+                                 "cache_dir": str(cache_dir) if cache_dir else None}}).data
     with console.status("tokenising (once per corpus and tokenizer)..."):
         prepared = prepare(cfg)
     table = Table(title=escape(f"data: {source}"))  # a glob's [..] is text, not rich markup

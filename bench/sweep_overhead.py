@@ -43,9 +43,10 @@ search: {{algorithm: grid, scheduler: none, concurrent: 2}}
 resources: {{cpu: 1}}
 """)
 # Tokenise once before timing (every real sweep after the first finds the cache warm).
+from babysweep.core.config import RunConfig  # noqa: E402
 from babysweep.data import prepare  # noqa: E402
 
-prepare(load_spec(spec_path).materialize({"train.lr": 1e-3})["data"])
+prepare(RunConfig.of(load_spec(spec_path).materialize({"train.lr": 1e-3})).data)
 
 start = time.perf_counter()
 result = run_sweep(load_spec(spec_path), live=False)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from babysweep.core import metrics as M  # noqa: E402
 from babysweep.train import teacher_cache_files as files  # noqa: E402
-from babysweep.core.config import resolve  # noqa: E402
+from babysweep.core.config import RunConfig  # noqa: E402
 from babysweep.lm.flops import forward_flops_per_token  # noqa: E402
 from babysweep.lm.models import build_model, load_model  # noqa: E402
 from babysweep.spec.load import load_spec  # noqa: E402
@@ -147,10 +147,10 @@ if ks:
 def model_flops(path: str, seq_len: int) -> tuple[int, int]:
     """(forward FLOPs per token, vocab) of a spec's model, built on the meta device (no memory)."""
     data = yaml.safe_load(Path(path).read_text())
-    cfg = resolve({"model": data["model"], "data": {"seq_len": data["data"]["seq_len"]}})
+    cfg = RunConfig.of({"model": data["model"], "data": {"seq_len": data["data"]["seq_len"]}})
     vocab = data["data"]["tokenizer"]["vocab_size"]
     with torch.device("meta"):
-        model = build_model(cfg["model"], vocab_size=vocab, seq_len=seq_len)
+        model = build_model(cfg.model, vocab_size=vocab, seq_len=seq_len)
     return forward_flops_per_token(model, seq_len), vocab
 
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from babysweep.core.config import resolve
+from babysweep.core.config import RunConfig
 from babysweep.data import builtin, prepare
 
 root = Path(__file__).resolve().parents[2] / "shared" / "data" / "storybooks"
@@ -27,7 +27,7 @@ with tempfile.TemporaryDirectory() as tmp:
     print(f"built-in corpus (default, {words:,} train words): built in {built:.2f} s (target <= 10 s)")
 
 with tempfile.TemporaryDirectory() as tmp:
-    cfg = resolve({"data": {"train": source, "dev": source, "cache_dir": tmp}})["data"]
+    cfg = RunConfig.of({"data": {"train": source, "dev": source, "cache_dir": tmp}}).data
     start = time.perf_counter()
     data = prepare(cfg)
     cold = time.perf_counter() - start

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from babysweep.core import metrics as M
-from babysweep.core.config import resolve
+from babysweep.core.config import RunConfig
 from babysweep.data import prepare
 from babysweep.data.batches import train_batches
 from babysweep.lm.models import build_model, count_params, load_model, save_model
@@ -43,17 +43,17 @@ base = {
     "train": {"epochs": 1, "batch_size": 32, "max_steps": args.steps, "grad_clip": 0.0, "threads": threads, "warmup_steps": 10},
     "eval": {"blimp": "none", "dev_batches": 1},
 }
-cfg = resolve(base)
-data = prepare(cfg["data"])
-vocab, seq_len, batch_size = len(data.tokenizer), cfg["data"]["seq_len"], cfg["train"]["batch_size"]
+cfg = RunConfig.of(base)
+data = prepare(cfg.data)
+vocab, seq_len, batch_size = len(data.tokenizer), cfg.data.seq_len, cfg.train.batch_size
 
 
 def bare_loop(teachers=()) -> float:
     """Tokens/s of forward + backward + AdamW (+ teachers' forward passes when given)."""
     seed_everything(0)
-    model = build_model(cfg["model"], vocab, seq_len)
+    model = build_model(cfg.model, vocab, seq_len)
     model.train()
-    optimizer = make_optimizer(model, cfg["train"])
+    optimizer = make_optimizer(model, cfg.train)
     batches = [b for _, b in zip(range(args.steps), (b for _, b in train_batches(data.train, seq_len, batch_size, 0, 0)))]
     start = time.perf_counter()
     for batch in batches:
@@ -83,7 +83,7 @@ def trainer_rate(config: dict, name: str) -> float:
     return final[M.TOKENS_PER_S]
 
 
-model_params = count_params(build_model(cfg["model"], vocab, seq_len))
+model_params = count_params(build_model(cfg.model, vocab, seq_len))
 print(f"model: LLaMA {model_params / 1e6:.1f}M parameters, vocab {vocab}, batch {batch_size}x{seq_len}, {args.steps} steps, "
       f"{threads} threads, source {source}")
 
@@ -96,7 +96,7 @@ print(f"teacher step: bare loop {bare:,.0f} tok/s, babysweep trainer {ours:,.0f}
 teacher_dirs = []
 for index, arch in enumerate(("llama", "gpt2")):
     seed_everything(index)
-    teacher = build_model({**cfg["model"], "arch": arch}, vocab, seq_len)
+    teacher = build_model(cfg.model.model_copy(update={"arch": arch}), vocab, seq_len)
     teacher_dirs.append(str(save_model(teacher, data.tokenizer, tmp / f"teacher{index}")))
 student_cfg = {**base, "distill": {"teachers": teacher_dirs, "alpha": 0.5, "temperature": 2.0}}
 tokens = args.steps * batch_size * seq_len

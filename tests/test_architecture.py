@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 LINT = Path(sys.executable).with_name("lint-imports")
 
@@ -29,20 +31,19 @@ def test_the_layers_hold(tmp_path):
     assert "BROKEN" not in done.stdout
 
 
-def test_an_upward_import_breaks_the_layers(tmp_path):
-    tree = _copy(tmp_path)
-    paths = tree / "babysweep" / "core" / "paths.py"
-    paths.write_text(paths.read_text() + "\nfrom babysweep.report import stats  # wrong: core imports a layer above\n")
-    done = _lint(tree)
-    assert done.returncode != 0
-    assert "Layers: an import only points down BROKEN" in done.stdout
-    assert "babysweep.core.paths -> babysweep.report.stats" in done.stdout
+WRONG_IMPORTS = [  # (module, the line appended to it, what lint-imports must say)
+    ("core/paths.py", "from babysweep.report import stats  # wrong: core imports a layer above",
+     ["Layers: an import only points down BROKEN", "babysweep.core.paths -> babysweep.report.stats"]),
+    ("train/trainer.py", "import ray  # wrong: the trainer runs without Ray", ["Ray only in sweep/ BROKEN"]),
+]
 
 
-def test_ray_outside_the_sweep_layer_breaks_a_contract(tmp_path):
+@pytest.mark.parametrize("module, line, said", WRONG_IMPORTS, ids=["upward", "ray-in-trainer"])
+def test_a_wrong_import_breaks_a_contract(tmp_path, module, line, said):
     tree = _copy(tmp_path)
-    trainer = tree / "babysweep" / "train" / "trainer.py"
-    trainer.write_text(trainer.read_text() + "\nimport ray  # wrong: the trainer runs without Ray\n")
+    path = tree / "babysweep" / module
+    path.write_text(path.read_text() + "\n" + line + "\n")
     done = _lint(tree)
     assert done.returncode != 0
-    assert "Ray only in sweep/ BROKEN" in done.stdout
+    for words in said:
+        assert words in done.stdout, done.stdout[-3000:]

@@ -2,7 +2,7 @@ import os
 
 import numpy as np
 
-from babysweep.core.config import resolve
+from babysweep.core.config import RunConfig
 from babysweep.data import prepare
 from babysweep.data.batches import batches_per_epoch, dev_batches, epoch_starts, train_batches
 from babysweep.data.tokenizer import BOS_ID, MASK_ID, PAD_ID, load_tokenizer, train_tokenizer
@@ -19,8 +19,8 @@ def _corpus(tmp_path, text="\n".join(LINES)):
 
 
 def _cfg(tmp_path, folder):
-    return resolve({"data": {"train": str(folder / "a.train"), "dev": str(folder / "a.dev"), "cache_dir": str(tmp_path / "cache"),
-                             "tokenizer": {"vocab_size": 300, "min_frequency": 1}}})["data"]
+    return RunConfig.of({"data": {"train": str(folder / "a.train"), "dev": str(folder / "a.dev"), "cache_dir": str(tmp_path / "cache"),
+                             "tokenizer": {"vocab_size": 300, "min_frequency": 1}}}).data
 
 
 def test_tokenizer_round_trip_and_specials(tmp_path):
@@ -110,7 +110,7 @@ def _line_ids(tokens) -> set[tuple]:
 def test_tune_split_holds_out_lines_that_train_never_sees(tmp_path):
     distinct = [f"line number {i} says {w} ." for i, w in enumerate(["hello", "bye", "cat", "dog"] * 100)]
     folder = _corpus(tmp_path, "\n".join(distinct + distinct[:40]))  # 40 lines twice: duplicates fall on one side
-    cfg = {**_cfg(tmp_path, folder), "tune_split": 0.2, "tune_seed": 3}
+    cfg = _cfg(tmp_path, folder).model_copy(update={"tune_split": 0.2, "tune_seed": 3})
     data = prepare(cfg)
     assert data.tune is not None and prepare(_cfg(tmp_path, folder)).tune is None
     train_lines, tune_lines = _line_ids(data.train), _line_ids(data.tune)
@@ -120,7 +120,7 @@ def test_tune_split_holds_out_lines_that_train_never_sees(tmp_path):
     assert 0.12 < len(tune_lines) / len(full) < 0.28  # about the fraction asked for
     again = prepare(cfg)  # seeded: the same split from the cache, and the same when rebuilt elsewhere
     assert np.array_equal(again.tune, data.tune)
-    other = prepare({**cfg, "tune_seed": 4})
+    other = prepare(cfg.model_copy(update={"tune_seed": 4}))
     assert not np.array_equal(other.tune, data.tune)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from babysweep.core.config import resolve
+from babysweep.core.config import RunConfig
 from babysweep.lm.flops import forward_flops_per_token, matmul_params, training_flops
 from babysweep.lm.models import build_model
 
@@ -14,7 +14,7 @@ VOCAB, SEQ = 10, 4
 
 
 def tiny(arch: str, tie: bool = True):
-    cfg = resolve({"model": {"arch": arch, "layers": 2, "hidden": 8, "heads": 2, "ffn": 16, "tie_embeddings": tie}})["model"]
+    cfg = RunConfig.of({"model": {"arch": arch, "layers": 2, "hidden": 8, "heads": 2, "ffn": 16, "tie_embeddings": tie}}).model
     return build_model(cfg, vocab_size=VOCAB, seq_len=SEQ)
 
 

@@ -120,11 +120,11 @@ def test_mlm_loss_counts_chosen_positions_only():
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_bidirectional_attention_only_in_mlm_mode(arch):
-    from babysweep.core.config import resolve
+    from babysweep.core.config import RunConfig
     from babysweep.lm.models import build_model
 
     torch.manual_seed(0)
-    model = build_model(resolve({"model": {"arch": arch, "layers": 2, "hidden": 32, "heads": 2}})["model"], 50, 16).eval()
+    model = build_model(RunConfig.of({"model": {"arch": arch, "layers": 2, "hidden": 32, "heads": 2}}).model, 50, 16).eval()
     a = torch.tensor([[5, 6, 7, 8, 9, 10]])
     b = a.clone()
     b[0, 4] = 20  # a later token changes
@@ -223,6 +223,7 @@ def test_fused_distillation_refuses_a_second_backward():
 
 
 def test_kd_weight_in_token_units_and_active_epochs():
+    from babysweep.core.config import RunConfig
     from babysweep.report.kd_weight import kd_epochs, kd_per_ce, token_alpha
 
     assert kd_per_ce(0.5, 2.0, "babyllama", 128) == pytest.approx(127 * 4)
@@ -232,9 +233,9 @@ def test_kd_weight_in_token_units_and_active_epochs():
     assert a == pytest.approx(1 / 128) and kd_per_ce(a, 2.0, "token", 128) == pytest.approx(kd_per_ce(0.5, 2.0, "babyllama", 128))
     config = {"train": {"epochs": 8}, "distill": {"teachers": ["t"], "alpha": 0.5},
               "antlm": {"schedule": "2clm+4mlm+2clm", "mlm_ratio": 0.0}}
-    assert kd_epochs(config) == (4, 8)  # none in MLM epochs
-    assert kd_epochs({**config, "distill": {"teachers": [], "alpha": 0.5}}) == (0, 8)
-    assert kd_epochs({**config, "distill": {"teachers": ["t"], "alpha": 1.0}}) == (0, 8)
+    assert kd_epochs(RunConfig.of(config)) == (4, 8)  # none in MLM epochs
+    assert kd_epochs(RunConfig.of({**config, "distill": {"teachers": [], "alpha": 0.5}})) == (0, 8)
+    assert kd_epochs(RunConfig.of({**config, "distill": {"teachers": ["t"], "alpha": 1.0}})) == (0, 8)
 
 
 def test_kd_weight_matches_the_losses_it_describes():

@@ -9,12 +9,12 @@ def test_schedules():
     assert S.parse_schedule(" 2MLM + 1clm ") == ["mlm", "mlm", "clm"]
     assert S.schedule_from_ratio(8, 0.5) == ["clm"] * 2 + ["mlm"] * 4 + ["clm"] * 2
     assert S.schedule_from_ratio(5, 0.4) == ["clm", "clm", "mlm", "mlm", "clm"]
-    assert S.phases({"schedule": None, "mlm_ratio": 0.0}, 3) == ["clm"] * 3
+    assert S.phases(None, 0.0, 3) == ["clm"] * 3
     for bad in ("", "4xlm", "0clm", "4clm++2mlm", "clm"):
         with pytest.raises(ValueError, match="AntLM schedule"):
             S.parse_schedule(bad)
     with pytest.raises(ValueError, match="train.epochs is 5"):
-        S.phases({"schedule": "4clm"}, 5)
+        S.phases("4clm", 0.0, 5)
 
 
 def test_light_modules_do_not_import_torch():

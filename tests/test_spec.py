@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from babysweep.core.config import TrainConfig
+from babysweep.core.config import RunConfig
 from babysweep.core.errors import UserError
 from babysweep.spec.space import Distribution, OptunaSpace, sample_params
 from babysweep.spec.load import diff_specs, load_spec
@@ -271,7 +271,7 @@ def test_conditional_leaves_exist_only_when_their_condition_holds(tmp_path):
         assert ("model.kv_heads" in params) == llama and ("model.dropout" in params) == (not llama)
         assert ("model.heads" in params) == (params.get("model.kv_heads") == 2)
         config = spec.materialize(params)
-        TrainConfig.model_validate(config)
+        RunConfig.model_validate(config)
         assert config["model"]["kv_heads"] == params.get("model.kv_heads")
         assert config["train"]["warmup_steps"] == (100 if llama else 0)  # conditional constant vs default
     assert archs == {"llama", "gpt2"}
@@ -311,7 +311,7 @@ def test_materialize_the_example_spec(tmp_path):
               "train.weight_decay": 0.1, "train.scheduler": "linear", "distill.temperature": 2.0,
               "antlm.schedule": "4clm"}
     config = spec.materialize(params, teachers=[str(tmp_path)])
-    assert TrainConfig.model_validate(config).model_dump() == config
+    assert RunConfig.model_validate(config).model_dump() == config
     assert pickle.loads(pickle.dumps(spec)).materialize(params, teachers=[str(tmp_path)]) == config  # Ray ships it
     assert config["distill"]["teachers"] == [str(tmp_path)] and config["model"]["kv_heads"] == 2
     assert config["data"]["tokenizer"] == {"vocab_size": 2000, "min_frequency": 2}  # default kept
@@ -338,7 +338,7 @@ def test_fixed_spec_overrides_and_defaults(tmp_path):
     assert spec.is_fixed() and spec.search.samples == 3
     config = spec.materialize({})
     assert (config["train"]["epochs"], config["model"]["layers"], config["model"]["arch"]) == (1, 1, "gpt2")
-    assert config["train"]["batch_size"] == TrainConfig().train.batch_size
+    assert config["train"]["batch_size"] == RunConfig().train.batch_size
     # The overrides travel with the text: the sweep folder's copy loads to the same spec.
     copy = write(tmp_path, spec.text, "copy.yaml")
     assert load_spec(copy).fingerprint() == spec.fingerprint() and diff_specs(spec.text, spec) == []

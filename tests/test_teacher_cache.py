@@ -11,7 +11,7 @@ from babysweep.lm import objectives
 
 from babysweep.train import teacher_cache
 from babysweep.train import teacher_cache_files as files
-from babysweep.core.config import resolve
+from babysweep.core.config import RunConfig, resolve
 from babysweep.data import prepare
 from babysweep.data.batches import train_batches
 from babysweep.lm.models import build_model, save_model
@@ -27,12 +27,12 @@ def teacher_dirs(tmp_path_factory):
     """Two untrained teachers (LLaMA, GPT-2) whose final norm is scaled so that logits reach |z| ~ 10,
     as trained models' do: float16's rounding then matters, and the bounds below are not vacuous."""
     cache = tmp_path_factory.mktemp("tc-cache")
-    cfg = resolve(tiny_config(cache))
-    data = prepare(cfg["data"])
+    cfg = RunConfig.of(tiny_config(cache))
+    data = prepare(cfg.data)
     folders = []
     for i, arch in enumerate(("llama", "gpt2")):
         torch.manual_seed(i)
-        model = build_model({**cfg["model"], "arch": arch}, vocab_size=len(data.tokenizer), seq_len=32)
+        model = build_model(cfg.model.model_copy(update={"arch": arch}), vocab_size=len(data.tokenizer), seq_len=32)
         norm = model.model.norm if arch == "llama" else model.transformer.ln_f
         with torch.no_grad():
             norm.weight.mul_(40.0)
@@ -50,7 +50,7 @@ def _run(tmp_path, teacher_dirs, cache="exact", ensemble="logits", kd_reduction=
 
 def _last_batch(run):
     cfg = run.cfg
-    *_, (index, batch) = train_batches(run.data.train, cfg["data"]["seq_len"], cfg["train"]["batch_size"], cfg["train"]["seed"], 0)
+    *_, (index, batch) = train_batches(run.data.train, cfg.data.seq_len, cfg.train.batch_size, cfg.train.seed, 0)
     return index, batch
 
 
@@ -66,11 +66,11 @@ def test_exact_cache_matches_on_the_fly_to_float16_rounding(tmp_path, teacher_di
     run = _run(tmp_path, teacher_dirs, "exact", ensemble)
     assert run.cache_plan.mode == "exact" and run.teacher_cache is not None
     index, batch = _last_batch(run)  # the last, short batch: rows must line up at the end of the epoch too
-    assert index > 0 and batch.size(0) < run.cfg["train"]["batch_size"]
+    assert index > 0 and batch.size(0) < run.cfg.train.batch_size
     with torch.no_grad():
         fresh = [t(input_ids=batch).logits.float() for t in run.teachers]
         z = run.model(input_ids=batch).logits
-    stored = run.teacher_cache.read(0, index, run.cfg["train"]["batch_size"], batch.size(0))
+    stored = run.teacher_cache.read(0, index, run.cfg.train.batch_size, batch.size(0))
     assert all(s.dtype == torch.float16 for s in stored)
     loss_fly, grad_fly = _loss_and_grad(z, batch, fresh, ensemble)
     loss_cached, grad_cached = _loss_and_grad(z, batch, stored, ensemble)
@@ -110,7 +110,7 @@ def test_topk_with_full_vocabulary_equals_exact(tmp_path, teacher_dirs):
     index, batch = _last_batch(exact)
     with torch.no_grad():
         z = exact.model(input_ids=batch).logits
-    size = exact.cfg["train"]["batch_size"]
+    size = exact.cfg.train.batch_size
     for reduction in ("token", "babyllama"):
         loss_e, grad_e = _loss_and_grad(z, batch, exact.teacher_cache.read(0, index, size, batch.size(0)), "logits", reduction)
         zk = z.detach().clone().requires_grad_(True)
@@ -142,8 +142,8 @@ def test_topk_tail_bucket_is_exact_at_temperature_one():
 
 def _fresh_cache(run, root, shard_rows=400):
     plan, cfg = run.cache_plan, run.cfg
-    return teacher_cache.TeacherCache(plan, root, run.teachers, cfg["distill"]["teachers"], run.data.train, "test-tokens",
-                                      cfg["data"]["seq_len"], cfg["train"]["seed"], cfg["distill"]["ensemble"], run.dev,
+    return teacher_cache.TeacherCache(plan, root, run.teachers, cfg.distill.teachers, run.data.train, "test-tokens",
+                                      cfg.data.seq_len, cfg.train.seed, cfg.distill.ensemble, run.dev,
                                       run.teachers[0].config.vocab_size, 1e12, [0], shard_rows=shard_rows)
 
 
@@ -224,24 +224,24 @@ def test_changed_teacher_weights_change_the_key(tmp_path, teacher_dirs):
     from babysweep.lm.models import load_model
 
     folder = tmp_path / "changed"
-    model, tok = load_model(run.cfg["distill"]["teachers"][0])
+    model, tok = load_model(run.cfg.distill.teachers[0])
     with torch.no_grad():
         next(model.parameters()).add_(1e-3)
     save_model(model, tok, folder)
-    run.cfg["distill"]["teachers"] = [str(folder), run.cfg["distill"]["teachers"][1]]
+    run.cfg.distill.teachers = [str(folder), run.cfg.distill.teachers[1]]
     assert _fresh_cache(run, tmp_path / "root").key(0) != before
 
 
 def test_auto_picks_exact_within_the_budget_else_on_the_fly():
-    kcfg = resolve({"distill": {"teachers": ["a", "b"]}})["distill"]
-    assert kcfg["cache"] == "auto" and kcfg["cache_budget_gb"] == 8
+    kcfg = RunConfig.of({"distill": {"teachers": ["a", "b"]}}).distill
+    assert kcfg.cache == "auto" and kcfg.cache_budget_gb == 8
     small = teacher_cache.plan(kcfg, chunks=1000, seq_len=64, vocab=2000, n_teachers=2, clm_epochs=4)
     assert small.mode == "exact" and small.estimate_bytes == 4 * 1000 * 64 * 2000 * 2
     big = teacher_cache.plan(kcfg, chunks=80_000, seq_len=128, vocab=16_000, n_teachers=2, clm_epochs=6)
     assert big.mode == "none" and "exceeds" in big.reason
-    probs = teacher_cache.plan({**kcfg, "ensemble": "probs"}, chunks=1000, seq_len=64, vocab=2000, n_teachers=2, clm_epochs=4)
+    probs = teacher_cache.plan(kcfg.model_copy(update={"ensemble": "probs"}), chunks=1000, seq_len=64, vocab=2000, n_teachers=2, clm_epochs=4)
     assert probs.estimate_bytes == 2 * small.estimate_bytes  # each teacher's logits
-    topk = teacher_cache.plan({**kcfg, "cache": "topk:64"}, chunks=80_000, seq_len=128, vocab=16_000, n_teachers=2, clm_epochs=6)
+    topk = teacher_cache.plan(kcfg.model_copy(update={"cache": "topk:64"}), chunks=80_000, seq_len=128, vocab=16_000, n_teachers=2, clm_epochs=6)
     assert topk.mode == "topk" and topk.estimate_bytes == 6 * 80_000 * 128 * (64 * 4 + 4)
     for bad in ("topk", "topk:0", "fast"):
         with pytest.raises(ValueError, match="cache"):

@@ -17,6 +17,7 @@ import pytest
 
 from babysweep.core import records as R
 from babysweep.train.model_card import model_card
+from babysweep.core.config import RunConfig
 from babysweep.core.paths import default_tracking_uri
 from babysweep.tracking.links import SHARED_VIEW_TAG, VIEW_KEY, sweeps_link, ui_links
 from babysweep.tracking.tracker import SweepTracker
@@ -146,7 +147,7 @@ def test_model_card_names_what_a_reader_needs():
     config = config_for(1e-3)
     config["data"] = {"train": "builtin", "seq_len": 32, "tokenizer": {"vocab_size": 500}, "cache_dir": "/x"}
     config["distill"].update(alpha=0.5, temperature=2.0)
-    card = model_card(config, {"eval/loss": 2.5, "blimp/overall": 0.8, "model/params": 12345, "blimp/paradigm/x": 1.0},
+    card = model_card(RunConfig.of(config), {"eval/loss": 2.5, "blimp/overall": 0.8, "model/params": 12345, "blimp/paradigm/x": 1.0},
                       sweep="students.final", trial_id="t1", role="student", run_id="abc123", tracking_uri="sqlite:///m.db",
                       teacher_runs=["r1", "r2"])
     assert card.startswith("---\nlibrary_name: transformers\n")

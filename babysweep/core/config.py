@@ -65,7 +65,9 @@ class ModelConfig(_Section):
 DEFAULT_ARCH = ModelConfig.model_fields["arch"].default  # a run that does not log model.arch has it
 
 
-class OptimConfig(_Section):
+class TrainingConfig(_Section):
+    """The `train` section: the training loop, its optimiser and schedule, seed, device and precision."""
+
     epochs: int = Field(4, ge=1)
     batch_size: int = Field(32, ge=1)
     grad_accum: int = Field(1, ge=1)  # optimiser step every N batches
@@ -139,27 +141,35 @@ class EvalConfig(_Section):
         return self
 
 
-class TrainConfig(_Section):
+class RunConfig(_Section):
+    """Everything one training run is: what a sweep's trial, a finalist or `babysweep train` runs."""
+
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
-    train: OptimConfig = OptimConfig()
+    train: TrainingConfig = TrainingConfig()
     distill: DistillConfig = DistillConfig()
     antlm: AntLMConfig = AntLMConfig()
     eval: EvalConfig = EvalConfig()
 
 
-SECTIONS = tuple(TrainConfig.model_fields)
+    @classmethod
+    def of(cls, config: "RunConfig | dict[str, Any] | None" = None) -> "RunConfig":
+        """A validated config from its (partial) nested dict; a RunConfig is returned as it is."""
+        return config if isinstance(config, cls) else cls.model_validate(config or {})
 
 
-def budget_spent(train_cfg: dict[str, Any], epoch: int, step: int) -> bool:
+SECTIONS = tuple(RunConfig.model_fields)
+
+
+def budget_spent(training: TrainingConfig, epoch: int, step: int) -> bool:
     """The run has trained its planned budget: all its epochs, or train.max_steps optimiser steps.
     The trainer stops on it, and a sweep calls a trial that ended before it "stopped early"."""
-    return epoch >= train_cfg["epochs"] or bool(train_cfg["max_steps"] and step >= train_cfg["max_steps"])
+    return epoch >= training.epochs or bool(training.max_steps and step >= training.max_steps)
 
 
 def resolve(config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validate a (partial) nested config and return it complete, as plain data."""
-    return TrainConfig.model_validate(config or {}).model_dump()
+    return RunConfig.of(config).model_dump()
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -3,7 +3,7 @@
     project_dir()                 # $BABYSWEEP_PROJECT or the current directory
     sweeps_dir(storage)           # <project>/sweeps, or the --storage folder (for an s3:// URI: <project>/sweeps)
     sweep_folder("teachers")      # <sweeps>/teachers: Ray state, spec.yaml, models/, run map
-    cache_dir(data_cfg)           # <project>/sweeps/.cache unless data.cache_dir is set
+    cache_dir(given)              # data.cache_dir, else <project>/sweeps/.cache
     tracking_uri(explicit)        # explicit > $MLFLOW_TRACKING_URI > sqlite:///<project>/mlruns/mlflow.db
     report_dir("r1")              # <project>/reports/r1
 """
@@ -53,9 +53,8 @@ RUN_MAP_FILE = "mlflow_runs.json"  # trial id -> MLflow run id (tracking/tracker
 MODELS = "models"  # models/<trial_id>/: checkpoints/, final/ (HF model), metrics.jsonl, run.json, blimp.json
 
 
-def cache_dir(data_cfg: dict | None = None) -> Path:
-    """The token cache every trial shares (data.cache_dir, else <project>/sweeps/.cache)."""
-    given = (data_cfg or {}).get("cache_dir")
+def cache_dir(given: str | Path | None = None) -> Path:
+    """The token cache every trial shares: `given` (data.cache_dir), else <project>/sweeps/.cache."""
     return Path(given or project_dir() / "sweeps" / ".cache").expanduser().resolve()
 
 

@@ -3,7 +3,7 @@ spec validation, reports and ablations read schedules without importing the trai
 
     parse_schedule("4clm+16mlm+4clm")              # -> ["clm"] * 4 + ["mlm"] * 16 + ["clm"] * 4
     schedule_from_ratio(8, 0.25)                    # -> 3 clm, 2 mlm, 3 clm
-    phases({"schedule": None, "mlm_ratio": 0.5}, 4)  # what the trainer runs, epoch by epoch
+    phases(None, 0.5, 4)                            # what the trainer runs, epoch by epoch (antlm.schedule, antlm.mlm_ratio, train.epochs)
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ def schedule_from_ratio(epochs: int, mlm_ratio: float) -> list[str]:
     return ["clm"] * before + ["mlm"] * mlm + ["clm"] * (clm // 2)
 
 
-def phases(antlm: dict, epochs: int) -> list[str]:
-    if antlm.get("schedule"):
-        out = parse_schedule(antlm["schedule"])
+def phases(schedule: str | None, mlm_ratio: float | None, epochs: int) -> list[str]:
+    """The phase of each epoch: the schedule's if there is one (it must have `epochs` epochs), else the ratio's."""
+    if schedule:
+        out = parse_schedule(schedule)
         if len(out) != epochs:
-            raise ValueError(f"AntLM schedule {antlm['schedule']!r} has {len(out)} epochs but train.epochs is {epochs}")
+            raise ValueError(f"AntLM schedule {schedule!r} has {len(out)} epochs but train.epochs is {epochs}")
         return out
-    return schedule_from_ratio(epochs, antlm.get("mlm_ratio") or 0.0)
+    return schedule_from_ratio(epochs, mlm_ratio or 0.0)

@@ -1,6 +1,6 @@
 """Corpora, tokenizer and token cache behind one call.
 
-    data = prepare(config["data"])      # tokenizer + memory-mapped train/dev token arrays
+    data = prepare(cfg.data)            # cfg: core.config.RunConfig; tokenizer + memory-mapped train/dev token arrays
     data.tokenizer, data.train, data.dev, data.tokenizer_dir
     data.tune                           # the held-out tuning slice of train's lines (None when data.tune_split is 0)
 
@@ -18,27 +18,28 @@ import numpy as np
 from babysweep.data.cache import token_array, tokenizer_entry
 from babysweep.data.corpus import source_files
 from babysweep.data.tokenizer import load_tokenizer
+from babysweep.core.config import DataConfig, EvalConfig
 from babysweep.core.paths import cache_dir
 
 BUILTIN = "builtin"
 
 
-def builtin_folder(data_cfg: dict) -> Path:
+def builtin_folder(data_cfg: DataConfig) -> Path:
     from babysweep.data import builtin  # the grammar is only loaded when used
 
-    return builtin.build(cache_dir(data_cfg) / "builtin", words=data_cfg["builtin_words"], seed=data_cfg["builtin_seed"])
+    return builtin.build(cache_dir(data_cfg.cache_dir) / "builtin", words=data_cfg.builtin_words, seed=data_cfg.builtin_seed)
 
 
-def split_files(data_cfg: dict, split: str) -> list[Path]:
-    source = data_cfg[split]
+def split_files(data_cfg: DataConfig, split: str) -> list[Path]:
+    source = getattr(data_cfg, split)
     if source == BUILTIN:
         return source_files(builtin_folder(data_cfg) / split, split)
     return source_files(source, split)
 
 
-def blimp_source(eval_cfg: dict, data_cfg: dict) -> Path | None:
+def blimp_source(eval_cfg: EvalConfig, data_cfg: DataConfig) -> Path | None:
     """The BLiMP folder a run evaluates on: None for "none", the built-in pairs for "builtin"."""
-    source = eval_cfg["blimp"]
+    source = eval_cfg.blimp
     if source == "none":
         return None
     if source == BUILTIN:
@@ -57,15 +58,15 @@ class PreparedData:
     tune: np.ndarray | None = None
 
 
-def prepare(data_cfg: dict) -> PreparedData:
+def prepare(data_cfg: DataConfig) -> PreparedData:
     train_files = split_files(data_cfg, "train")
     dev_files = split_files(data_cfg, "dev")
-    tok_cfg = data_cfg["tokenizer"]
-    entry = tokenizer_entry(cache_dir(data_cfg), train_files, tok_cfg["vocab_size"], tok_cfg["min_frequency"])
+    tok_cfg = data_cfg.tokenizer
+    entry = tokenizer_entry(cache_dir(data_cfg.cache_dir), train_files, tok_cfg.vocab_size, tok_cfg.min_frequency)
     tok = load_tokenizer(entry)  # trained on all of train's files, the tuning slice included (as the paper specs' teachers were)
     dev = token_array(entry, dev_files, tok)
-    if not data_cfg.get("tune_split"):
+    if not data_cfg.tune_split:
         return PreparedData(tok, entry, token_array(entry, train_files, tok), dev, train_files, dev_files)
-    train, tune = (token_array(entry, train_files, tok, (part, data_cfg["tune_split"], data_cfg["tune_seed"]))
+    train, tune = (token_array(entry, train_files, tok, (part, data_cfg.tune_split, data_cfg.tune_seed))
                    for part in ("train", "tune"))
     return PreparedData(tok, entry, train, dev, train_files, dev_files, tune)

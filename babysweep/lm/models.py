@@ -1,6 +1,6 @@
 """LLaMA and GPT-2 language models from the config's `model` section, saved in Hugging Face format.
 
-    model = build_model(cfg["model"], vocab_size=len(tok), seq_len=cfg["data"]["seq_len"])
+    model = build_model(cfg.model, vocab_size=len(tok), seq_len=cfg.data.seq_len)   # cfg: core.config.RunConfig
     save_model(model, tok, "out/final")     # AutoModelForCausalLM / AutoTokenizer load it
     model, tok = load_model("out/final")
 """
@@ -16,24 +16,25 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, Llam
 
 from babysweep.core.atomic import replace_dir_durably
 from babysweep.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, load_tokenizer
+from babysweep.core.config import ModelConfig
 from babysweep.core.errors import UserError
 
 
-def build_model(model_cfg: dict, vocab_size: int, seq_len: int) -> PreTrainedModel:
-    hidden = model_cfg["hidden"]
-    ffn = model_cfg["ffn"] or 4 * hidden
-    context = model_cfg["context"] or seq_len
-    special = dict(bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID, tie_word_embeddings=model_cfg["tie_embeddings"])
-    if model_cfg["arch"] == "llama":
+def build_model(model_cfg: ModelConfig, vocab_size: int, seq_len: int) -> PreTrainedModel:
+    hidden = model_cfg.hidden
+    ffn = model_cfg.ffn or 4 * hidden
+    context = model_cfg.context or seq_len
+    special = dict(bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID, tie_word_embeddings=model_cfg.tie_embeddings)
+    if model_cfg.arch == "llama":
         config = LlamaConfig(
             vocab_size=vocab_size,
             hidden_size=hidden,
             intermediate_size=ffn,
-            num_hidden_layers=model_cfg["layers"],
-            num_attention_heads=model_cfg["heads"],
-            num_key_value_heads=model_cfg["kv_heads"] or model_cfg["heads"],
+            num_hidden_layers=model_cfg.layers,
+            num_attention_heads=model_cfg.heads,
+            num_key_value_heads=model_cfg.kv_heads or model_cfg.heads,
             max_position_embeddings=context,
-            attention_dropout=model_cfg["attention_dropout"],
+            attention_dropout=model_cfg.attention_dropout,
             **special,
         )
         cls = LlamaForCausalLM
@@ -42,12 +43,12 @@ def build_model(model_cfg: dict, vocab_size: int, seq_len: int) -> PreTrainedMod
             vocab_size=vocab_size,
             n_positions=context,
             n_embd=hidden,
-            n_layer=model_cfg["layers"],
-            n_head=model_cfg["heads"],
+            n_layer=model_cfg.layers,
+            n_head=model_cfg.heads,
             n_inner=ffn,
-            resid_pdrop=model_cfg["dropout"],
-            embd_pdrop=model_cfg["dropout"],
-            attn_pdrop=model_cfg["attention_dropout"],
+            resid_pdrop=model_cfg.dropout,
+            embd_pdrop=model_cfg.dropout,
+            attn_pdrop=model_cfg.attention_dropout,
             **special,
         )
         cls = GPT2LMHeadModel

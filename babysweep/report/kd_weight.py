@@ -15,6 +15,7 @@ both and cancels). Padding would change the counts; BabyLM chunks have none.
 
 from __future__ import annotations
 
+from babysweep.core.config import RunConfig
 from babysweep.core.schedule import phases
 
 
@@ -35,14 +36,13 @@ def token_alpha(alpha: float, kd_reduction: str, seq_len: int) -> float:
     return alpha / (alpha + (seq_len - 1) * (1.0 - alpha))
 
 
-def kd_epochs(config: dict) -> tuple[int, int]:
-    """(epochs that carry a KD term, all epochs) of a nested training config: the causal-LM epochs
-    when there are teachers and alpha < 1, none otherwise (MLM epochs never distil)."""
-    epochs = int(config["train"]["epochs"])
-    distil = bool(config["distill"].get("teachers")) and float(config["distill"]["alpha"]) < 1.0
-    if not distil:
+def kd_epochs(config: RunConfig) -> tuple[int, int]:
+    """(epochs that carry a KD term, all epochs) of a run's config: the causal-LM epochs when there are
+    teachers and alpha < 1, none otherwise (MLM epochs never distil)."""
+    epochs = config.train.epochs
+    if not (config.distill.teachers and config.distill.alpha < 1.0):
         return 0, epochs
-    return phases(config["antlm"], epochs).count("clm"), epochs
+    return phases(config.antlm.schedule, config.antlm.mlm_ratio, epochs).count("clm"), epochs
 
 
 def _parse(text: str | None):
@@ -62,20 +62,19 @@ def _parse(text: str | None):
 def kd_summary(params: dict[str, str]) -> dict:
     """A run's distillation strength from its MLflow params (the flat config, as strings); defaults
     fill keys the run did not log. kd_per_ce is None when the run had no teachers."""
-    from babysweep.core.config import resolve
+    defaults = RunConfig()
 
-    defaults = resolve()
-    get = lambda key, section, name: _parse(params.get(key)) if params.get(key) is not None else defaults[section][name]  # noqa: E731
+    def get(key: str):
+        section, name = key.split(".")
+        return _parse(params.get(key)) if params.get(key) is not None else getattr(getattr(defaults, section), name)
+
     teachers = params.get("distill.teachers", "[]")
     has_teachers = teachers not in ("[]", "", "None")
-    alpha = float(get("distill.alpha", "distill", "alpha"))
-    temperature = float(get("distill.temperature", "distill", "temperature"))
-    reduction = str(get("distill.kd_reduction", "distill", "kd_reduction"))
-    seq_len = int(get("data.seq_len", "data", "seq_len"))
-    config = {"train": {"epochs": int(get("train.epochs", "train", "epochs"))},
-              "distill": {"teachers": ["t"] if has_teachers else [], "alpha": alpha},
-              "antlm": {"schedule": get("antlm.schedule", "antlm", "schedule"),
-                        "mlm_ratio": float(get("antlm.mlm_ratio", "antlm", "mlm_ratio") or 0.0)}}
+    alpha, temperature = float(get("distill.alpha")), float(get("distill.temperature"))
+    reduction, seq_len = str(get("distill.kd_reduction")), int(get("data.seq_len"))
+    config = RunConfig.of({"train": {"epochs": int(get("train.epochs"))},
+                           "distill": {"teachers": ["t"] if has_teachers else [], "alpha": alpha},
+                           "antlm": {"schedule": get("antlm.schedule"), "mlm_ratio": float(get("antlm.mlm_ratio") or 0.0)}})
     active, epochs = kd_epochs(config)
     return {"alpha": alpha, "temperature": temperature, "kd_reduction": reduction, "seq_len": seq_len,
             "kd_per_ce": kd_per_ce(alpha, temperature, reduction, seq_len) if has_teachers else None,

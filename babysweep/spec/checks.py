@@ -7,7 +7,7 @@ import copy
 from typing import Any
 from pydantic import ValidationError
 from babysweep.core import metrics as M
-from babysweep.core.config import TrainConfig, flatten, unflatten
+from babysweep.core.config import RunConfig, flatten, unflatten
 from babysweep.core.paths import NAME_PATTERN
 from babysweep.core.schedule import parse_schedule
 from babysweep.spec.space import (CATEGORICAL, DEFAULTS, BadValue,
@@ -139,7 +139,7 @@ def _check_points(search: SearchConfig, order: list[tuple[str, Any]], ctx: _Ctx)
         leaves = {name for name, _ in order}
         values.update({k: v for k, v in point.items() if k not in leaves})  # as Spec.materialize does
         try:
-            TrainConfig.model_validate(unflatten(values))
+            RunConfig.model_validate(unflatten(values))
         except ValidationError as exc:
             where, msg = _first_error(exc)
             raise ctx.fail(f"search.points.{label}", f"gives an invalid config: {where}: {msg}") from None

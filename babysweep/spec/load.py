@@ -1,4 +1,4 @@
-"""Sweep specs: one YAML file -> a validated search space over babysweep.core.config's TrainConfig.
+"""Sweep specs: one YAML file -> a validated search space over babysweep.core.config's RunConfig.
 
     spec = load_spec("search_spaces/teachers.yaml", overrides={"train.epochs": 1})
     spec.distributions()                 # {"train.lr": Distribution(kind="loguniform", ...), ...}
@@ -6,7 +6,7 @@
     config = spec.materialize({"train.lr": 3e-4, ...})     # complete training config (plain dict)
     grid_points(spec)                    # [{"model.arch": "llama"}, ...] for search.algorithm: grid
 
-A spec has the top-level keys name, role, search, resources, tracking, plus the TrainConfig
+A spec has the top-level keys name, role, search, resources, tracking, plus the RunConfig
 sections (data, model, train, distill, antlm, eval) with the same keys. Any leaf is a fixed value or
 a mapping with one distribution key and an optional `when`:
 
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
-from babysweep.core.config import SECTIONS, TrainConfig, flatten, unflatten
+from babysweep.core.config import SECTIONS, RunConfig, flatten, unflatten
 from babysweep.core.errors import UserError
 from babysweep.core.paths import NAME_PATTERN
 from babysweep.spec.space import (CATEGORICAL, FLOAT_KINDS, INT_KINDS, KINDS, NORMALS, Q_GRID, RANGES, BadValue,
@@ -350,7 +350,7 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
     # The whole config with each distribution at its first value: the cross-field checks.
     values = assign_values(order, lambda n, d: d.first())
     try:
-        TrainConfig.model_validate(unflatten(values))
+        RunConfig.model_validate(unflatten(values))
     except ValidationError as exc:
         where, msg = _first_error(exc)
         what = "the config with each distribution at its first value" if any(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from babysweep.core import metrics as M
-from babysweep.core.config import TrainConfig
+from babysweep.core.config import RunConfig
 from babysweep.spec.space import OptunaSpace as OptunaSpace  # sweeps saved before space.py pickled babysweep.spec.load.OptunaSpace
 
 
@@ -91,7 +91,7 @@ def _schema(model: type[BaseModel], prefix: str = "") -> tuple[dict[str, _Leaf],
     return leaves, sections
 
 
-LEAVES, SECTION_MODELS = _schema(TrainConfig)
+LEAVES, SECTION_MODELS = _schema(RunConfig)
 PATH_SPECIALS = {"data.train": ("builtin",), "data.dev": ("builtin",), "eval.blimp": ("builtin", "none"),
                  "distill.teachers": (), "distill.teacher": (), "data.cache_dir": ()}  # teacher: one entry
 

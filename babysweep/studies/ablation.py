@@ -44,7 +44,7 @@ def ablation_variants(base_config: dict) -> dict[str, dict]:
             for i, teacher in enumerate(teachers):
                 changes[f"teacher-{i}"] = {"distill.teachers": [teacher]}
         changes["temperature-1"] = {"distill.temperature": 1.0}
-    if "mlm" in phases({"schedule": base["antlm.schedule"], "mlm_ratio": base["antlm.mlm_ratio"]}, base["train.epochs"]):
+    if "mlm" in phases(base["antlm.schedule"], base["antlm.mlm_ratio"], base["train.epochs"]):
         changes["no-antlm"] = {"antlm.schedule": None, "antlm.mlm_ratio": 0.0}  # "4clm" is already all CLM
 
     variants = {"base": copy.deepcopy(base_config)}

@@ -18,7 +18,7 @@ import yaml
 
 from babysweep.core import paths
 from babysweep.studies.ablation import ablation_table, ablation_variants
-from babysweep.core.config import SECTIONS, flatten
+from babysweep.core.config import SECTIONS, RunConfig, flatten
 from babysweep.core.errors import UserError
 from babysweep.studies.finalists import DEFAULT_SEEDS, SEED_OFFSET, best_run_config, tuning_spec
 from babysweep.core.records import ABLATION, ABLATION_OF, FINAL, POINT, fully_trained
@@ -60,9 +60,10 @@ def ablation_spec(base: dict, source: Spec, name: str, seeds: int) -> Spec:
     """A points sweep: the base config as fixed values, one point per variant (only what it changes)."""
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, not {seeds}")
-    base = json.loads(json.dumps(base))
-    base["train"]["seed"] = int(base["train"]["seed"]) + SEED_OFFSET
-    base.setdefault("eval", {})["blimp_final"] = "full"  # the table's BLiMP: every pair, as for finalists
+    typed = RunConfig.of(json.loads(json.dumps(base)))
+    typed.train.seed += SEED_OFFSET
+    typed.eval.blimp_final = "full"  # the table's BLiMP: every pair, as for finalists
+    base = typed.model_dump()
     flat_base = flatten(base)
     points = {}
     for variant, config in ablation_variants(base).items():

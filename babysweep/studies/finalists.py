@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from babysweep.core import paths
-from babysweep.core.config import TrainConfig, flatten
+from babysweep.core.config import RunConfig, flatten
 from babysweep.core.errors import UserError
 from babysweep.core.records import FINAL, FINALIST_OF, best_config, run_arch, sampled_keys
 from babysweep.spec.sweep_spec import Spec
@@ -80,7 +80,7 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
     from babysweep.sweep.driver import fixed_value
 
     spec = tuning_spec(sweep, storage)
-    base_seed = int(fixed_value(spec, "train.seed", TrainConfig.model_fields["train"].default.seed))
+    base_seed = int(fixed_value(spec, "train.seed", RunConfig.model_fields["train"].default.seed))
     overrides = {
         "name": sweep + FINAL,
         "role": spec.role,

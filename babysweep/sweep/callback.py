@@ -21,7 +21,7 @@ from rich.live import Live
 from rich.table import Table
 
 from babysweep.core import metrics as M, records as R
-from babysweep.core.config import budget_spent
+from babysweep.core.config import RunConfig, budget_spent
 from babysweep.train.model_card import write_model_card
 from babysweep.core.paths import MODELS
 from babysweep.core.storage_errors import REPORT_KEY as STORAGE_KEY
@@ -71,12 +71,13 @@ class SweepCallback(Callback):
                                          models=self.models, tags=self.lineage)
         return self._tracker
 
-    def _config(self, trial) -> tuple[dict, dict, int, str | None]:
-        """(params, config, repeat, point): trial_config's result, the same the worker trains with."""
+    def _config(self, trial) -> tuple[dict, RunConfig | None, int, str | None]:
+        """(params, config, repeat, point): trial_config's result, the same the worker trains with (config None
+        when it is invalid)."""
         try:
             found = trial_config(self.spec, trial.config, self.context)
         except Exception:  # an invalid config (the trial itself fails and records why), a point the spec lost
-            return dict(trial.config), {}, 0, None
+            return dict(trial.config), None, 0, None
         # Only what the search chose: Optuna's define-by-run space returns the spec's constants too, which
         # would otherwise be recorded as sampled (the tag finalists and reports read) and name the trial.
         chosen = set(self.spec.distributions()) | set(self.spec.search.points[found.point] if found.point else ())
@@ -88,9 +89,9 @@ class SweepCallback(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         params, config, repeat, point = self._config(trial)
-        seed = config.get("train", {}).get("seed", repeat)
+        seed = config.train.seed if config else repeat
         tags = {R.SEED: str(seed), R.REPEAT: str(repeat), **({R.POINT: point} if point else {}), **self.lineage}
-        self.tracker.trial_started(trial.trial_id, params, config, tags=tags)
+        self.tracker.trial_started(trial.trial_id, params, config.model_dump() if config else {}, tags=tags)
         self._row(trial).update(state="RUNNING")
         self._refresh(trials, f"{trial.trial_id} started: {self._row(trial)['params']}")
 
@@ -117,11 +118,11 @@ class SweepCallback(Callback):
         out_dir = Path(result.get("trial_out_dir") or Path(self.folder) / MODELS / trial.trial_id)
         config = self._config(trial)[1]
         # Only the scheduler's decision is "stopped early": a trial that reached train.max_steps ran its budget.
-        spent = bool(config) and budget_spent(config["train"], result.get(M.EPOCH, 0), result.get(M.STEP, 0))
+        spent = config is not None and budget_spent(config.train, result.get(M.EPOCH, 0), result.get(M.STEP, 0))
         status = "FINISHED" if spent else "STOPPED"
         blimp = json.loads((out_dir / "blimp.json").read_text()) if (out_dir / "blimp.json").is_file() else None
         final = out_dir / "final"
-        if final.is_dir() and config:  # a Hugging Face model card next to the weights, before MLflow copies the folder
+        if final.is_dir() and config is not None:  # a Hugging Face model card next to the weights, before MLflow copies the folder
             teacher_runs = [r for r in self.lineage.get(R.TEACHER_RUN_IDS, "").split(",") if r]
             write_model_card(final, config, M.numeric_metrics(result), sweep=self.name, trial_id=trial.trial_id, role=self.role,
                              run_id=self.tracker.run_id(trial.trial_id), tracking_uri=self.tracking_uri,
@@ -165,7 +166,7 @@ class SweepCallback(Callback):
         out_dir = Path(best.last_result.get("trial_out_dir") or Path(self.folder) / MODELS / best.trial_id)
         params, config, _, _ = self._config(best)
         sampled = self.spec.distributions() if self.spec is not None else params
-        return {"trial_id": best.trial_id, "config": config, "params": {k: v for k, v in params.items() if k in sampled},
+        return {"trial_id": best.trial_id, "config": config.model_dump() if config else {}, "params": {k: v for k, v in params.items() if k in sampled},
                 "metrics": M.numeric_metrics(best.last_result), "model_dir": str(out_dir / "final")}
 
     # ------------------------------------------------------------------ display

@@ -36,7 +36,7 @@ from babysweep.core import metrics as M, paths
 from babysweep.core import storage_errors
 from babysweep.core.atomic import write_text_atomic
 from babysweep.train.checkpoint import checkpoints
-from babysweep.core.config import TrainConfig
+from babysweep.core.config import RunConfig
 from babysweep.core.errors import UserError
 from babysweep.sweep.object_store import Mirror, scratch_dir
 from babysweep.core.records import lineage_tags
@@ -55,7 +55,7 @@ def max_epochs(spec: Spec) -> int:
     """The largest epoch count a trial of this spec can run (ASHA's max_t)."""
     dist = spec.distributions().get("train.epochs")
     if dist is None:
-        default = TrainConfig.model_fields["train"].default.epochs
+        default = RunConfig.model_fields["train"].default.epochs
         return int(fixed_value(spec, "train.epochs", default))
     values = dist.args if dist.kind in ("choice", "grid") else dist.args[:2]
     return int(max(values))
@@ -100,7 +100,7 @@ def run_trial(params: dict, payload: dict) -> None:
     from babysweep.train.trainer import train
 
     spec: Spec = payload["spec"]
-    config = trial_config(spec, params, payload["context"]).config  # the very dict the driver logs to MLflow
+    config = trial_config(spec, params, payload["context"]).config  # the very config the driver logs to MLflow
     trial_id = tune.get_context().get_trial_id()
     node_id = ray.get_runtime_context().get_node_id()  # which cluster node ran it
     out_dir = Path(payload["models_dir"]) / trial_id  # where the driver reads the trial's files
@@ -111,7 +111,7 @@ def run_trial(params: dict, payload: dict) -> None:
         mirror, rel = Mirror(payload["mirror"]), f"{spec.name}/{MODELS}/{trial_id}"
         work_dir = scratch_dir() / rel
         mirror.get(rel, work_dir, skip=("final",))  # where the trial's last node left it (nothing when new)
-        config["distill"]["teachers"] = [_local_model(t, mirror, payload["local_root"]) for t in config["distill"]["teachers"]]
+        config.distill.teachers = [_local_model(t, mirror, payload["local_root"]) for t in config.distill.teachers]
         sync = lambda: mirror.sync_trial(work_dir, rel)  # noqa: E731
     else:
         work_dir = out_dir

@@ -124,11 +124,11 @@ def sweep_status(name: str, storage: str | Path | None = None, spec: Spec | None
         history = _epochs_done(out_dir)
         last = history[-1] if history and history[-1].get(M.EPOCH, 0) >= result.get(M.EPOCH, 0) else result
         epoch, step = int(last.get(M.EPOCH, 0)), int(last.get(M.STEP, 0))
-        budget_done = config is not None and budget_spent(config["train"], epoch, step)
+        budget_done = config is not None and budget_spent(config.train, epoch, step)
         state = _state(info.get("status", "PENDING"), out_dir, budget_done, alive)
         saved = checkpoints(out_dir / "checkpoints") if state in ("RUNNING", "INTERRUPTED") else []
         rows.append({"trial_id": info["trial_id"], "state": state, "epoch": epoch,
-                     "planned": config["train"]["epochs"] if config else None, "params": params, "point": point,
+                     "planned": config.train.epochs if config else None, "params": params, "point": point,
                      "repeat": repeat, "metrics": M.numeric_metrics(last), "checkpoint": saved[-1].name if saved else None,
                      "error": error_line(folder / info.get("relative_logdir", "") / "error.txt") if state == "ERROR" else None,
                      "metrics_raw": result})

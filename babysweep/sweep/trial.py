@@ -3,7 +3,7 @@
     context = TrialContext.of(spec, sweep_folder)       # what the sweep adds to the spec: teachers, cache, CPUs
     trial = trial_config(spec, ray_config, context)     # -> Trial(params, config, repeat, point)
     train(trial.config, ...)                            # the worker runs exactly this config
-    tracker.trial_started(..., config=trial.config)     # and MLflow's config.json records the same dict
+    tracker.trial_started(..., config=trial.config.model_dump())   # and MLflow's config.json records the same config
 
 No Ray here: Ray's trial config is a plain dict, and `babysweep status` reads it from Ray's saved
 experiment state without starting (or importing) Ray.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from babysweep.core.config import resolve
+from babysweep.core.config import RunConfig
 from babysweep.core.paths import TEACHERS_FILE
 from babysweep.spec.sweep_spec import Spec
 
@@ -44,7 +44,7 @@ class TrialContext:
 @dataclass
 class Trial:
     params: dict[str, Any]  # the trial's values as dotted config keys (what the search chose)
-    config: dict[str, Any]  # the complete config the trainer runs with
+    config: RunConfig  # the complete config the trainer runs with
     repeat: int  # which seed of a repeated config (0 for the first)
     point: str | None  # algorithm points: the point's name
 
@@ -66,8 +66,8 @@ def trial_config(spec: Spec, ray_config: dict, context: TrialContext) -> Trial:
     repeat, the sweep's token cache and the trial's CPU threads. Raises UserError for an invalid config."""
     params, repeat, point = trial_params(spec, ray_config)
     teachers = list(context.teachers) if context.teachers is not None else None
-    config = spec.materialize(params, teachers=teachers)
-    config["data"]["cache_dir"] = config["data"]["cache_dir"] or context.cache_dir
-    config["train"]["seed"] += repeat
-    config["train"]["threads"] = config["train"]["threads"] or max(1, int(context.cpu))
-    return Trial(params, resolve(config), repeat, point)
+    config = RunConfig.of(spec.materialize(params, teachers=teachers))
+    config.data.cache_dir = config.data.cache_dir or context.cache_dir
+    config.train.seed += repeat
+    config.train.threads = config.train.threads or max(1, int(context.cpu))
+    return Trial(params, config, repeat, point)

@@ -6,7 +6,7 @@
 
 The card says what the folder holds (architecture, parameters, data, tokenizer, the training
 config, the seed, the final metrics, a student's teachers and the MLflow run) and how to load it
-with transformers. Plain text from plain dicts: no torch, MLflow or Ray here.
+with transformers. Plain text from a RunConfig and plain numbers: no torch, MLflow or Ray here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from babysweep.core.atomic import write_text_atomic
+from babysweep.core.config import RunConfig
 from babysweep.core.metrics import BLIMP_OVERALL, BLIMP_PARADIGM_PREFIX, BLIMP_SUBSET_OVERALL, EVAL_LOSS, PARAMS, TUNE_LOSS
 from babysweep.core.records import group_tags
 
@@ -37,14 +38,14 @@ def _table(rows: dict[str, Any], head: tuple[str, str] = ("key", "value")) -> li
     return lines + [""]
 
 
-def model_card(config: dict, metrics: dict[str, float], *, sweep: str, trial_id: str, role: str, run_id: str | None = None,
+def model_card(config: RunConfig, metrics: dict[str, float], *, sweep: str, trial_id: str, role: str, run_id: str | None = None,
                tracking_uri: str | None = None, teacher_runs: list[str] | None = None) -> str:
     """The card's text. `config` is the trial's complete config, `metrics` its final numbers."""
-    model, data, train = config.get("model", {}), config.get("data", {}), config.get("train", {})
-    tags = group_tags(config)
+    model, data, train = config.model.model_dump(), config.data.model_dump(), config.train.model_dump()
+    tags = group_tags(config.model_dump())
     n_params = metrics.get(PARAMS)
     size = f"{int(n_params):,} parameters" if n_params else "parameters: see config.json"
-    teachers = (config.get("distill") or {}).get("teachers") or []
+    teachers = config.distill.teachers
     front = ["---", "library_name: transformers", "pipeline_tag: text-generation",
              f"tags: [babysweep, {tags['arch']}, {role}]", "---", ""]
     lines = front + [f"# {sweep}/{trial_id}", "",
@@ -54,25 +55,25 @@ def model_card(config: dict, metrics: dict[str, float], *, sweep: str, trial_id:
               'model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")',
               'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")', "```", ""]
     lines += ["## Architecture", ""] + _table({"arch": tags["arch"], "parameters": int(n_params) if n_params else None, **model})
-    builtin = data.get("train") == "builtin"
+    builtin = config.data.train == "builtin"
     lines += ["## Data", "", ("The built-in synthetic corpus (a seeded grammar of simple child-directed English; "
-                              "not real data)." if builtin else f"Training files: `{data.get('train')}`."), ""]
+                              "not real data)." if builtin else f"Training files: `{config.data.train}`."), ""]
     lines += _table({k: v for k, v in data.items() if k not in ("tokenizer", "cache_dir")})
     lines += ["## Tokenizer", "", "Byte-level BPE trained on the training files, saved in this folder "
-              "(`tokenizer.json`).", ""] + _table(data.get("tokenizer") or {})
-    lines += ["## Training", "", f"Seed {train.get('seed')}; AntLM schedule: {tags['schedule']}.", ""]
+              "(`tokenizer.json`).", ""] + _table(data["tokenizer"])
+    lines += ["## Training", "", f"Seed {config.train.seed}; AntLM schedule: {tags['schedule']}.", ""]
     lines += _table({k: v for k, v in train.items() if k != "threads"})
     if teachers:
         lines += ["## Teachers", "", "Distilled from an ensemble of:", ""]
         lines += [f"- `{t}`" + (f" (MLflow run `{r}`)" if r else "") for t, r in
                   zip(teachers, (teacher_runs or []) + [None] * len(teachers))] + [""]
-        lines += _table({k: v for k, v in (config.get("distill") or {}).items() if k != "teachers"})
-    if (config.get("antlm") or {}).get("schedule") or (config.get("antlm") or {}).get("mlm_ratio"):
-        lines += ["## AntLM", ""] + _table(config["antlm"])
+        lines += _table({k: v for k, v in config.distill.model_dump().items() if k != "teachers"})
+    if config.antlm.schedule or config.antlm.mlm_ratio:
+        lines += ["## AntLM", ""] + _table(config.antlm.model_dump())
     shown = {k: v for k, v in sorted(metrics.items()) if not k.startswith(BLIMP_PARADIGM_PREFIX)}
     first = [m for m in (TUNE_LOSS, EVAL_LOSS, BLIMP_OVERALL) if m in shown]
-    subset = (config.get("eval") or {}).get("blimp_final") == "subset"
-    scored = (f"`{BLIMP_SUBSET_OVERALL}`: BLiMP on a seeded subset of {config['eval'].get('blimp_pairs_per_paradigm')} pairs "
+    subset = config.eval.blimp_final == "subset"
+    scored = (f"`{BLIMP_SUBSET_OVERALL}`: BLiMP on a seeded subset of {config.eval.blimp_pairs_per_paradigm} pairs "
               "per paradigm only (eval.blimp_final: subset, as tuning trials do; run `babysweep eval` for all of it)"
               if subset else "`blimp/overall`: BLiMP minimal pairs, every pair, mean over paradigms")
     lines += ["## Metrics", "", f"After the last epoch (`eval/loss`: causal loss on the dev files; {scored}).", ""]
@@ -82,7 +83,7 @@ def model_card(config: dict, metrics: dict[str, float], *, sweep: str, trial_id:
     return "\n".join(lines)
 
 
-def write_model_card(folder: str | Path, config: dict, metrics: dict[str, float], **about) -> Path:
+def write_model_card(folder: str | Path, config: RunConfig, metrics: dict[str, float], **about) -> Path:
     """Write `folder/README.md` (atomically); `about` as for model_card."""
     path = Path(folder) / CARD
     write_text_atomic(path, model_card(config, metrics, **about) + "\n", "a model card")

@@ -1,6 +1,6 @@
 """The teacher cache's files: layout, locks, completeness, size and eviction (no torch, so `status` stays fast).
 
-    root = cache_root(cache_dir(data_cfg))      # <cache>/teachers
+    root = cache_root(cache_dir(data.cache_dir))  # <cache>/teachers
     usage(root)                                 # (bytes, complete entries)
     clear(root)                                 # frees it (`babysweep cache clear`)
     make_room(root, needed, budget, keep)       # evicts least recently used entries

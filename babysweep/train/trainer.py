@@ -1,4 +1,4 @@
-"""One training run, as a plain function of a config dict. Knows nothing of Ray or MLflow.
+"""One training run, as a plain function of a config (a RunConfig, or its dict). Knows nothing of Ray or MLflow.
 
     final = train(config, out_dir="runs/t1", reporter=lambda metrics, ckpt: print(metrics))
     final = train(config, out_dir="runs/t1", resume=True)      # continue from runs/t1/checkpoints
@@ -45,7 +45,7 @@ from babysweep.lm import flops
 from babysweep.core import metrics as M, schedule
 from babysweep.core.atomic import write_text_atomic
 from babysweep.train.checkpoint import load_checkpoint, load_latest, save_checkpoint
-from babysweep.core.config import budget_spent, resolve
+from babysweep.core.config import RunConfig, TrainingConfig, budget_spent
 from babysweep.data import blimp_source, prepare
 from babysweep.data.batches import batches_per_epoch, dev_batches, train_batches
 from babysweep.data.tokenizer import MASK_ID, fingerprint
@@ -85,19 +85,19 @@ class Device:
         return batch
 
 
-def pick_device(train_cfg: dict) -> Device:
-    wanted = train_cfg["device"]
+def pick_device(training: TrainingConfig) -> Device:
+    wanted = training.device
     if wanted == "cuda" and not torch.cuda.is_available():
         raise UserError("train.device is cuda but no CUDA device is available.")
     use_cuda = wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available())
     if not use_cuda:
-        if train_cfg["threads"]:
-            torch.set_num_threads(train_cfg["threads"])
-        if train_cfg["precision"] == "bf16":
+        if training.threads:
+            torch.set_num_threads(training.threads)
+        if training.precision == "bf16":
             return Device(torch.device("cpu"), torch.bfloat16)
         return Device(torch.device("cpu"), None)
     torch.backends.cuda.matmul.allow_tf32 = True
-    return Device(torch.device("cuda"), None if train_cfg["precision"] == "fp32" else torch.bfloat16)
+    return Device(torch.device("cuda"), None if training.precision == "fp32" else torch.bfloat16)
 
 
 def seed_everything(seed: int) -> None:
@@ -126,14 +126,14 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def make_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, training: TrainingConfig) -> torch.optim.AdamW:
     # Weight decay on matrices only; biases and norm gains are not decayed (the usual GPT recipe).
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg["weight_decay"]},
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": training.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"])
+    return torch.optim.AdamW(groups, lr=training.lr, betas=(training.beta1, training.beta2), eps=training.eps)
 
 
 def lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
@@ -216,7 +216,7 @@ class LoopState:
 class Run:
     """What setup() builds for one run; the loop reads it and never changes it (but for the model's weights)."""
 
-    cfg: dict
+    cfg: RunConfig
     out_dir: Path
     dev: Device
     data: Any  # babysweep.data.PreparedData
@@ -233,29 +233,29 @@ class Run:
     teacher_cache: Any = None  # teacher_cache.TeacherCache, or None to run the teachers on the fly
 
 
-def setup(config: dict[str, Any], out_dir: Path) -> Run:
+def setup(config: RunConfig | dict[str, Any], out_dir: Path) -> Run:
     """Resolve the config, seed, load data, model, teachers and BLiMP pairs, and build the optimiser."""
     from babysweep.eval import blimp
-    cfg = resolve(config)
-    dcfg, mcfg, tcfg, kcfg, ecfg = (cfg[k] for k in ("data", "model", "train", "distill", "eval"))
-    dev = pick_device(tcfg)
-    seed_everything(tcfg["seed"])
-    data = prepare(dcfg)
-    seq_len = dcfg["seq_len"]
-    model = build_model(mcfg, vocab_size=len(data.tokenizer), seq_len=seq_len).to(dev.device)
-    phases = schedule.phases(cfg["antlm"], tcfg["epochs"])
-    teachers = load_teachers(kcfg["teachers"], data.tokenizer, dev.device) if kcfg["teachers"] and kcfg["alpha"] < 1 else []
-    source = blimp_source(ecfg, dcfg)
+    cfg = RunConfig.of(config)
+    training, distill = cfg.train, cfg.distill
+    dev = pick_device(training)
+    seed_everything(training.seed)
+    data = prepare(cfg.data)
+    seq_len = cfg.data.seq_len
+    model = build_model(cfg.model, vocab_size=len(data.tokenizer), seq_len=seq_len).to(dev.device)
+    phases = schedule.phases(cfg.antlm.schedule, cfg.antlm.mlm_ratio, training.epochs)
+    teachers = load_teachers(distill.teachers, data.tokenizer, dev.device) if distill.teachers and distill.alpha < 1 else []
+    source = blimp_source(cfg.eval, cfg.data)
     pairs = blimp.load_pairs(source) if source is not None else None
 
-    n_batches = batches_per_epoch(len(data.train), seq_len, tcfg["batch_size"])
+    n_batches = batches_per_epoch(len(data.train), seq_len, training.batch_size)
     if n_batches == 0:
         raise UserError(f"data.train: the corpus has fewer than {2 * seq_len} tokens, too few for one seq_len chunk.")
-    total_steps = math.ceil(n_batches / tcfg["grad_accum"]) * tcfg["epochs"]
-    if tcfg["max_steps"]:
-        total_steps = min(total_steps, tcfg["max_steps"])
-    optimizer = make_optimizer(model, tcfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tcfg["scheduler"], tcfg["warmup_steps"], total_steps))
+    total_steps = math.ceil(n_batches / training.grad_accum) * training.epochs
+    if training.max_steps:
+        total_steps = min(total_steps, training.max_steps)
+    optimizer = make_optimizer(model, training)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(training.scheduler, training.warmup_steps, total_steps))
     from babysweep.train.teacher_cache import for_run
 
     cache_plan, cache = for_run(cfg, data, teachers, dev, phases)
@@ -285,7 +285,7 @@ def save(run: Run, loop: LoopState) -> Path:
              SCHEDULER: run.scheduler.state_dict(), RNG: rng_state()}
     phase = run.phases[loop.epoch] if loop.epoch < len(run.phases) else None
     return save_checkpoint(run.out_dir / "checkpoints", loop.step, state,
-                           {META_LOOP: asdict(loop), META_PHASE: phase, META_CONFIG: run.cfg})
+                           {META_LOOP: asdict(loop), META_PHASE: phase, META_CONFIG: run.cfg.model_dump()})
 
 
 def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int) -> torch.Tensor:
@@ -295,35 +295,35 @@ def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int
     with dev.autocast():
         if phase == "mlm":
             # The mask is a function of (seed, epoch, batch), so a resumed run draws the same one.
-            seed = int(np.random.SeedSequence([cfg["train"]["seed"], epoch, index]).generate_state(1)[0])
+            seed = int(np.random.SeedSequence([cfg.train.seed, epoch, index]).generate_state(1)[0])
             masked, labels = objectives.mask_tokens(batch.cpu(), torch.Generator().manual_seed(seed), MASK_ID,
-                                                    len(run.data.tokenizer), probability=cfg["antlm"]["mlm_probability"])
+                                                    len(run.data.tokenizer), probability=cfg.antlm.mlm_probability)
             masked, labels = masked.to(dev.device), labels.to(dev.device)
             full = objectives.bidirectional_mask(torch.ones_like(masked), dev.autocast_dtype or model.dtype)
             return objectives.mlm_loss(model(input_ids=masked, attention_mask=full).logits, labels)
         logits = model(input_ids=batch).logits
         if not run.teachers:
             return objectives.causal_lm_loss(logits, batch)
-        kcfg = cfg["distill"]
+        distill = cfg.distill
         if run.teacher_cache is None:
             with torch.inference_mode():  # frozen teachers: no autograd bookkeeping at all
                 teacher_logits = [t(input_ids=batch).logits for t in run.teachers]
         else:  # the same chunks' stored outputs: batch `index` is rows [index * B, index * B + len(batch)) of the epoch
-            stored = run.teacher_cache.read(epoch, index, cfg["train"]["batch_size"], batch.size(0))
+            stored = run.teacher_cache.read(epoch, index, cfg.train.batch_size, batch.size(0))
             if run.cache_plan.mode == "topk":
-                return objectives.topk_distillation_loss(logits, batch, *stored, alpha=kcfg["alpha"], temperature=kcfg["temperature"],
-                                                         kd_reduction=kcfg["kd_reduction"]).total
+                return objectives.topk_distillation_loss(logits, batch, *stored, alpha=distill.alpha, temperature=distill.temperature,
+                                                         kd_reduction=distill.kd_reduction).total
             teacher_logits = stored
-        return objectives.distillation_loss(logits, batch, teacher_logits, alpha=kcfg["alpha"], temperature=kcfg["temperature"],
-                                            ensemble=kcfg["ensemble"], kd_reduction=kcfg["kd_reduction"]).total
+        return objectives.distillation_loss(logits, batch, teacher_logits, alpha=distill.alpha, temperature=distill.temperature,
+                                            ensemble=distill.ensemble, kd_reduction=distill.kd_reduction).total
 
 
 def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
     """The end of an epoch: training figures, dev loss, the BLiMP subset or (last epoch) the saved model and full
     BLiMP (or the subset again, with eval.blimp_final: subset)."""
     from babysweep.eval import blimp
-    ecfg, seed = run.cfg["eval"], run.cfg["train"]["seed"]
-    seq_len, before = run.cfg["data"]["seq_len"], loop.history[-1] if loop.history else {}  # before: the previous epoch's running totals
+    evaluation, seed = run.cfg.eval, run.cfg.train.seed
+    seq_len, before = run.cfg.data.seq_len, loop.history[-1] if loop.history else {}  # before: the previous epoch's running totals
     teachers = [flops.forward_flops_per_token(t, seq_len) for t in run.teachers] if phase != "mlm" else []  # batch_loss's rule
     metrics = {
         M.EPOCH: loop.epoch + 1,
@@ -337,31 +337,31 @@ def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
         M.PARAMS: run.n_params,
         **(run.cache_plan.params() if run.cache_plan is not None else {}),  # strings too: the sweep logs them as params
     }
-    loss = dev_loss(run.model, run.data.dev, run.cfg["data"]["seq_len"], ecfg["batch_size"], run.dev, ecfg["dev_batches"])
+    loss = dev_loss(run.model, run.data.dev, run.cfg.data.seq_len, evaluation.batch_size, run.dev, evaluation.dev_batches)
     if not math.isfinite(loss):
         raise TrainingDiverged(f"the dev loss became {loss} after epoch {loop.epoch}")
     metrics[M.EVAL_LOSS] = loss
     metrics[M.EVAL_PPL] = math.exp(min(loss, 50.0))
     if run.data.tune is not None:  # the held-out slice sweeps select on (data.tune_split)
-        metrics[M.TUNE_LOSS] = dev_loss(run.model, run.data.tune, run.cfg["data"]["seq_len"], ecfg["batch_size"], run.dev,
-                                        ecfg["dev_batches"])
-    scorer = ecfg["blimp_scorer"] if ecfg["blimp_scorer"] != "auto" else ("pll" if phase == "mlm" else "causal")
-    full = final and ecfg["blimp_final"] == "full"  # else the subset only: a tuning trial's cheap end (core/config.py)
-    if run.pairs and not full and ecfg["blimp_pairs_per_paradigm"]:
-        sample = blimp.subset(run.pairs, ecfg["blimp_pairs_per_paradigm"], seed=seed)
-        metrics[M.BLIMP_SUBSET_OVERALL] = blimp.evaluate(run.model, run.data.tokenizer, sample, ecfg["batch_size"], scorer,
-                                                          rule=ecfg["rule"])["overall"]
+        metrics[M.TUNE_LOSS] = dev_loss(run.model, run.data.tune, run.cfg.data.seq_len, evaluation.batch_size, run.dev,
+                                        evaluation.dev_batches)
+    scorer = evaluation.blimp_scorer if evaluation.blimp_scorer != "auto" else ("pll" if phase == "mlm" else "causal")
+    full = final and evaluation.blimp_final == "full"  # else the subset only: a tuning trial's cheap end (core/config.py)
+    if run.pairs and not full and evaluation.blimp_pairs_per_paradigm:
+        sample = blimp.subset(run.pairs, evaluation.blimp_pairs_per_paradigm, seed=seed)
+        metrics[M.BLIMP_SUBSET_OVERALL] = blimp.evaluate(run.model, run.data.tokenizer, sample, evaluation.batch_size, scorer,
+                                                          rule=evaluation.rule)["overall"]
     if final:
         save_model(run.model, run.data.tokenizer, run.out_dir / "final")
         if run.pairs and full:
-            results = blimp.evaluate(run.model, run.data.tokenizer, run.pairs, ecfg["batch_size"], scorer, rule=ecfg["rule"])
+            results = blimp.evaluate(run.model, run.data.tokenizer, run.pairs, evaluation.batch_size, scorer, rule=evaluation.rule)
             blimp.save_results(results, run.out_dir / "blimp.json")
             metrics.update(blimp.to_metrics(results))
     return metrics
 
 
 def _write_run_info(run: Run) -> None:
-    info = {"config": run.cfg, "seed": run.cfg["train"]["seed"], "params": run.n_params, "phases": run.phases,
+    info = {"config": run.cfg.model_dump(), "seed": run.cfg.train.seed, "params": run.n_params, "phases": run.phases,
             "device": str(run.dev.device), "tokenizer_fingerprint": fingerprint(run.data.tokenizer),
             "train_tokens": int(len(run.data.train)), "babysweep": __version__, "torch": torch.__version__,
             "python": platform.python_version()}
@@ -369,7 +369,7 @@ def _write_run_info(run: Run) -> None:
 
 
 def train(
-    config: dict[str, Any],
+    config: RunConfig | dict[str, Any],
     out_dir: str | Path,
     reporter: Reporter | None = None,
     resume: bool | str | Path = False,
@@ -382,20 +382,20 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     run = setup(config, out_dir)
     loop = restore(run, resume)
-    tcfg = run.cfg["train"]
+    training = run.cfg.train
     _write_run_info(run)
     _write_jsonl(out_dir / "metrics.jsonl", loop.history)
 
     started = time.perf_counter() - loop.elapsed
     run.model.train()
     last: dict = loop.history[-1] if loop.history else {}
-    while not budget_spent(tcfg, loop.epoch, loop.step):
+    while not budget_spent(training, loop.epoch, loop.step):
         epoch, phase = loop.epoch, run.phases[loop.epoch]
         epoch_start = time.perf_counter()
         micro = 0  # micro-batches accumulated since the last optimiser step
-        for index, batch in train_batches(run.data.train, run.cfg["data"]["seq_len"], tcfg["batch_size"], tcfg["seed"],
+        for index, batch in train_batches(run.data.train, run.cfg.data.seq_len, training.batch_size, training.seed,
                                           epoch, loop.batch):
-            group = min(tcfg["grad_accum"], run.n_batches - (index - index % tcfg["grad_accum"]))  # this accumulation group
+            group = min(training.grad_accum, run.n_batches - (index - index % training.grad_accum))  # this accumulation group
             batch = run.dev.put(batch)
             loss = batch_loss(run, batch, phase, epoch, index)
             (loss / group).backward()
@@ -409,8 +409,8 @@ def train(
             if micro < group:
                 continue
             micro = 0
-            if tcfg["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(run.model.parameters(), tcfg["grad_clip"])
+            if training.grad_clip:
+                torch.nn.utils.clip_grad_norm_(run.model.parameters(), training.grad_clip)
             loop.lr = float(run.optimizer.param_groups[0]["lr"])  # the rate this step uses
             run.optimizer.step()
             run.scheduler.step()
@@ -421,16 +421,16 @@ def train(
                 spent = loop.train_time + time.perf_counter() - epoch_start
                 progress({"epoch": epoch, "step": loop.step, "total_steps": run.total_steps, "loss": loss_value,
                           "tokens_per_s": loop.tokens / max(spent, 1e-9), "phase": phase})
-            if budget_spent(tcfg, epoch, loop.step):  # max_steps reached inside the epoch
+            if budget_spent(training, epoch, loop.step):  # max_steps reached inside the epoch
                 break
-            if tcfg["checkpoint_every"] and loop.step % tcfg["checkpoint_every"] == 0 and loop.batch < run.n_batches:
+            if training.checkpoint_every and loop.step % training.checkpoint_every == 0 and loop.batch < run.n_batches:
                 loop.train_time += time.perf_counter() - epoch_start
                 epoch_start = time.perf_counter()
                 loop.elapsed = time.perf_counter() - started
                 save(run, loop)
         loop.train_time += time.perf_counter() - epoch_start
 
-        final = budget_spent(tcfg, epoch + 1, loop.step)
+        final = budget_spent(training, epoch + 1, loop.step)
         metrics = epoch_metrics(run, loop, phase, final)
         loop.elapsed = time.perf_counter() - started
         metrics[M.ELAPSED_S] = loop.elapsed
