@@ -51,3 +51,21 @@ def test_dev_loss_reads_chunks_like_the_trainer_and_beats_uniform_on_patterned_t
     assert first_two == pytest.approx(-lm.sequence_logprob([0, 1]))
     with pytest.raises(ValueError, match="fewer than 64"):
         lm.dev_loss(pattern[:10], seq_len=64)
+
+
+def test_the_floor_scores_a_run_like_its_models(cache_dir):
+    from babysweep.core import metrics as M
+    from babysweep.core.config import RunConfig
+    from babysweep.data import prepare
+    from babysweep.eval.ngram_floor import ngram_floor, sentence_scores
+    from conftest import tiny_config
+
+    config = RunConfig.of(tiny_config(cache_dir))
+    floor = ngram_floor(config)
+    assert 0 < floor[M.EVAL_LOSS] < math.log(config.data.tokenizer.vocab_size)
+    assert 0.0 <= floor[M.BLIMP_OVERALL] <= 1.0 and any(k.startswith(M.BLIMP_FIELD_PREFIX) for k in floor)
+    data = prepare(config.data)
+    lm = KneserNeyTrigram.fit(data.train, vocab_size=len(data.tokenizer))
+    sentence = "the dog sees a ball ."
+    ids = data.tokenizer(sentence).input_ids  # the babylm rule: the tokenizer's own encoding, first token context
+    assert sentence_scores(lm, data.tokenizer, [sentence], "babylm") == [pytest.approx(lm.sequence_logprob(ids))]

@@ -96,6 +96,11 @@ def encode(model, tokenizer, sentences: Sequence[str], rule: str = DEFAULT_RULE)
     """Per sentence (token ids read and scored, which of the tokens after the first are scored), under
     `rule`. The first token is always context. At most max_position_embeddings + 1 tokens are kept
     (the model reads all but the last): a longer sentence loses its tail, unscored, here and only here."""
+    return encode_ids(tokenizer, sentences, rule, getattr(model.config, "max_position_embeddings", None) or None)
+
+
+def encode_ids(tokenizer, sentences: Sequence[str], rule: str = DEFAULT_RULE, max_len: int | None = None) -> list[tuple[tuple, tuple]]:
+    """encode() for any scorer of token sequences (an n-gram model too): at most max_len + 1 tokens kept."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     sentences = list(sentences)
@@ -110,7 +115,6 @@ def encode(model, tokenizer, sentences: Sequence[str], rule: str = DEFAULT_RULE)
         masks = [None] * len(seqs)
     else:
         seqs, masks = _babylm_tokens(tokenizer, sentences)
-    max_len = getattr(model.config, "max_position_embeddings", None) or None
     out = []
     for seq, mask in zip(seqs, masks):
         seq = seq[:max_len + 1] if max_len else seq
