@@ -275,8 +275,8 @@ def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str, mirror: Mirro
         refs = teacher_runs(tracking_uri, source)
         rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "value": r.value} for r in refs]
         write_text_atomic(saved, json.dumps(rows, indent=1), "the sweep's teachers")
-    rows = json.loads(saved.read_text())
-    return lineage_tags([r["run_id"] for r in rows], [source.sweep])
+    rows = json.loads(saved.read_text())  # student finalists: each repeat's own teachers (their runs carry their own)
+    return lineage_tags(list(dict.fromkeys(r["run_id"] for r in rows)), [source.sweep])
 
 
 def _searcher(spec: Spec):

@@ -117,7 +117,16 @@ def test_finalists_retrain_the_best_config_with_fresh_seeds(study_project):
     students = sweep_runs(uri, "pupils.final")
     tuned = sweep_runs(uri, "pupils")
     assert len(students) == 2 and {r["params"]["distill.alpha"] for r in students} == {tuned[0]["params"]["distill.alpha"]}
-    assert {r["tags"]["teachers.run_ids"] for r in students} == {tuned[0]["tags"]["teachers.run_ids"]}  # same teachers
+    # Each student finalist distils from the tuning trials' teacher configs retrained with its own seed: here
+    # those are the teacher finalists' configs, so it reuses the teacher finalists of its seed.
+    by_id = {r["run_id"]: r for r in finals}
+    assert len({r["tags"]["seed"] for r in students}) == 2
+    for student in students:
+        ids = student["tags"]["teachers.run_ids"].split(",")
+        assert {by_id[i]["tags"]["seed"] for i in ids} == {student["tags"]["seed"]}
+        assert sorted(by_id[i]["params"]["model.arch"] for i in ids) == ["gpt2", "llama"]
+        config = run_json(uri, student["run_id"], "config.json")
+        assert config["distill"]["teachers"] == [by_id[i]["tags"]["model_dir"] for i in ids]
     assert run_json(uri, students[0]["run_id"], "blimp.json")["decisions"]  # per-pair decisions in MLflow
 
 

@@ -1,0 +1,56 @@
+"""Student finalist k distils from teachers retrained with seed k (finalist_teachers.py): the plan reuses a
+teacher finalist only where it is exactly the teacher's config and the student's seed, and each trial of
+the student finalists' sweep gets its own repeat's teachers. No training here; test_study.py runs it."""
+
+import json
+
+from babysweep.finalist_teachers import plan, rows_for
+from babysweep.spec import spec_from_text
+from babysweep.trial import TrialContext, trial_config
+
+
+def _final(run_id: str, point: str, seed: int, status: str = "FINISHED") -> dict:
+    return {"run_id": run_id, "status": status, "tags": {"point": point, "seed": str(seed), "model_dir": f"/m/{run_id}"}}
+
+
+TEACHERS = [{"run_id": "T-llama", "arch": "llama", "point": {"model.arch": "llama", "train.lr": 0.002}},
+            {"run_id": "T-gpt2", "arch": "gpt2", "point": {"model.arch": "gpt2", "train.lr": 0.001}}]
+POINTS = {"llama": {"model.arch": "llama", "train.lr": 0.002}, "gpt2": {"model.arch": "gpt2", "train.lr": 0.003}}
+
+
+def test_teacher_finalists_are_reused_only_for_the_same_config_and_seed():
+    runs = [_final(f"F-{p}-{s}", p, s) for p in ("llama", "gpt2") for s in (1000, 1001)]
+    found, retrain = plan(TEACHERS, POINTS, runs, [1000, 1001])
+    # llama: the finalists retrained exactly its config with both seeds; gpt2's finalist is another config
+    assert {k: r["run_id"] for k, r in found.items()} == {(0, 1000): "F-llama-1000", (0, 1001): "F-llama-1001"}
+    assert retrain == {"t1-gpt2": {"model.arch": "gpt2", "train.lr": 0.001}}
+    # other seeds than the finalists': retrained, not reused
+    found, retrain = plan(TEACHERS[:1], POINTS, runs, [5, 6])
+    assert not found and list(retrain) == ["t0-llama"]
+    # a finalist seed that did not finish: the teacher is retrained with every seed
+    broken = [r if r["run_id"] != "F-llama-1001" else {**r, "status": "FAILED"} for r in runs]
+    found, retrain = plan(TEACHERS[:1], POINTS, broken, [1000, 1001])
+    assert not found and list(retrain) == ["t0-llama"]
+
+
+def test_student_finalists_teachers_carry_the_students_seed(tmp_path):
+    seeds = [1000, 1001, 1002]
+    runs = [_final(f"F-{p}-{s}", p, s) for p in ("llama", "gpt2") for s in seeds]
+    points = {**POINTS, "gpt2": TEACHERS[1]["point"]}
+    found, retrain = plan(TEACHERS, points, runs, seeds)
+    assert not retrain
+    rows = rows_for(TEACHERS, seeds, found)
+    (tmp_path / "teachers.json").write_text(json.dumps(rows))
+    spec = spec_from_text("name: pupils\nrole: student\nmodel: {layers: 1, hidden: 32, heads: 2}\n"
+                          "train: {seed: 1000}\ndistill: {teachers: {from_sweep: tutors, top: 2}, alpha: 0.5}\n"
+                          "search: {algorithm: points, points: {best: {}}, repeats: 3, scheduler: none}\n", "pupils.yaml")
+    context = TrialContext.of(spec, tmp_path)
+    for k, seed in enumerate(seeds):
+        trial = trial_config(spec, {"point": "best", "__trial_index__": k}, context)
+        assert trial.config["train"]["seed"] == seed
+        assert trial.config["distill"]["teachers"] == [f"/m/F-llama-{seed}", f"/m/F-gpt2-{seed}"]
+        assert context.teacher_runs_of(k) == (f"F-llama-{seed}", f"F-gpt2-{seed}")
+    # a sweep whose teachers.json has no repeats: every trial has the same teachers, as before
+    (tmp_path / "teachers.json").write_text(json.dumps([{"run_id": "T", "model_dir": "/m/T"}]))
+    shared = TrialContext.of(spec, tmp_path)
+    assert shared.teachers_of(2) == ("/m/T",) and shared.teacher_runs_of(2) is None
