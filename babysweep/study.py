@@ -11,7 +11,11 @@ interrupted study skips the stages it finished and continues the interrupted swe
 
     study = load_study("search_spaces/storybooks/study.yaml", overrides={"train.max_steps": 5, "finalists.seeds": 2})
 
-Overrides (`babysweep study --set KEY=VALUE`) of the study's own keys (finalists.seeds, report.name)
+With `finalists: {equal_flops_baseline: true}` the study adds a stage after the finalists: the baseline's
+finalists trained longer, to the student finalists' training FLOPs (equal_flops.py), which the report shows
+beside the equal-tokens baseline.
+
+Overrides (`babysweep study --set KEY=VALUE`) of the study's own keys (finalists.seeds, finalists.equal_flops_baseline, report.name)
 change the study; any other applies to every sweep of it, as `babysweep run --set` does, and so reaches
 the finalists too (they retrain the tuning spec as it ran). They are recorded in the study state, and a
 rerun with other values is refused: its finished stages were run with the recorded ones.

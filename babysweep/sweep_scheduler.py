@@ -49,6 +49,14 @@ class WaveHalving(FIFOScheduler):
         # rung -> trial -> (wave, stratum, value)
         self._recorded: dict[float, dict[str, tuple[int, object, float]]] = {m: {} for m in self._rungs}
 
+    def __setstate__(self, state: dict) -> None:
+        """A scheduler pickled before strata existed (a sweep started with an older babysweep) still loads."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_stratify", None)
+        self.__dict__.setdefault("_stratum", {})
+        self._recorded = {r: {t: v if len(v) == 3 else (v[0], None, v[1]) for t, v in rec.items()}
+                          for r, rec in self._recorded.items()}
+
     @property
     def rungs(self) -> list[float]:
         return list(self._rungs)

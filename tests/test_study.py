@@ -50,7 +50,8 @@ def study_project(tmp_path_factory, cache_dir, ray_session):
                                       + "distill: {teachers: {from_sweep: tutors, top: 2}, alpha: {uniform: [0.3, 0.7]}, temperature: 2.0}\n")
     (root / "plain.yaml").write_text(SPEC.format(name="plain", role="baseline", arch="llama", lr="{loguniform: [1.0e-3, 1.0e-2]}",
                                                  algorithm="random", cache=cache_dir))
-    (root / "study.yaml").write_text("name: tiny-study\nsweeps: [tutors.yaml, pupils.yaml, plain.yaml]\nfinalists: {seeds: 2}\n")
+    (root / "study.yaml").write_text("name: tiny-study\nsweeps: [tutors.yaml, pupils.yaml, plain.yaml]\n"
+                                     "finalists: {seeds: 2, equal_flops_baseline: true}\n")
 
     calls = []
     real = sweep_module.run_sweep
@@ -90,9 +91,10 @@ def test_an_interrupted_study_resumes_at_the_stage_it_stopped(in_study):
     assert study_project["first_calls"] == ["tutors", "pupils"]
     state = json.loads((study_project["root"] / "sweeps" / "tiny-study.study.json").read_text())
     assert set(state["done"]) == {"sweep tutors", "sweep pupils", "sweep plain", "finalists tutors",
-                                  "finalists pupils", "finalists plain"}
+                                  "finalists pupils", "finalists plain", "equal-flops plain"}
     # The teachers' stage is not run again; everything after it runs once, in order.
-    assert study_project["second_calls"] == ["pupils", "plain", "tutors.final", "pupils.final", "plain.final"]
+    assert study_project["second_calls"] == ["pupils", "plain", "tutors.final", "pupils.final", "plain.final",
+                                             "plain.equal-flops.final"]
     assert not second.interrupted and second.report.is_file()
     third = run_study(load_study(study_project["root"] / "study.yaml"), live=False, say=lambda line: None)
     assert third.stages == ["report tiny-study"]  # a finished study only rewrites its report
@@ -137,7 +139,7 @@ def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
 
     uri = default_tracking_uri(study_project["root"])
     report = json.loads((study_project["second"].report.parent / "report.json").read_text())
-    assert [r["entry"] for r in report["rows"]] == ["tutors/gpt2", "tutors/llama", "pupils", "plain"]
+    assert [r["entry"] for r in report["rows"]] == ["tutors/gpt2", "tutors/llama", "pupils", "plain", "plain.equal-flops"]
     assert {r["source"] for r in report["rows"]} == {"final"} and {r["n"] for r in report["rows"]} == {2}
     runs, objectives = {}, {}
     for sweep in ("tutors", "pupils", "plain"):
@@ -146,13 +148,22 @@ def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
         runs[sweep] = sweep_runs(uri, sweep, histories=["eval/loss"])
         runs[sweep + ".final"] = sweep_runs(uri, sweep + ".final", histories=["eval/loss"])
     rebuilt = table_from_runs(runs, objectives, lambda run: run_json(uri, run["run_id"], "blimp.json"))
-    assert rebuilt == report["rows"]
+    assert rebuilt == report["rows"][:-1]  # the equal-FLOPs arm is the study's extra, not a sweep named to the report
     assert (study_project["second"].report.parent / "learning_curves.png").is_file()
     assert report["verdict"]
     assert report["samplers"]["pupils"] == "random search, seed 0" and report["samplers"]["tutors"].startswith("grid")
     # Budgets: the same epoch of the same corpus for all; the pupils' FLOPs add one forward pass of each tutor.
     rows = {r["entry"]: r for r in report["rows"]}
+    arm = rows.pop("plain.equal-flops")
     assert {(r["epochs"], r["tokens_seen"]) for r in rows.values()} == {(1, rows["plain"]["tokens_seen"])}
+    # The equal-FLOPs arm: the baseline's config and seeds, trained for round(1 x the FLOPs ratio) = 2 epochs.
+    ratio = rows["pupils"]["flops"] / rows["plain"]["flops"]
+    assert 1.5 <= ratio < 2.5 and arm["epochs"] == 2 and arm["flops"] == pytest.approx(2 * rows["plain"]["flops"])
+    assert arm["source"] == "final" and arm["n"] == 2 and arm["role"] == "baseline"
+    assert f"pupils used {ratio:.2f}x the training FLOPs of the baseline plain" in report["verdict"]
+    compared = {(c["baseline"], c["metric"]): c for c in report["fairness"]["student_vs_baselines"]}
+    assert compared[("plain.equal-flops", "dev_loss")]["equal"] == "FLOPs" and compared[("plain", "dev_loss")]["equal"] == "tokens"
+    assert "## Fair tuning" in (study_project["second"].report.parent / "report.md").read_text()
     assert rows["plain"]["tokens_seen"] > 0 and rows["plain"]["flops"] == rows["tutors/llama"]["flops"]  # one model shape
     assert rows["pupils"]["flops"] - rows["plain"]["flops"] == pytest.approx(
         (rows["tutors/llama"]["flops"] + rows["tutors/gpt2"]["flops"]) / 3)
