@@ -23,7 +23,7 @@ import math
 from typing import Any
 
 from babysweep import records as R
-from babysweep.records import FINAL, fully_trained, sampled_keys
+from babysweep.records import FINAL, sampled_keys
 
 MIN_TRIALS = 3  # fewer fully trained trials than this behind a finalist's config: a warning
 EQUAL_FLOPS = ".equal-flops"  # the arm of baseline B runs as sweep "B.equal-flops.final"
@@ -110,9 +110,8 @@ def flops_sentence(ratios: list[dict]) -> str:
 def equal_flops_entries(tracking_uri: str, data) -> list:
     """Entries of the equal-FLOPs baseline arms the study ran (sweeps `<baseline>.equal-flops.final`)."""
     from babysweep.errors import UserError
-    from babysweep.report_entries import entries_from_runs
+    from babysweep.report_entries import entries_from_runs, read_blimp
     from babysweep.tracking import run_json, sweep_runs
-    from babysweep.report_entries import read_blimp
 
     out = []
     for sweep in data.sweeps:
