@@ -72,8 +72,10 @@ def study_project(tmp_path_factory, cache_dir, ray_session):
         return real(spec, **kw)
 
     mp.setattr(sweep_module, "run_sweep", counting)
-    second = run_study(load_study(root / "study.yaml"), live=False, say=lambda line: None)
-    yield {"root": root, "first": first, "first_calls": first_calls, "second": second, "second_calls": list(calls)}
+    said = []
+    second = run_study(load_study(root / "study.yaml"), live=False, say=said.append)
+    yield {"root": root, "first": first, "first_calls": first_calls, "second": second, "second_calls": list(calls),
+           "said": said}
     mp.undo()
 
 
@@ -164,6 +166,12 @@ def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
     compared = {(c["baseline"], c["metric"]): c for c in report["fairness"]["student_vs_baselines"]}
     assert compared[("plain.equal-flops", "dev_loss")]["equal"] == "FLOPs" and compared[("plain", "dev_loss")]["equal"] == "tokens"
     assert "## Fair tuning" in (study_project["second"].report.parent / "report.md").read_text()
+    # One trial per config: every finalist was chosen among fewer than 3 fully trained trials, and both the
+    # study's output and the report say so.
+    few = [w for w in report["warnings"] if "its config was chosen among only 1 fully trained trial" in w]
+    assert sorted(w.split(":")[0] for w in few) == ["plain", "pupils", "tutors/gpt2", "tutors/llama"]
+    assert "  warning: pupils: its finalist config was chosen among only 1 fully trained trial (fewer than 3)" in study_project["said"]
+    assert set(report["fairness"]["stopped_by_region"]["pupils"]) == {"distill.alpha", "train.lr"}
     assert rows["plain"]["tokens_seen"] > 0 and rows["plain"]["flops"] == rows["tutors/llama"]["flops"]  # one model shape
     assert rows["pupils"]["flops"] - rows["plain"]["flops"] == pytest.approx(
         (rows["tutors/llama"]["flops"] + rows["tutors/gpt2"]["flops"]) / 3)
