@@ -41,7 +41,8 @@ def study_project(tmp_path_factory, cache_dir, ray_session):
                                       + "distill: {teachers: {from_sweep: tutors, top: 2}, alpha: {uniform: [0.3, 0.7]}, temperature: 2.0}\n")
     (root / "plain.yaml").write_text(SPEC.format(name="plain", role="baseline", arch="llama", lr="{loguniform: [1.0e-3, 1.0e-2]}",
                                                  algorithm="random", cache=cache_dir))
-    (root / "study.yaml").write_text("name: tiny-study\nsweeps: [tutors.yaml, pupils.yaml, plain.yaml]\nfinalists: {seeds: 2}\n")
+    (root / "study.yaml").write_text("name: tiny-study\nsweeps: [tutors.yaml, pupils.yaml, plain.yaml]\n"
+                                     "finalists: {seeds: 2, equal_flops_baseline: true}\n")
 
     calls = []
     real = sweep_module.run_sweep
@@ -62,8 +63,10 @@ def study_project(tmp_path_factory, cache_dir, ray_session):
         return real(spec, **kw)
 
     mp.setattr(sweep_module, "run_sweep", counting)
-    second = run_study(load_study(root / "study.yaml"), live=False, say=lambda line: None)
-    yield {"root": root, "first": first, "first_calls": first_calls, "second": second, "second_calls": list(calls)}
+    said = []
+    second = run_study(load_study(root / "study.yaml"), live=False, say=said.append)
+    yield {"root": root, "first": first, "first_calls": first_calls, "second": second, "second_calls": list(calls),
+           "said": said}
     mp.undo()
 
 
@@ -81,9 +84,10 @@ def test_an_interrupted_study_resumes_at_the_stage_it_stopped(in_study):
     assert study_project["first_calls"] == ["tutors", "pupils"]
     state = json.loads((study_project["root"] / "sweeps" / "tiny-study.study.json").read_text())
     assert set(state["done"]) == {"sweep tutors", "sweep pupils", "sweep plain", "finalists tutors",
-                                  "finalists pupils", "finalists plain"}
+                                  "finalists pupils", "finalists plain", "equal-flops plain"}
     # The teachers' stage is not run again; everything after it runs once, in order.
-    assert study_project["second_calls"] == ["pupils", "plain", "tutors.final", "pupils.final", "plain.final"]
+    assert study_project["second_calls"] == ["pupils", "plain", "tutors.final", "pupils.final", "plain.final",
+                                             "plain.equal-flops.final"]
     assert not second.interrupted and second.report.is_file()
     third = run_study(load_study(study_project["root"] / "study.yaml"), live=False, say=lambda line: None)
     assert third.stages == ["report tiny-study"]  # a finished study only rewrites its report
@@ -108,7 +112,16 @@ def test_finalists_retrain_the_best_config_with_fresh_seeds(study_project):
     students = sweep_runs(uri, "pupils.final")
     tuned = sweep_runs(uri, "pupils")
     assert len(students) == 2 and {r["params"]["distill.alpha"] for r in students} == {tuned[0]["params"]["distill.alpha"]}
-    assert {r["tags"]["teachers.run_ids"] for r in students} == {tuned[0]["tags"]["teachers.run_ids"]}  # same teachers
+    # Each student finalist distils from the tuning trials' teacher configs retrained with its own seed: here
+    # those are the teacher finalists' configs, so it reuses the teacher finalists of its seed.
+    by_id = {r["run_id"]: r for r in finals}
+    assert len({r["tags"]["seed"] for r in students}) == 2
+    for student in students:
+        ids = student["tags"]["teachers.run_ids"].split(",")
+        assert {by_id[i]["tags"]["seed"] for i in ids} == {student["tags"]["seed"]}
+        assert sorted(by_id[i]["params"]["model.arch"] for i in ids) == ["gpt2", "llama"]
+        config = run_json(uri, student["run_id"], "config.json")
+        assert config["distill"]["teachers"] == [by_id[i]["tags"]["model_dir"] for i in ids]
     assert run_json(uri, students[0]["run_id"], "blimp.json")["decisions"]  # per-pair decisions in MLflow
 
 
@@ -119,7 +132,7 @@ def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
 
     uri = default_tracking_uri(study_project["root"])
     report = json.loads((study_project["second"].report.parent / "report.json").read_text())
-    assert [r["entry"] for r in report["rows"]] == ["tutors/gpt2", "tutors/llama", "pupils", "plain"]
+    assert [r["entry"] for r in report["rows"]] == ["tutors/gpt2", "tutors/llama", "pupils", "plain", "plain.equal-flops"]
     assert {r["source"] for r in report["rows"]} == {"final"} and {r["n"] for r in report["rows"]} == {2}
     runs, objectives = {}, {}
     for sweep in ("tutors", "pupils", "plain"):
@@ -128,13 +141,28 @@ def test_the_report_is_rebuilt_from_mlflow_alone(study_project):
         runs[sweep] = sweep_runs(uri, sweep, histories=["eval/loss"])
         runs[sweep + ".final"] = sweep_runs(uri, sweep + ".final", histories=["eval/loss"])
     rebuilt = table_from_runs(runs, objectives, lambda run: run_json(uri, run["run_id"], "blimp.json"))
-    assert rebuilt == report["rows"]
+    assert rebuilt == report["rows"][:-1]  # the equal-FLOPs arm is the study's extra, not a sweep named to the report
     assert (study_project["second"].report.parent / "learning_curves.png").is_file()
     assert report["verdict"]
     assert report["samplers"]["pupils"] == "random search, seed 0" and report["samplers"]["tutors"].startswith("grid")
     # Budgets: the same epoch of the same corpus for all; the pupils' FLOPs add one forward pass of each tutor.
     rows = {r["entry"]: r for r in report["rows"]}
+    arm = rows.pop("plain.equal-flops")
     assert {(r["epochs"], r["tokens_seen"]) for r in rows.values()} == {(1, rows["plain"]["tokens_seen"])}
+    # The equal-FLOPs arm: the baseline's config and seeds, trained for round(1 x the FLOPs ratio) = 2 epochs.
+    ratio = rows["pupils"]["flops"] / rows["plain"]["flops"]
+    assert 1.5 <= ratio < 2.5 and arm["epochs"] == 2 and arm["flops"] == pytest.approx(2 * rows["plain"]["flops"])
+    assert arm["source"] == "final" and arm["n"] == 2 and arm["role"] == "baseline"
+    assert f"pupils used {ratio:.2f}x the training FLOPs of the baseline plain" in report["verdict"]
+    compared = {(c["baseline"], c["metric"]): c for c in report["fairness"]["student_vs_baselines"]}
+    assert compared[("plain.equal-flops", "dev_loss")]["equal"] == "FLOPs" and compared[("plain", "dev_loss")]["equal"] == "tokens"
+    assert "## Fair tuning" in (study_project["second"].report.parent / "report.md").read_text()
+    # One trial per config: every finalist was chosen among fewer than 3 fully trained trials, and both the
+    # study's output and the report say so.
+    few = [w for w in report["warnings"] if "its config was chosen among only 1 fully trained trial" in w]
+    assert sorted(w.split(":")[0] for w in few) == ["plain", "pupils", "tutors/gpt2", "tutors/llama"]
+    assert "  warning: pupils: its finalist config was chosen among only 1 fully trained trial (fewer than 3)" in study_project["said"]
+    assert set(report["fairness"]["stopped_by_region"]["pupils"]) == {"distill.alpha", "train.lr"}
     assert rows["plain"]["tokens_seen"] > 0 and rows["plain"]["flops"] == rows["tutors/llama"]["flops"]  # one model shape
     assert rows["pupils"]["flops"] - rows["plain"]["flops"] == pytest.approx(
         (rows["tutors/llama"]["flops"] + rows["tutors/gpt2"]["flops"]) / 3)

@@ -42,3 +42,22 @@ def phases(schedule: str | None, mlm_ratio: float | None, epochs: int) -> list[s
             raise ValueError(f"AntLM schedule {schedule!r} has {len(out)} epochs but train.epochs is {epochs}")
         return out
     return schedule_from_ratio(epochs, mlm_ratio or 0.0)
+
+
+def comparable_epochs(schedules: list[list[str]], max_t: int) -> set[int]:
+    """Epochs at which early stopping may judge trials of a sweep whose trials run `schedules` (a phase
+    list per possible trial): from half the budget (max_t) on, below max_t, and only epochs that are
+    causal-LM for every schedule long enough to reach them and follow a causal-LM epoch (an epoch in or
+    right after an MLM block leaves the causal loss high by design, so an AntLM trial would be judged for
+    its phase, not its config). 1-based, like the trainer's epoch count.
+
+        comparable_epochs([["clm"] * 8, parse_schedule("2clm+4mlm+2clm")], 8)   # -> set(): nothing to judge
+        comparable_epochs([["clm"] * 8, parse_schedule("1clm+2mlm+5clm")], 8)   # -> {5, 6, 7}
+    """
+    def causal(phases: list[str], epoch: int) -> bool:
+        if epoch > len(phases):
+            return True  # a shorter trial has ended: it is not judged there
+        before = phases[epoch - 2] if epoch >= 2 else "clm"
+        return phases[epoch - 1] == "clm" and before == "clm"
+
+    return {e for e in range(1, max_t) if 2 * e >= max_t and all(causal(p, e) for p in schedules)}

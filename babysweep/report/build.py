@@ -11,6 +11,7 @@ report/plots.py the figures; this module writes and renders them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Callable
 from babysweep.core import metrics as M
 from babysweep.report.importance import importances
 from babysweep.report.entries import Entry, ReportData, collect
+from babysweep.report.build.fairness import equal_flops_entries, fairness, fairness_markdown, flops_sentence
 from babysweep.report.plots import blimp_bars, factor_plots, learning_curves
 from babysweep.report.search import report_sections, sections_markdown
 from babysweep.report.stats import excludes_zero, mean_std
@@ -80,8 +82,12 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = collect(tracking_uri, sweeps)
-    rows = build_table(data)
-    report = {"name": name, "sweeps": list(sweeps), "verdict": verdict(data), "warnings": list(data.warnings),
+    arms = equal_flops_entries(tracking_uri, data)  # shown in the tables, not part of the verdict's family
+    rows = build_table(dataclasses.replace(data, entries=data.entries + arms))
+    fair = fairness(data, arms)
+    compute = flops_sentence(fair["flops"])
+    report = {"name": name, "sweeps": list(sweeps), "verdict": verdict(data) + (" " + compute if compute else ""),
+              "warnings": list(data.warnings) + fair["few_trials"], "fairness": fair,
               "rows": rows, "fields": _fields(data.entries), "importances": {}, "figures": _figures(data, rows, out_dir),
               "blimp_scoring": next((s.scoring for e in data.entries for s in e.seeds if s.scoring), None),
               "blimp_use": blimp_use(data)}
@@ -174,6 +180,7 @@ def render_markdown(report: dict) -> str:
             lines.append(f"| {entry} | " + " | ".join(_pm(*per[f], 1, seeds.get(entry, 2)) if f in per else "–" for f in fields) + " |")
         lines.append("")
     lines += sections_markdown(report)
+    lines += fairness_markdown(report)
     lines += ["## Hyperparameter importance (PED-ANOVA)", ""]
     for sweep, imp in report["importances"].items():
         lines += [f"**{sweep}**: {imp['note']}.", ""]

@@ -8,7 +8,9 @@ with the best mean metric over its repeats), from MLflow; its values come from t
 config.json, so they keep their types. A teacher sweep gets one finalist per architecture (each is
 a contender of its own), other sweeps one. Seeds start at the tuning seed + SEED_OFFSET, so no
 finalist repeats a tuning run: a value selected as the best of many would be optimistic. Finalists
-score full BLiMP (eval.blimp_final: full) even when the tuning trials scored only a subset.
+score full BLiMP (eval.blimp_final: full) even when the tuning trials scored only a subset. Student
+finalist k distils from its tuning trials' teacher configs retrained with its own seed (finalist_teachers.py:
+the teacher finalists where they are those configs and seeds, else the sweep `<student>.final.teachers`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from babysweep.core import paths
 from babysweep.core.config import RunConfig, flatten
 from babysweep.core.errors import UserError
-from babysweep.core.records import FINAL, FINALIST_OF, best_config, run_arch, sampled_keys
+from babysweep.core.records import FINAL, FINALIST_OF, best_config, fully_trained, metric_value, run_arch, sampled_keys
 from babysweep.spec.sweep_spec import Spec
 from babysweep.spec.load import load_spec
 
@@ -72,6 +74,25 @@ def best_points(tracking_uri: str, sweep: str, role: str) -> dict[str, dict]:
     return points
 
 
+def few_trials(tracking_uri: str, sweep: str, least: int = 3) -> list[str]:
+    """A line for each finalist config of the sweep (each architecture's, for teachers) chosen among fewer
+    than `least` fully trained trials with a value of the sweep's metric."""
+    from babysweep.tracking.runs import sweep_objective, sweep_runs
+
+    metric, mode = sweep_objective(tracking_uri, sweep)
+    runs = [r for r in sweep_runs(tracking_uri, sweep) if fully_trained(r) and metric_value(r, metric) is not None]
+    role = _role(runs)
+    groups = {f"{sweep}/{a}": [r for r in runs if run_arch(r) == a] for a in sorted({run_arch(r) for r in runs})} \
+        if role == "teacher" else {sweep: runs}
+    return [f"{label}: its finalist config was chosen among only {len(group)} fully trained trial"
+            f"{'' if len(group) == 1 else 's'} (fewer than {least})" for label, group in groups.items() if len(group) < least]
+
+
+def _role(runs: list[dict]) -> str:
+    roles = {r.get("tags", {}).get("role", "teacher") for r in runs}
+    return roles.pop() if len(roles) == 1 else "teacher"
+
+
 def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path | None = None,
                   tracking_uri: str) -> Spec:
     """The spec of `<sweep>.final`: the tuning spec with its best points, `seeds` repeats each, no early stopping."""
@@ -106,9 +127,17 @@ def run_finalists(sweep: str, seeds: int = DEFAULT_SEEDS, *, address: str | None
     spec = finalist_spec(sweep, seeds, storage=storage, tracking_uri=uri)
     chosen = paths.sweep_folder(sweep, storage) / paths.TEACHERS_FILE
     target = paths.sweep_folder(spec.name, storage) / paths.TEACHERS_FILE
-    if chosen.is_file() and not target.is_file():  # distil from the very teachers the tuning trials used
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(chosen, target)
+    if chosen.is_file() and not target.is_file():
+        if spec.teachers_from_sweep is not None:
+            # Each student finalist distils from the tuning trials' teacher configs retrained with its own seed.
+            from babysweep.studies.finalist_teachers import seeded_teachers
+
+            interrupted = seeded_teachers(sweep, spec, address=address, storage=storage, tracking_uri=uri, live=live)
+            if interrupted is not None:
+                return interrupted
+        else:  # teacher folders named in the spec: nothing to retrain, the very teachers the tuning trials used
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(chosen, target)
     return run_sweep(spec, address=address, storage=storage, tracking_uri=uri, live=live)
 
 

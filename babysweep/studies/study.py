@@ -11,7 +11,11 @@ interrupted study skips the stages it finished and continues the interrupted swe
 
     study = load_study("search_spaces/storybooks/study.yaml", overrides={"train.max_steps": 5, "finalists.seeds": 2})
 
-Overrides (`babysweep study --set KEY=VALUE`) of the study's own keys (finalists.seeds, report.name)
+With `finalists: {equal_flops_baseline: true}` the study adds a stage after the finalists: the baseline's
+finalists trained longer, to the student finalists' training FLOPs (equal_flops.py), which the report shows
+beside the equal-tokens baseline.
+
+Overrides (`babysweep study --set KEY=VALUE`) of the study's own keys (finalists.seeds, finalists.equal_flops_baseline, report.name)
 change the study; any other applies to every sweep of it, as `babysweep run --set` does, and so reaches
 the finalists too (they retrain the tuning spec as it ran). They are recorded in the study state, and a
 rerun with other values is refused: its finished stages were run with the recorded ones.
@@ -41,6 +45,9 @@ class _Strict(BaseModel):
 
 class FinalistsConfig(_Strict):
     seeds: int = Field(DEFAULT_SEEDS, ge=1)  # retrainings of each sweep's best config
+    # Also train the baseline's finalists longer, to the student finalists' training FLOPs (equal_flops.py),
+    # shown in the report beside the equal-tokens baseline. Needs one student and one baseline sweep.
+    equal_flops_baseline: bool = False
 
 
 class ReportConfig(_Strict):
@@ -63,6 +70,7 @@ class Study:
     report: str
     overrides: dict = field(default_factory=dict)  # --set values of the sweeps' keys, applied to every sweep
     settings: dict = field(default_factory=dict)  # every --set value as given, the study's keys too (the state's record)
+    equal_flops: bool = False  # finalists.equal_flops_baseline
 
 
 @dataclass
@@ -82,7 +90,7 @@ def is_study_file(path: str | Path) -> bool:
     return isinstance(raw, dict) and "sweeps" in raw
 
 
-STUDY_KEYS = ("finalists.seeds", "report.name")  # --set keys of the study file itself; the rest go to every sweep
+STUDY_KEYS = ("finalists.seeds", "finalists.equal_flops_baseline", "report.name")  # --set keys of the study file itself; the rest go to every sweep
 
 
 def _override_study(raw: dict, path: Path, overrides: dict) -> dict:
@@ -126,7 +134,7 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
     if seeds is not None and seeds < 1:
         raise UserError(f"--seeds must be at least 1, not {seeds}.")
     return Study(config.name, path, specs, seeds or config.finalists.seeds, config.report.name or config.name,
-                 for_sweeps, overrides)
+                 for_sweeps, overrides, config.finalists.equal_flops_baseline)
 
 
 def _state_path(study: Study, storage: str | Path | None) -> Path:
@@ -162,7 +170,7 @@ def _check_settings(study: Study, state: dict, state_path: Path) -> None:
 def run_study(study: Study, *, address: str | None = None, storage: str | Path | None = None,
               tracking_uri: str | None = None, live: bool = True, say: Callable[[str], None] = print) -> StudyResult:
     """Run the study's stages in order, skipping those finished before; stops at an interrupted sweep."""
-    from babysweep.studies.finalists import run_finalists
+    from babysweep.studies.finalists import few_trials, run_finalists
     from babysweep.report.build import write_report
     from babysweep.spec.load import load_spec
     from babysweep.sweep.driver import run_sweep
@@ -181,9 +189,25 @@ def run_study(study: Study, *, address: str | None = None, storage: str | Path |
     _save_state(state_path, state)  # recorded before the first trial: an interrupted first sweep keeps them too
     stages = [(f"sweep {s.name}", s.fingerprint(), lambda s=s: run_sweep(s, address=address, storage=storage,
                                                                         tracking_uri=uri, live=live)) for s in specs]
-    stages += [(f"finalists {n}", f"seeds={study.seeds}", lambda n=n: run_finalists(n, study.seeds, address=address,
-                                                                                    storage=storage, tracking_uri=uri, live=live))
-               for n in names]
+    def finalists(name: str):
+        outcome = run_finalists(name, study.seeds, address=address, storage=storage, tracking_uri=uri, live=live)
+        if not outcome.interrupted:
+            for line in few_trials(uri, name):
+                say(f"  warning: {line}")
+        return outcome
+
+    stages += [(f"finalists {n}", f"seeds={study.seeds}", lambda n=n: finalists(n)) for n in names]
+    if study.equal_flops:
+        from babysweep.studies.equal_flops import run_equal_flops
+
+        roles = {s.role: [t.name for t in specs if t.role == s.role] for s in specs}
+        if len(roles.get("student", [])) != 1 or len(roles.get("baseline", [])) != 1:
+            raise UserError(f"{study.path}: finalists.equal_flops_baseline needs one student sweep and one baseline "
+                            f"sweep; the study has {', '.join(f'{len(v)} {k}' for k, v in sorted(roles.items()))}.")
+        (student,), (baseline,) = roles["student"], roles["baseline"]
+        stages.append((f"equal-flops {baseline}", f"seeds={study.seeds}",
+                       lambda: run_equal_flops(baseline, student, study.seeds, address=address, storage=storage,
+                                               tracking_uri=uri, live=live)))
     total = len(stages) + 1
     for number, (stage, key, run) in enumerate(stages, start=1):
         if state["done"].get(stage) == key:

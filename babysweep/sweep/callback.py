@@ -91,6 +91,9 @@ class SweepCallback(Callback):
         params, config, repeat, point = self._config(trial)
         seed = config.train.seed if config else repeat
         tags = {R.SEED: str(seed), R.REPEAT: str(repeat), **({R.POINT: point} if point else {}), **self.lineage}
+        own = self.context.teacher_runs_of(repeat) if self.context is not None else None
+        if own:  # a student finalist: the teachers retrained with its seed
+            tags[R.TEACHER_RUN_IDS] = ",".join(own)
         self.tracker.trial_started(trial.trial_id, params, config.model_dump() if config else {}, tags=tags)
         self._row(trial).update(state="RUNNING")
         self._refresh(trials, f"{trial.trial_id} started: {self._row(trial)['params']}")
@@ -124,6 +127,8 @@ class SweepCallback(Callback):
         final = out_dir / "final"
         if final.is_dir() and config is not None:  # a Hugging Face model card next to the weights, before MLflow copies the folder
             teacher_runs = [r for r in self.lineage.get(R.TEACHER_RUN_IDS, "").split(",") if r]
+            own = self.context.teacher_runs_of(self._config(trial)[2]) if self.context is not None else None
+            teacher_runs = list(own) if own else teacher_runs
             write_model_card(final, config, M.numeric_metrics(result), sweep=self.name, trial_id=trial.trial_id, role=self.role,
                              run_id=self.tracker.run_id(trial.trial_id), tracking_uri=self.tracking_uri,
                              teacher_runs=teacher_runs)

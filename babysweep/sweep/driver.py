@@ -12,7 +12,8 @@ driver's local copy and the URI holds the sweep (sweep/object_store.py, sweep/mi
 finished trials stay finished, unfinished ones continue from their last checkpoint, and Optuna's
 study comes back with the searcher. ASHA's rungs are not restored by Ray (STACK-NOTES): trials
 that resume are judged afresh at the rungs they still have to pass. Early stopping judges a trial only
-after its causal-LM epochs (ASHA_METRIC).
+from half its budget on, at epochs that are causal-LM (after a causal-LM epoch) for every schedule the
+spec can sample (ASHA_METRIC, judged_epochs), and only against trials of its search.stratify stratum.
 
 Reproducible: Optuna and random sweeps run their trials in waves of `search.concurrent` (in_waves), and
 early stopping is sweep_scheduler.WaveHalving, which compares a trial at a rung only with earlier
@@ -77,16 +78,64 @@ def planned_trials(spec: Spec) -> int:
 
 
 # --------------------------------------------------------------------------- the trial function
-# ASHA's metric: the search metric, reported only after causal-LM epochs. An AntLM trial's causal dev
-# loss and causal BLiMP are worse during its MLM epochs by design, and its per-epoch BLiMP subset
-# switches to the PLL scorer there; judged at such an epoch, it would be stopped for the phase it is
-# in at the rung, not for being worse. Ray's ASHA skips results without its metric, so an AntLM trial
-# is judged at its first CLM epoch at or after each rung. No "/": the tracker does not log it.
+# ASHA's metric: the search metric, reported only at the sweep's judged epochs (judged_epochs): from half
+# the budget on, and only where every schedule the spec can sample is in a causal-LM epoch that follows
+# a causal-LM epoch. An AntLM trial's causal dev loss and causal BLiMP are worse in and right after its
+# MLM epochs by design, and its per-epoch BLiMP subset switches to the PLL scorer there; judged at such
+# an epoch, it would be stopped for its phase, not its config. A KD-heavy student's loss falls later:
+# judging from half the budget on keeps early epochs from deciding. Every trial of a sweep reports the
+# metric at the same epochs, so Ray's ASHA (grid and points sweeps) and WaveHalving alike compare values
+# of the same epoch. No "/": the tracker does not log it.
 ASHA_METRIC = "asha_metric"
 
 
-def scheduler_result(metrics: dict, search_metric: str) -> dict:
-    """The epoch's metrics plus ASHA_METRIC when the epoch was a causal-LM one."""
+def possible_schedules(spec: Spec) -> list[list[str]]:
+    """Every AntLM phase list a trial of the spec can run (train.epochs x antlm.schedule x antlm.mlm_ratio,
+    conditions ignored: a superset is safe)."""
+    from babysweep.core.config import flatten
+    from babysweep.core.schedule import parse_schedule, schedule_from_ratio
+    from babysweep.spec.space import CATEGORICAL, Distribution
+
+    flat = flatten(spec.space)
+    antlm = RunConfig.model_fields["antlm"].default
+
+    def values(key: str, default: Any) -> tuple[list, bool]:  # (candidates, ranged)
+        leaf = flat.get(key, default)
+        if not isinstance(leaf, Distribution):
+            return [leaf], False
+        found = list(leaf.args) if leaf.kind == "value" or leaf.kind in CATEGORICAL else leaf.extremes()
+        return found + ([default] if leaf.when else []), not (leaf.kind == "value" or leaf.kind in CATEGORICAL)
+
+    epochs, ranged = values("train.epochs", RunConfig.model_fields["train"].default.epochs)
+    epochs = list(range(int(min(epochs)), int(max(epochs)) + 1)) if ranged else [int(e) for e in epochs]
+    schedules, _ = values("antlm.schedule", antlm.schedule)
+    ratios, ranged_ratio = values("antlm.mlm_ratio", antlm.mlm_ratio)
+    out = []
+    for n in epochs:
+        for text in schedules:
+            if text:
+                phases = parse_schedule(text)
+                out += [phases] if len(phases) == n else []  # other lengths go with other epochs (the spec checks)
+                continue
+            rs = [float(r or 0.0) for r in ratios]
+            if ranged_ratio:  # every MLM count the range can round to
+                rs = [k / n for k in range(round(n * min(rs)), round(n * max(rs)) + 1)] + rs
+            out += [schedule_from_ratio(n, r) for r in rs]
+    return out or [["clm"] * max_epochs(spec)]
+
+
+def judged_epochs(spec: Spec) -> set[int]:
+    """The epochs at which early stopping may judge a trial of this spec (schedule.comparable_epochs)."""
+    from babysweep.core.schedule import comparable_epochs
+
+    return comparable_epochs(possible_schedules(spec), max_epochs(spec))
+
+
+def scheduler_result(metrics: dict, search_metric: str, judged: set[int] | None = None) -> dict:
+    """The epoch's metrics plus ASHA_METRIC when the epoch was a causal-LM one and one of the judged epochs."""
+    epoch = metrics.get(M.EPOCH)
+    if judged is not None and (epoch is None or int(epoch) not in judged):
+        return dict(metrics)
     if metrics.get(M.PHASE, 0.0) == 0.0 and search_metric in metrics:
         return {**metrics, ASHA_METRIC: metrics[search_metric]}
     return dict(metrics)
@@ -116,10 +165,12 @@ def run_trial(params: dict, payload: dict) -> None:
     else:
         work_dir = out_dir
 
+    judged = judged_epochs(spec)
+
     def report(metrics: dict, folder: Path | None) -> None:
         if sync:
             sync()  # before the report: the driver copies the trial's files back when it sees the last one
-        tune.report({**scheduler_result(metrics, spec.search.metric), "trial_out_dir": str(out_dir), "node_id": node_id})
+        tune.report({**scheduler_result(metrics, spec.search.metric, judged), "trial_out_dir": str(out_dir), "node_id": node_id})
 
     # Checkpoints live in the trial's own folder in the sweep (shared storage on a cluster, or mirrored to
     # object storage), not in Ray's checkpoint registry: Ray prunes old checkpoints before its experiment
@@ -226,8 +277,8 @@ def _resolve_teachers(spec: Spec, folder: Path, tracking_uri: str, mirror: Mirro
         refs = teacher_runs(tracking_uri, source)
         rows = [{"run_id": r.run_id, "trial_id": r.trial_id, "model_dir": r.model_dir, "value": r.value} for r in refs]
         write_text_atomic(saved, json.dumps(rows, indent=1), "the sweep's teachers")
-    rows = json.loads(saved.read_text())
-    return lineage_tags([r["run_id"] for r in rows], [source.sweep])
+    rows = json.loads(saved.read_text())  # student finalists: each repeat's own teachers (their runs carry their own)
+    return lineage_tags(list(dict.fromkeys(r["run_id"] for r in rows)), [source.sweep])
 
 
 def _searcher(spec: Spec):
@@ -268,7 +319,7 @@ def _scheduler(spec: Spec):
     if in_waves(spec):
         return WaveHalving(metric=ASHA_METRIC, mode=spec.search.mode, time_attr=M.EPOCH, max_t=max_epochs(spec),
                            grace_period=spec.search.grace_period, reduction_factor=spec.search.reduction_factor,
-                           wave_size=spec.search.concurrent)
+                           wave_size=spec.search.concurrent, stratify=spec.search.stratify, judged=judged_epochs(spec))
     return ASHAScheduler(time_attr=M.EPOCH, metric=ASHA_METRIC, mode=spec.search.mode,
                          max_t=max_epochs(spec), grace_period=spec.search.grace_period,
                          reduction_factor=spec.search.reduction_factor)

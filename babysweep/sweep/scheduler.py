@@ -10,12 +10,19 @@ at a rung is judged against the values that trials of *earlier* waves recorded a
 are final by then; trials of its own wave never count. The rule at a rung is ASHA's: stop when the
 value is worse than the (1 - 1/reduction_factor) quantile of the values compared with. Trials of
 the first wave have nothing to be compared with and run to the end, as ASHA's first trials do.
-Rungs are ASHA's: grace_period * reduction_factor**k epochs, below max_t.
+Rungs are ASHA's: grace_period * reduction_factor**k epochs, below max_t, each moved to the first
+`judged` epoch at or after it (sweep.judged_epochs: from half the budget on, and only epochs where every
+schedule's metric means the same), and a trial is judged at a rung only when it reports at that very
+epoch. With `stratify` (the sweep's search.stratify key), a trial is compared only with trials of its own
+stratum (the same value of that key): the 4 + 4 split of a teacher sweep then equalises trials finished
+per architecture, not only trials started.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Iterable
 
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -23,27 +30,55 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 class WaveHalving(FIFOScheduler):
     def __init__(self, *, metric: str, mode: str, time_attr: str, max_t: int, grace_period: int,
-                 reduction_factor: float, wave_size: int):
+                 reduction_factor: float, wave_size: int, stratify: str | None = None,
+                 judged: Iterable[int] | None = None):
         super().__init__()
         self._metric, self._mode, self._time_attr = metric, mode, time_attr
         self._sign = 1.0 if mode == "max" else -1.0  # higher is better after the sign
         self._quantile = (1 - 1 / reduction_factor) * 100
         count = int(math.log(max_t / grace_period) / math.log(reduction_factor)) + 1 if max_t >= grace_period else 0
-        self._rungs = [m for m in (grace_period * reduction_factor ** k for k in range(count)) if m < max_t]
+        rungs = [m for m in (grace_period * reduction_factor ** k for k in range(count)) if m < max_t]
+        if judged is not None:  # each rung at the first judged epoch at or after it
+            judged = sorted(judged)
+            rungs = sorted({next(e for e in judged if e >= r) for r in rungs if any(e >= r for e in judged)})
+        self._rungs = rungs
         self._wave_size = max(1, int(wave_size))
+        self._stratify = stratify
         self._wave: dict[str, int] = {}  # trial id -> its wave
-        self._recorded: dict[float, dict[str, tuple[int, float]]] = {m: {} for m in self._rungs}  # rung -> trial -> (wave, value)
+        self._stratum: dict[str, object] = {}  # trial id -> its value of the stratified key (None without stratify)
+        # rung -> trial -> (wave, stratum, value)
+        self._recorded: dict[float, dict[str, tuple[int, object, float]]] = {m: {} for m in self._rungs}
+
+    def __setstate__(self, state: dict) -> None:
+        """A scheduler pickled before strata existed (a sweep started with an older babysweep) still loads."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_stratify", None)
+        self.__dict__.setdefault("_stratum", {})
+        self._recorded = {r: {t: v if len(v) == 3 else (v[0], None, v[1]) for t, v in rec.items()}
+                          for r, rec in self._recorded.items()}
+
+    @property
+    def rungs(self) -> list[float]:
+        return list(self._rungs)
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         return True  # metric and mode are ours, given at construction
 
-    def on_trial_add(self, tune_controller, trial) -> None:
+    def _add(self, trial) -> None:
         self._wave.setdefault(trial.trial_id, len(self._wave) // self._wave_size)
+        if self._stratify and trial.trial_id not in self._stratum:
+            config = getattr(trial, "config", None) or {}
+            self._stratum[trial.trial_id] = json.dumps(config.get(self._stratify), sort_keys=True, default=str)
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        self._add(trial)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        self._add(trial)
         return self._judge(trial.trial_id, result)
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        self._add(trial)
         if result:
             self._judge(trial.trial_id, result)
 
@@ -54,12 +89,12 @@ class WaveHalving(FIFOScheduler):
         value, now = result.get(self._metric), result.get(self._time_attr)
         if value is None or now is None or not isinstance(value, (int, float)) or not math.isfinite(value):
             return TrialScheduler.CONTINUE
-        wave = self._wave.setdefault(trial_id, len(self._wave) // self._wave_size)
-        for rung in reversed(self._rungs):  # the highest rung reached that has no value of this trial yet
-            if now < rung or trial_id in self._recorded[rung]:
+        wave, stratum = self._wave[trial_id], self._stratum.get(trial_id)
+        for rung in self._rungs:  # judged only at the rung's own epoch: values of one epoch are compared
+            if now != rung or trial_id in self._recorded[rung]:
                 continue
-            earlier = [v for w, v in self._recorded[rung].values() if w < wave]
-            self._recorded[rung][trial_id] = (wave, self._sign * float(value))
+            earlier = [v for w, s, v in self._recorded[rung].values() if w < wave and s == stratum]
+            self._recorded[rung][trial_id] = (wave, stratum, self._sign * float(value))
             if earlier and self._sign * float(value) < np.percentile(earlier, self._quantile):
                 return TrialScheduler.STOP
             break

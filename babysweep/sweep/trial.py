@@ -32,13 +32,35 @@ class TrialContext:
     teachers: tuple[str, ...] | None  # teacher model folders of a student sweep
     cache_dir: str  # the token cache shared by the sweep's trials unless data.cache_dir is set
     cpu: float  # the trial's CPU allocation: its torch threads unless train.threads is set
+    # Student finalists: the teachers of each repeat (index = repeat), retrained with that repeat's seed;
+    # rows of teachers.json with a "repeat" (finalist_teachers.py). None: every trial has `teachers`.
+    teachers_by_repeat: tuple[tuple[str, ...], ...] | None = None
+    teacher_runs_by_repeat: tuple[tuple[str, ...], ...] | None = None  # their MLflow run ids
 
     @classmethod
     def of(cls, spec: Spec, folder: Path) -> "TrialContext":
         """The context of the sweep in `folder` (its teachers.json, when it is a student sweep)."""
         saved = Path(folder) / TEACHERS_FILE
-        teachers = tuple(r["model_dir"] for r in json.loads(saved.read_text())) if saved.is_file() else None
-        return cls(teachers, str(Path(folder).parent / ".cache"), spec.resources.cpu)
+        rows = json.loads(saved.read_text()) if saved.is_file() else None
+        cache, cpu = str(Path(folder).parent / ".cache"), spec.resources.cpu
+        if rows and all("repeat" in r for r in rows):
+            repeats = sorted({int(r["repeat"]) for r in rows})
+            by = [[r for r in rows if int(r["repeat"]) == k] for k in range(max(repeats) + 1)]
+            dirs = tuple(tuple(r["model_dir"] for r in group) for group in by)
+            runs = tuple(tuple(r["run_id"] for r in group) for group in by)
+            return cls(dirs[0], cache, cpu, dirs, runs)
+        return cls(tuple(r["model_dir"] for r in rows) if rows is not None else None, cache, cpu)
+
+    def teachers_of(self, repeat: int) -> tuple[str, ...] | None:
+        if self.teachers_by_repeat is not None and repeat < len(self.teachers_by_repeat) and self.teachers_by_repeat[repeat]:
+            return self.teachers_by_repeat[repeat]
+        return self.teachers
+
+    def teacher_runs_of(self, repeat: int) -> tuple[str, ...] | None:
+        """The run ids of the repeat's own teachers, or None when every trial shares the sweep's."""
+        if self.teacher_runs_by_repeat is not None and repeat < len(self.teacher_runs_by_repeat):
+            return self.teacher_runs_by_repeat[repeat] or None
+        return None
 
 
 @dataclass
@@ -65,7 +87,8 @@ def trial_config(spec: Spec, ray_config: dict, context: TrialContext) -> Trial:
     """The trial's complete config: the spec's values and the trial's params, then the seed of its
     repeat, the sweep's token cache and the trial's CPU threads. Raises UserError for an invalid config."""
     params, repeat, point = trial_params(spec, ray_config)
-    teachers = list(context.teachers) if context.teachers is not None else None
+    own = context.teachers_of(repeat)
+    teachers = list(own) if own is not None else None
     config = RunConfig.of(spec.materialize(params, teachers=teachers))
     config.data.cache_dir = config.data.cache_dir or context.cache_dir
     config.train.seed += repeat
