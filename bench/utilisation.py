@@ -1,0 +1,173 @@
+"""Utilisation of the training step: achieved GFLOP/s of the default models against this core's matmul peak.
+
+    python bench/utilisation.py                  # about 3 min on a 2-core CPU
+    python bench/utilisation.py --repeats 3 --steps 60 --words 150000
+
+In one run, each measurement in a fresh subprocess with one torch thread (as a sweep trial with cpu: 1):
+1. peak: the best of a few repeats of an fp32 (and a bf16) square matmul with torch, in GFLOP/s;
+2. one training step of each default model of search_spaces/study.yaml's sweeps, built and run by the
+   trainer itself (`trainer.train` with train.max_steps; its progress callback every 10 steps is the
+   clock, the first 10 steps are warm-up and not counted): the teacher (teachers.yaml: LLaMA, batch 16),
+   the student (students.yaml, alpha 0.5, T 2, reading a warm teacher cache built before it is timed from
+   two untrained teachers of teachers.yaml's sizes) and the baseline (baselines.yaml: the student
+   without distillation);
+3. each alone (one process), then with every core busy (one process per core, all the same kind, started
+   together), the best 10-step window of each process;
+4. achieved GFLOP/s from babysweep's FLOPs model (babysweep/flops.py: 3 F per trained token; the student's
+   warm-cache teachers are not run, so their forward passes are not counted here) and
+   utilisation = achieved / the one-thread fp32 peak measured alone in this run.
+The load average is printed at the start and the end: the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+KINDS = ("teacher", "student", "baseline")
+WINDOW = 10  # the trainer's PROGRESS_EVERY
+
+
+def peak(dtype_name: str, repeats: int) -> float:
+    """Best GFLOP/s of an n x n matmul over a few sizes and repeats."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    best = 0.0
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+        a @ b
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def configs(project: Path, words: int, steps: int, precision: str) -> dict[str, dict]:
+    from babysweep.spec import load_spec
+
+    common = {"train.lr": 2e-3, "train.weight_decay": 0.1, "train.warmup_steps": 100, "train.scheduler": "cosine",
+              "train.max_steps": steps, "train.threads": 1, "train.precision": precision, "train.epochs": 1,
+              "data.builtin_words": words, "data.cache_dir": str(project / "cache"),
+              "eval.blimp": "none", "eval.dev_batches": 1}
+    student_fixed = {"distill.temperature": 2.0, "distill.alpha": 0.5, "antlm.schedule": "1clm"}
+    teachers = [str(project / f"teacher-{arch}") for arch in ("llama", "gpt2")]
+    space = REPO / "search_spaces"
+    return {
+        "teacher": load_spec(space / "teachers.yaml").materialize(
+            {**common, "model.arch": "llama", "model.attention_dropout": 0.0, "train.batch_size": 16}),
+        "student": load_spec(space / "students.yaml").materialize({**common, **student_fixed}, teachers=teachers),
+        "baseline": load_spec(space / "baselines.yaml").materialize({**common, "antlm.schedule": "1clm"}),
+        "teacher-gpt2": load_spec(space / "teachers.yaml").materialize(
+            {**common, "model.arch": "gpt2", "model.dropout": 0.0, "model.attention_dropout": 0.0, "train.batch_size": 16}),
+    }
+
+
+def worker(args) -> None:
+    """One measurement in this process; prints one JSON line."""
+    import torch
+
+    torch.set_num_threads(1)
+    if args.worker == "peak":
+        print(json.dumps({"fp32": peak("float32", args.repeats), "bf16": peak("bfloat16", args.repeats)}))
+        return
+    from babysweep import metrics as M
+    from babysweep.flops import forward_flops_per_token
+    from babysweep.models import build_model
+    from babysweep.trainer import train
+
+    cfg = configs(Path(args.project), args.words, args.steps, args.precision)[args.worker]
+    stamps: list[float] = []
+    out = Path(args.project) / "runs" / f"{args.worker}-{os.getpid()}-{time.monotonic_ns()}"
+    final = train(cfg, out, progress=lambda info: stamps.append(time.perf_counter()))
+    tokens = WINDOW * cfg["train"]["batch_size"] * cfg["data"]["seq_len"]
+    rates = [tokens / (b - a) for a, b in zip(stamps, stamps[1:])]  # the first 10 steps (warm-up) are not a window
+    vocab = int(cfg["data"]["tokenizer"]["vocab_size"])
+    with torch.device("meta"):
+        model = build_model(cfg["model"], vocab_size=vocab, seq_len=cfg["data"]["seq_len"])
+    print(json.dumps({"best": max(rates), "median": sorted(rates)[len(rates) // 2], "per_token": 3 * forward_flops_per_token(
+        model, cfg["data"]["seq_len"]), "loss": final[M.TRAIN_LOSS]}))
+
+
+def launch(args, kind: str, copies: int) -> list[dict]:
+    argv = [sys.executable, __file__, "--worker", kind, "--project", str(args.project), "--words", str(args.words),
+            "--steps", str(args.steps), "--repeats", str(args.repeats), "--precision", args.precision]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True) for _ in range(copies)]
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"bench worker {kind} failed (exit {proc.returncode}); run it alone to see why: {' '.join(argv)}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def prepare(args) -> None:
+    """Token cache, two untrained teachers of teachers.yaml's sizes, and the student's warm teacher cache (epoch 0)."""
+    import contextlib
+    import io
+
+    from babysweep.data import prepare as prepare_data
+    from babysweep.models import build_model, save_model
+    from babysweep.trainer import seed_everything, train
+
+    cfgs = configs(args.project, args.words, args.steps, args.precision)
+    data = prepare_data(cfgs["teacher"]["data"])
+    for index, kind in enumerate(("teacher", "teacher-gpt2")):
+        seed_everything(index)
+        model = build_model(cfgs[kind]["model"], len(data.tokenizer), cfgs[kind]["data"]["seq_len"])
+        save_model(model, data.tokenizer, args.project / f"teacher-{cfgs[kind]['model']['arch']}")
+    warm = json.loads(json.dumps(cfgs["student"]))
+    warm["train"]["max_steps"] = 1
+    with contextlib.redirect_stdout(io.StringIO()):
+        train(warm, args.project / "runs" / "cache-build")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=60, help="training steps per measurement (the first 10 are warm-up)")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats of each matmul size for the peak")
+    parser.add_argument("--words", type=int, default=150_000, help="built-in corpus size (enough batches for --steps)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="train.precision of the steps")
+    parser.add_argument("--cores", type=int, default=os.cpu_count(), help="processes when every core is busy")
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--project", default=None)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    args.project = Path(args.project or tempfile.mkdtemp(prefix="bench-util-")).resolve()
+    os.environ["BABYSWEEP_PROJECT"] = str(args.project)
+    import torch
+
+    print(f"torch {torch.__version__}, {args.cores} cores, precision {args.precision}, {args.steps} steps per measurement; "
+          f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    prepare(args)
+    alone_peak = launch(args, "peak", 1)[0]
+    busy_peak = launch(args, "peak", args.cores)
+    print(f"matmul peak, 1 thread alone: fp32 {alone_peak['fp32']:.1f} GFLOP/s, bf16 {alone_peak['bf16']:.1f} GFLOP/s; "
+          f"every core busy: fp32 {min(p['fp32'] for p in busy_peak):.1f}, bf16 {min(p['bf16'] for p in busy_peak):.1f} "
+          f"(the slowest process)", flush=True)
+    reference = alone_peak["fp32"]
+    for kind in args.kinds.split(","):
+        for label, copies in (("alone", 1), (f"{args.cores} busy", args.cores)):
+            results = launch(args, kind, copies)
+            worst = min(results, key=lambda r: r["best"])
+            achieved = worst["best"] * worst["per_token"] / 1e9
+            print(f"{kind:9s} {label:7s} {worst['best']:8.0f} tok/s (median window {worst['median']:6.0f}), "
+                  f"{achieved:5.1f} GFLOP/s, utilisation {100 * achieved / reference:4.1f}% of the 1-thread fp32 peak "
+                  f"(train loss {worst['loss']:.4f}; load average {os.getloadavg()[0]:.2f})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
