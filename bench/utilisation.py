@@ -22,6 +22,7 @@ The load average is printed at the start and the end: the machine may be shared.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -90,7 +91,7 @@ def worker(args) -> None:
     out = Path(args.project) / "runs" / f"{args.worker}-{os.getpid()}-{time.monotonic_ns()}"
     final = train(cfg, out, progress=lambda info: stamps.append(time.perf_counter()))
     tokens = WINDOW * cfg["train"]["batch_size"] * cfg["data"]["seq_len"]
-    rates = [tokens / (b - a) for a, b in zip(stamps, stamps[1:])]  # the first 10 steps (warm-up) are not a window
+    rates = [tokens / (b - a) for a, b in itertools.pairwise(stamps)]  # the first 10 steps (warm-up) are not a window
     vocab = int(cfg["data"]["tokenizer"]["vocab_size"])
     with torch.device("meta"):
         model = build_model(cfg["model"], vocab_size=vocab, seq_len=cfg["data"]["seq_len"])

@@ -7,7 +7,6 @@ assignment recorded in its folder (placement.json), and finish as CPU runs.
 """
 
 import json
-from pathlib import Path
 
 import pytest
 
