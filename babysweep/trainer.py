@@ -129,7 +129,8 @@ def make_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.AdamW:
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg["weight_decay"]},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"])
+    fused = cfg["fused"] and all(p.device.type in ("cpu", "cuda") for p in params)  # one kernel for all parameters
+    return torch.optim.AdamW(groups, lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"], fused=fused or None)
 
 
 def lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
@@ -299,6 +300,9 @@ def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int
             masked, labels = masked.to(dev.device), labels.to(dev.device)
             full = objectives.bidirectional_mask(torch.ones_like(masked), dev.autocast_dtype or model.dtype)
             return objectives.mlm_loss(model(input_ids=masked, attention_mask=full).logits, labels)
+        if not run.teachers and cfg["train"]["fused"] and dev.autocast_dtype is None and _plain_head(model):
+            hidden = model.base_model(input_ids=batch).last_hidden_state  # the logits are never stored
+            return objectives.head_causal_lm_loss(hidden, model.get_output_embeddings().weight, batch)
         logits = model(input_ids=batch).logits
         if not run.teachers:
             return objectives.causal_lm_loss(logits, batch)
@@ -314,6 +318,12 @@ def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int
             teacher_logits = stored
         return objectives.distillation_loss(logits, batch, teacher_logits, alpha=kcfg["alpha"], temperature=kcfg["temperature"],
                                             ensemble=kcfg["ensemble"], kd_reduction=kcfg["kd_reduction"]).total
+
+
+def _plain_head(model) -> bool:
+    """The model's logits are its base model's last hidden states times a float32 head matrix (no bias)."""
+    head = model.get_output_embeddings()
+    return isinstance(head, torch.nn.Linear) and head.bias is None and head.weight.dtype == torch.float32
 
 
 def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
