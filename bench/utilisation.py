@@ -16,7 +16,10 @@ In one run, each measurement in a fresh subprocess with one torch thread (as a s
 4. achieved GFLOP/s from babysweep's FLOPs model (babysweep/flops.py: 3 F per trained token; the student's
    warm-cache teachers are not run, so their forward passes are not counted here) and
    utilisation = achieved / the one-thread fp32 peak measured alone in this run.
-The load average is printed at the start and the end: the machine may be shared.
+Each kind runs with train.fused false and true (--variants), so one run shows the step before and after the
+fused kernels under the same load. Rates per CPU second of the process are printed beside the wall-clock
+ones: on a machine that others share, they say what one core gives, where wall time says what the load left.
+The load average is printed with each line.
 """
 
 from __future__ import annotations
@@ -37,20 +40,21 @@ KINDS = ("teacher", "student", "baseline")
 WINDOW = 10  # the trainer's PROGRESS_EVERY
 
 
-def peak(dtype_name: str, repeats: int) -> float:
-    """Best GFLOP/s of an n x n matmul over a few sizes and repeats."""
+def peak(dtype_name: str, repeats: int) -> tuple[float, float]:
+    """Best GFLOP/s of an n x n matmul over a few sizes and repeats: per wall second, per CPU second."""
     import torch
 
     dtype = getattr(torch, dtype_name)
-    best = 0.0
+    best, best_cpu = 0.0, 0.0
     for n in (512, 1024, 2048):
         a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
         a @ b
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             a @ b
             best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
-    return best
+            best_cpu = max(best_cpu, 2 * n**3 / max(time.process_time() - cpu, 1e-6) / 1e9)
+    return best, best_cpu
 
 
 def configs(project: Path, words: int, steps: int, precision: str) -> dict[str, dict]:
@@ -79,7 +83,8 @@ def worker(args) -> None:
 
     torch.set_num_threads(1)
     if args.worker == "peak":
-        print(json.dumps({"fp32": peak("float32", args.repeats), "bf16": peak("bfloat16", args.repeats)}))
+        (fp32, fp32_cpu), (bf16, bf16_cpu) = peak("float32", args.repeats), peak("bfloat16", args.repeats)
+        print(json.dumps({"fp32": fp32, "bf16": bf16, "fp32_cpu": fp32_cpu, "bf16_cpu": bf16_cpu}))
         return
     from babysweep import metrics as M
     from babysweep.flops import forward_flops_per_token
@@ -87,21 +92,24 @@ def worker(args) -> None:
     from babysweep.trainer import train
 
     cfg = configs(Path(args.project), args.words, args.steps, args.precision)[args.worker]
-    stamps: list[float] = []
+    cfg["train"]["fused"] = args.fused == "fused"
+    stamps: list[tuple[float, float]] = []
     out = Path(args.project) / "runs" / f"{args.worker}-{os.getpid()}-{time.monotonic_ns()}"
-    final = train(cfg, out, progress=lambda info: stamps.append(time.perf_counter()))
+    final = train(cfg, out, progress=lambda info: stamps.append((time.perf_counter(), time.process_time())))
     tokens = WINDOW * cfg["train"]["batch_size"] * cfg["data"]["seq_len"]
-    rates = [tokens / (b - a) for a, b in itertools.pairwise(stamps)]  # the first 10 steps (warm-up) are not a window
+    rates = [tokens / (b[0] - a[0]) for a, b in itertools.pairwise(stamps)]  # the first 10 steps (warm-up) are not a window
+    cpu_rates = [tokens / max(b[1] - a[1], 1e-6) for a, b in itertools.pairwise(stamps)]
     vocab = int(cfg["data"]["tokenizer"]["vocab_size"])
     with torch.device("meta"):
         model = build_model(cfg["model"], vocab_size=vocab, seq_len=cfg["data"]["seq_len"])
-    print(json.dumps({"best": max(rates), "median": sorted(rates)[len(rates) // 2], "per_token": 3 * forward_flops_per_token(
+    print(json.dumps({"best": max(rates), "median": sorted(rates)[len(rates) // 2], "best_cpu": max(cpu_rates),
+                      "per_token": 3 * forward_flops_per_token(
         model, cfg["data"]["seq_len"]), "loss": final[M.TRAIN_LOSS]}))
 
 
 def launch(args, kind: str, copies: int) -> list[dict]:
     argv = [sys.executable, __file__, "--worker", kind, "--project", str(args.project), "--words", str(args.words),
-            "--steps", str(args.steps), "--repeats", str(args.repeats), "--precision", args.precision]
+            "--steps", str(args.steps), "--repeats", str(args.repeats), "--precision", args.precision, "--fused", args.fused]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True) for _ in range(copies)]
     results = []
@@ -142,6 +150,8 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="train.precision of the steps")
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="processes when every core is busy")
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--variants", default="unfused,fused", help="train.fused false (unfused) and/or true (fused)")
+    parser.add_argument("--fused", default="fused", help=argparse.SUPPRESS)
     parser.add_argument("--project", default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -156,18 +166,25 @@ def main() -> None:
     prepare(args)
     alone_peak = launch(args, "peak", 1)[0]
     busy_peak = launch(args, "peak", args.cores)
-    print(f"matmul peak, 1 thread alone: fp32 {alone_peak['fp32']:.1f} GFLOP/s, bf16 {alone_peak['bf16']:.1f} GFLOP/s; "
-          f"every core busy: fp32 {min(p['fp32'] for p in busy_peak):.1f}, bf16 {min(p['bf16'] for p in busy_peak):.1f} "
-          f"(the slowest process)", flush=True)
-    reference = alone_peak["fp32"]
+    print(f"matmul peak, 1 thread alone: fp32 {alone_peak['fp32']:.1f} GFLOP/s (per CPU second {alone_peak['fp32_cpu']:.1f}), "
+          f"bf16 {alone_peak['bf16']:.1f} ({alone_peak['bf16_cpu']:.1f}); every core busy, the slowest process: "
+          f"fp32 {min(p['fp32'] for p in busy_peak):.1f} ({min(p['fp32_cpu'] for p in busy_peak):.1f}), "
+          f"bf16 {min(p['bf16'] for p in busy_peak):.1f} ({min(p['bf16_cpu'] for p in busy_peak):.1f})", flush=True)
+    print("utilisation = achieved / the 1-thread fp32 peak alone, per wall second (what the machine gave) and per CPU "
+          "second of the process (what one core gives it; robust to other users' load)")
+    reference, reference_cpu = alone_peak["fp32"], alone_peak["fp32_cpu"]
     for kind in args.kinds.split(","):
-        for label, copies in (("alone", 1), (f"{args.cores} busy", args.cores)):
-            results = launch(args, kind, copies)
-            worst = min(results, key=lambda r: r["best"])
-            achieved = worst["best"] * worst["per_token"] / 1e9
-            print(f"{kind:9s} {label:7s} {worst['best']:8.0f} tok/s (median window {worst['median']:6.0f}), "
-                  f"{achieved:5.1f} GFLOP/s, utilisation {100 * achieved / reference:4.1f}% of the 1-thread fp32 peak "
-                  f"(train loss {worst['loss']:.4f}; load average {os.getloadavg()[0]:.2f})", flush=True)
+        for variant in args.variants.split(","):
+            args.fused = variant
+            for label, copies in (("alone", 1), (f"{args.cores} busy", args.cores)):
+                results = launch(args, kind, copies)
+                worst = min(results, key=lambda r: r["best"])
+                achieved = worst["best"] * worst["per_token"] / 1e9
+                achieved_cpu = min(r["best_cpu"] for r in results) * worst["per_token"] / 1e9
+                print(f"{kind:8s} {variant:7s} {label:7s} {worst['best']:6.0f} tok/s (median window {worst['median']:6.0f}), "
+                      f"{achieved:5.1f} GFLOP/s, {100 * achieved / reference:4.1f}%; per CPU second {achieved_cpu:5.1f} GFLOP/s, "
+                      f"{100 * achieved_cpu / reference_cpu:4.1f}% (train loss {worst['loss']:.4f}; "
+                      f"load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
 if __name__ == "__main__":
