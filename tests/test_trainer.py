@@ -117,8 +117,10 @@ def test_metrics_blimp_and_saved_model(tmp_path, cache_dir):
 
 def test_nan_loss_raises(tmp_path, cache_dir, monkeypatch):
     from babysweep.lm import objectives
-    real = objectives.causal_lm_loss
+
+    real, real_head = objectives.causal_lm_loss, objectives.head_causal_lm_loss
     monkeypatch.setattr(objectives, "causal_lm_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+    monkeypatch.setattr(objectives, "head_causal_lm_loss", lambda *a, **k: real_head(*a, **k) * float("nan"))  # train.fused
     with pytest.raises(TrainingDiverged, match="became nan"):
         train(tiny_config(cache_dir, eval={"blimp": "none"}), tmp_path / "run")
 

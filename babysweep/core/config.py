@@ -85,6 +85,9 @@ class TrainingConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None = the trial's CPU allocation
+    # Fused kernels, the same losses to float rounding (tests/test_trainer_speed.py): AdamW's fused step, and in fp32
+    # causal-LM steps without teachers the output head and cross-entropy in row blocks (objectives.head_causal_lm_loss).
+    fused: bool = True
 
 
 class DistillConfig(_Section):

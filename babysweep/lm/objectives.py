@@ -40,6 +40,50 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Te
     return F.cross_entropy(_flat(logits), _targets(input_ids, mask), ignore_index=-100)
 
 
+# Rows per chunk of the fused head + cross-entropy: a [rows, vocab] float32 block that stays in a core's cache.
+HEAD_CE_ROWS = 128
+
+
+class _HeadCrossEntropy(torch.autograd.Function):
+    """Mean CE of softmax(hidden @ weight^T) over targets != -100, with its gradients computed in the forward
+    pass, chunk by chunk: the [tokens, vocab] logits are never stored, only one [HEAD_CE_ROWS, vocab] block at a time
+    (F.cross_entropy writes the logits, their log-softmax and two more [tokens, vocab] arrays in the backward)."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        valid = target != -100
+        count = valid.sum().clamp_min(1).to(hidden.dtype)
+        safe = target.clamp_min(0).unsqueeze(1)
+        grad_hidden = torch.empty_like(hidden)
+        grad_weight = torch.zeros_like(weight)
+        total = hidden.new_zeros(())
+        for start in range(0, hidden.size(0), HEAD_CE_ROWS):
+            rows = slice(start, start + HEAD_CE_ROWS)
+            h = hidden[rows]
+            block = h @ weight.t()  # [rows, vocab] logits
+            lse = torch.logsumexp(block, dim=1)
+            scale = valid[rows].to(block.dtype) / count
+            total += ((lse - block.gather(1, safe[rows]).squeeze(1)) * valid[rows]).sum()
+            block.sub_(lse.unsqueeze(1)).exp_()  # softmax
+            block.scatter_add_(1, safe[rows], torch.full_like(lse, -1.0).unsqueeze(1))  # minus the one-hot target
+            block.mul_(scale.unsqueeze(1))  # d loss / d logits; ignored rows are zero
+            torch.mm(block, weight, out=grad_hidden[rows])
+            grad_weight.addmm_(block.t(), h)
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        return total / count
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return grad_hidden * grad, grad_weight * grad, None
+
+
+def head_causal_lm_loss(hidden: torch.Tensor, weight: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """causal_lm_loss(hidden @ weight^T, input_ids) from the last hidden states [batch, length, d] and the output
+    head's weight [vocab, d] (float32, no bias), without storing the logits: the same loss to float rounding."""
+    return _HeadCrossEntropy.apply(hidden.reshape(-1, hidden.size(-1)), weight, _targets(input_ids, None))
+
+
 @dataclass
 class DistillLoss:
     total: torch.Tensor

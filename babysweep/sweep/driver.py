@@ -87,6 +87,7 @@ def planned_trials(spec: Spec) -> int:
 # metric at the same epochs, so Ray's ASHA (grid and points sweeps) and WaveHalving alike compare values
 # of the same epoch. No "/": the tracker does not log it.
 ASHA_METRIC = "asha_metric"
+PLACEMENT_FILE = "placement.json"  # in the trial's folder: node, GPU ids, CUDA_VISIBLE_DEVICES, start and end
 
 
 def possible_schedules(spec: Spec) -> list[list[str]]:
@@ -180,8 +181,11 @@ def run_trial(params: dict, payload: dict) -> None:
         work_dir.mkdir(parents=True, exist_ok=True)
         with open(work_dir / "resumes.log", "a") as log:  # evidence that a trial continued, not restarted
             log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} resumed from {checkpoints(work_dir / 'checkpoints')[-1]}\n")
+    placement = _placement(node_id)
+    _write_placement(work_dir, placement)
     try:
         train(config, work_dir, reporter=report, resume=True)
+        _write_placement(work_dir, {**placement, "finished": time.time()})
     except Exception as exc:
         found = storage_errors.find(exc)
         if found is None:
@@ -191,6 +195,20 @@ def run_trial(params: dict, payload: dict) -> None:
         tune.report({storage_errors.REPORT_KEY: str(found)})
         time.sleep(storage_errors.WAIT_S)
         raise
+
+
+def _placement(node_id: str) -> dict:
+    """Where Ray put the trial: its node, the GPU ids it was given (fractions of one GPU share an id) and the
+    CUDA_VISIBLE_DEVICES Ray set from them; the trainer uses CUDA when torch finds it and the CPU otherwise."""
+    import ray
+
+    return {"node_id": node_id, "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid(), "started": time.time()}
+
+
+def _write_placement(work_dir: Path, placement: dict) -> None:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(work_dir / PLACEMENT_FILE, json.dumps(placement), "the trial's placement record")
 
 
 def _local_model(path: str, mirror, local_root: str) -> str:

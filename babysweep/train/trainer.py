@@ -39,7 +39,6 @@ import numpy as np
 import torch
 
 from babysweep import __version__
-
 from babysweep.lm import flops
 
 from babysweep.core import metrics as M, schedule
@@ -133,7 +132,8 @@ def make_optimizer(model: torch.nn.Module, training: TrainingConfig) -> torch.op
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": training.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=training.lr, betas=(training.beta1, training.beta2), eps=training.eps)
+    fused = training.fused and all(p.device.type in ("cpu", "cuda") for p in params)  # one kernel for all parameters
+    return torch.optim.AdamW(groups, lr=training.lr, betas=(training.beta1, training.beta2), eps=training.eps, fused=fused or None)
 
 
 def lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
@@ -301,6 +301,9 @@ def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int
             masked, labels = masked.to(dev.device), labels.to(dev.device)
             full = objectives.bidirectional_mask(torch.ones_like(masked), dev.autocast_dtype or model.dtype)
             return objectives.mlm_loss(model(input_ids=masked, attention_mask=full).logits, labels)
+        if not run.teachers and cfg.train.fused and dev.autocast_dtype is None and _plain_head(model):
+            hidden = model.base_model(input_ids=batch).last_hidden_state  # the logits are never stored
+            return objectives.head_causal_lm_loss(hidden, model.get_output_embeddings().weight, batch)
         logits = model(input_ids=batch).logits
         if not run.teachers:
             return objectives.causal_lm_loss(logits, batch)
@@ -316,6 +319,12 @@ def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int
             teacher_logits = stored
         return objectives.distillation_loss(logits, batch, teacher_logits, alpha=distill.alpha, temperature=distill.temperature,
                                             ensemble=distill.ensemble, kd_reduction=distill.kd_reduction).total
+
+
+def _plain_head(model) -> bool:
+    """The model's logits are its base model's last hidden states times a float32 head matrix (no bias)."""
+    head = model.get_output_embeddings()
+    return isinstance(head, torch.nn.Linear) and head.bias is None and head.weight.dtype == torch.float32
 
 
 def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
