@@ -47,7 +47,7 @@ def test_the_flops_ratio_is_stated():
 
 def test_the_equal_flops_arm_is_an_opt_in_study_key_that_trains_the_baseline_longer(tmp_path, monkeypatch):
     import babysweep.studies.finalists as finalists
-    import babysweep.tracking.tracker as tracking
+    import babysweep.tracking.runs as tracking
     from babysweep.studies.equal_flops import arm_spec, scaled
     from babysweep.studies.study import load_study
 

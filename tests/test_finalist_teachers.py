@@ -47,8 +47,8 @@ def test_student_finalists_teachers_carry_the_students_seed(tmp_path):
     context = TrialContext.of(spec, tmp_path)
     for k, seed in enumerate(seeds):
         trial = trial_config(spec, {"point": "best", "__trial_index__": k}, context)
-        assert trial.config["train"]["seed"] == seed
-        assert trial.config["distill"]["teachers"] == [f"/m/F-llama-{seed}", f"/m/F-gpt2-{seed}"]
+        assert trial.config.train.seed == seed
+        assert trial.config.distill.teachers == [f"/m/F-llama-{seed}", f"/m/F-gpt2-{seed}"]
         assert context.teacher_runs_of(k) == (f"F-llama-{seed}", f"F-gpt2-{seed}")
     # a sweep whose teachers.json has no repeats: every trial has the same teachers, as before
     (tmp_path / "teachers.json").write_text(json.dumps([{"run_id": "T", "model_dir": "/m/T"}]))
@@ -62,7 +62,7 @@ def test_teachers_that_are_not_teacher_finalists_are_retrained_with_the_students
     from pathlib import Path
 
     import babysweep.sweep.driver as sweep_module
-    import babysweep.tracking.tracker as tracking
+    import babysweep.tracking.runs as tracking
     from babysweep.core.errors import UserError
     from babysweep.studies.finalist_teachers import seeded_teachers
     from babysweep.sweep.driver import SweepResult, fixed_value

@@ -20,7 +20,7 @@ from typing import Callable
 from babysweep.core import metrics as M
 from babysweep.report.importance import importances
 from babysweep.report.entries import Entry, ReportData, collect
-from babysweep.report.build.fairness import equal_flops_entries, fairness, fairness_markdown, flops_sentence
+from babysweep.report.fairness import equal_flops_entries, fairness, fairness_markdown, flops_sentence
 from babysweep.report.plots import blimp_bars, factor_plots, learning_curves
 from babysweep.report.search import report_sections, sections_markdown
 from babysweep.report.stats import excludes_zero, mean_std
