@@ -417,7 +417,8 @@ def ui(
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """Open MLflow's UI on the project's store and print deep links: each sweep's trials sorted by its
-    metric, and the compare page of its finished trials (parallel coordinates, metric plots)."""
+    metric, and its finished trials charted: parallel coordinates of the metric over the parameters that vary,
+    most important first (PED-ANOVA, once enough trials finished), then the metric against the first of them."""
     import webbrowser
 
     from babysweep import paths
@@ -426,7 +427,7 @@ def ui(
     uri = paths.tracking_uri(tracking_uri)
     address = ui_address(host, port)
     try:
-        links = ui_links(uri, address, sweep)
+        links = ui_links(uri, address, sweep, rank=_importance_order)
     except UserError:
         if sweep is not None:
             raise
@@ -439,8 +440,10 @@ def ui(
         for link in links:
             console.print(f"[bold]{link.sweep}[/bold] trials by its metric: {link.runs}", highlight=False)
             console.print(f"[bold]{link.sweep}[/bold] their charts: {link.charts}", highlight=False)
-            console.print(f"[bold]{link.sweep}[/bold] compare {link.trials} finished trials (parallel coordinates): "
-                          f"{link.compare}", highlight=False)
+            console.print(f"[bold]{link.sweep}[/bold] compare {link.trials} finished trials (parallel coordinates of "
+                          f"the metric over {', '.join(link.params) or 'no varying parameter'}): {link.compare}", highlight=False)
+            console.print(f"[bold]{link.sweep}[/bold] the same in MLflow's compare page (its own choice of axes): "
+                          f"{link.compare_page}", highlight=False)
         if len(links) > 1:
             console.print(f"[bold]all sweeps[/bold], their summaries charted: {sweeps_link(address, links)}", highlight=False)
         if open_:
@@ -452,6 +455,14 @@ def ui(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _importance_order(runs: list[dict], metric: str, mode: str) -> list[str] | None:
+    """The sampled keys by PED-ANOVA importance for the sweep's metric, most important first; None when unknown."""
+    from babysweep.importance import importances
+
+    values, _note = importances(runs, metric, mode)
+    return sorted(values, key=lambda k: -values[k]) if values else None
 
 
 def _click_errors() -> tuple[type, ...]:
