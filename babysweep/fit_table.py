@@ -110,6 +110,25 @@ def fit_table(title: str | None, columns: list[Column], rows: list[list[str]], w
         shown.remove(drop)
 
 
+def fit_tables(title: str | None, columns: list[Column], rows: list[list[str]], width: int, key: int = 0
+               ) -> tuple[list[Table], list[Column], list[Column]]:
+    """The table as fit_table makes it, then what it left out in further tables, each led by column `key`
+    (the trial id); (tables, the columns shown, the columns that fit nowhere)."""
+    table, shown, left_out = fit_table(title, columns, rows, width)
+    tables, every = [table], list(shown)
+    while left_out:
+        index = {id(c): i for i, c in enumerate(columns)}
+        rest = [columns[key]] + [Column(c.key, c.header, priority=1 + n, justify=c.justify) for n, c in enumerate(left_out)]
+        cells = [[row[index[id(c)]] for c in [columns[key], *left_out]] for row in rows]
+        table, more, still = fit_table(None, rest, cells, width)
+        if len(more) == 1:  # not even one more column fits beside the key: name the rest instead
+            return tables, every, left_out
+        tables.append(table)
+        every += more[1:]
+        left_out = [c for c in left_out if any(c.key == s.key for s in still)]
+    return tables, every, []
+
+
 def legend(columns: list[Column], notes: dict[str, str] | None = None) -> str | None:
     """"lr = train.lr, T = distill.temperature, ...": the columns whose header is not their full key."""
     notes = notes or {}

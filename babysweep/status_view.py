@@ -16,7 +16,7 @@ from rich.text import Text
 
 from babysweep import metrics as M
 from babysweep.errors import UserError
-from babysweep.fit_table import Column, fit_table, legend, number, short_headers
+from babysweep.fit_table import Column, fit_tables, legend, number, short_headers
 from babysweep.paths import SPEC_FILE
 
 # Trial states as words that fit a cell (sweep_state's names in capitals).
@@ -84,8 +84,8 @@ def sweep_table(root: Path, sweep_name: str, width: int) -> list:
                       *([row["point"] or "-"] if points else []),
                       *(number(row["metrics"].get(m)) for m in metrics), *(cell(row["params"].get(k)) for k in varying), note])
     title = f"{sweep_name}: {len(rows)} of {total} trials, {search.mode} {search.metric}"
-    table, shown, left_out = fit_table(title, columns, cells, width)
-    out: list = [table]
+    tables, shown, left_out = fit_tables(title, columns, cells, width)
+    out: list = list(tables)
     notes = {search.metric: " (the sweep's metric)"}
     text = legend(shown, notes)
     if stopped:
