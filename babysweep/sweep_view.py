@@ -93,7 +93,9 @@ class SweepCallback(Callback):
         tags = {R.SEED: str(seed), R.REPEAT: str(repeat), **({R.POINT: point} if point else {}), **self.lineage}
         self.tracker.trial_started(trial.trial_id, params, config, tags=tags)
         self._row(trial).update(state="running")
-        self._refresh(trials, f"{trial.trial_id} started: {self._row(trial)['params']}")
+        row = self._row(trial)
+        shown = ", ".join(f"{k}={_cell(v)}" for k, v in row["params"].items())  # a log line: full keys, it may wrap
+        self._refresh(trials, f"{trial.trial_id} started: " + (f"{row['point']} " if row.get("point") else "") + shown)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if STORAGE_KEY in result:
