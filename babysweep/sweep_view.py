@@ -18,7 +18,6 @@ from pathlib import Path
 from ray.tune import Callback
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 
 from babysweep import metrics as M, records as R
 from babysweep.config import budget_spent
