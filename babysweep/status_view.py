@@ -95,7 +95,8 @@ def sweep_table(root: Path, sweep_name: str, width: int) -> list:
     if left_out:
         out.append(Text("not shown at this width: " + ", ".join(c.key for c in left_out), style="dim"))
     if rows:
-        out.append(Text(f"one trial in full: babysweep status {sweep_name} {rows[0]['trial_id']}", style="dim"))
+        example = (best or rows[0])["trial_id"]
+        out.append(Text(f"one trial in full: babysweep status {sweep_name} {example}", style="dim"))
     out += [Text(line, style="red") for line in errors]
     return out
 
@@ -122,8 +123,10 @@ def trial_lines(root: Path, sweep_name: str, trial_id: str) -> list[str]:
         lines.append(f"  continues from checkpoint {row['checkpoint']} on rerun")
     if row["point"]:
         lines.append(f"  point {row['point']} repeat {row['repeat']}")
+    sampled = set(spec.distributions()) | set((spec.search.points or {}).get(row["point"], {}) if row["point"] else ())
     lines.append("  sampled:")
-    lines += [f"    {k} = {cell(v) if not isinstance(v, float) else f'{v:.6g}'}" for k, v in row["params"].items()]
+    lines += [f"    {k} = {cell(v) if not isinstance(v, float) else f'{v:.6g}'}" for k, v in row["params"].items()
+              if k in sampled or not sampled]
     lines.append("  metrics (last reported):")
     lines += [f"    {k} = {v:.6g}" for k, v in sorted(row["metrics"].items())]
     model = root / sweep_name / MODELS / row["trial_id"] / "final"
