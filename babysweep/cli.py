@@ -255,19 +255,30 @@ def resume(
 @app.command()
 def status(
     name: Optional[str] = typer.Argument(None, help="A sweep name; without it, every sweep is listed."),
+    trial: Optional[str] = typer.Argument(None, help="A trial id (or its start): everything known about that trial."),
     storage: Optional[str] = SWEEP_OPTIONS["storage"],
 ) -> None:
-    """Show a sweep's trials (state, epoch, the values that vary, metrics, best) from its folder, without starting Ray."""
-    from babysweep.core.paths import SPEC_FILE, sweeps_dir
+    """Show a sweep's trials (state, epoch, metrics, the values that vary) from its folder, without starting Ray,
+    fitted to the terminal's width; with TRIAL, that trial in full; then where the disk space went."""
+    from babysweep.core.paths import SPEC_FILE, project_dir, sweeps_dir
+    from babysweep.sweep.status_view import disk_lines, sweep_table, trial_lines
 
     root = sweeps_dir(storage)
+    if trial is not None:
+        for line in trial_lines(root, name, trial):
+            console.print(line, markup=False, highlight=False)
+        return
     names = [name] if name else sorted(p.name for p in root.glob("*") if (p / SPEC_FILE).is_file())
     if not names:
         raise UserError(f"{root}: holds no sweep yet (run `babysweep run SPEC`).")
     for sweep_name in names:
-        console.print(_status_table(root, sweep_name))
+        for part in sweep_table(root, sweep_name, console.width):
+            console.print(part, highlight=False)
+        console.print()
     line = _teacher_cache_line(root / ".cache")
     if line:
+        console.print(line, markup=False, highlight=False)
+    for line in disk_lines(project_dir(), root):
         console.print(line, markup=False, highlight=False)
 
 
@@ -310,50 +321,6 @@ def cache_clear(storage: Optional[str] = SWEEP_OPTIONS["storage"],
     left = files.usage(root)[0]
     console.print(f"teacher cache: freed {files.human(freed)} in {root}" + (f"; {files.human(left)} still being built" if left else ""),
                   markup=False, highlight=False)
-
-
-def _status_table(root: Path, sweep_name: str):
-    from rich.table import Table
-
-    from babysweep.core import metrics as M
-    from babysweep.spec.sweep_spec import config_count
-    from babysweep.spec.load import load_spec
-    from babysweep.core.paths import SPEC_FILE
-    from babysweep.sweep.state import best_row, sweep_status, varying_params
-
-    if not (root / sweep_name / SPEC_FILE).is_file():
-        raise UserError(f"{root / sweep_name}: no sweep named '{sweep_name}' (run `babysweep run SPEC` first).")
-    spec = load_spec(root / sweep_name / SPEC_FILE, check_paths=False)
-    rows = sweep_status(sweep_name, root, spec)
-    search = spec.search
-    best = best_row(rows, search.metric, search.mode)
-    varying = varying_params(rows)
-    metrics = list(dict.fromkeys([search.metric, M.EVAL_LOSS, M.BLIMP_OVERALL]))  # each metric once
-    points = any(r["point"] for r in rows)
-    total = config_count(spec)[0] * search.repeats
-    table = Table(title=escape(f"{sweep_name}: {len(rows)} of {total} trials"))
-    for column in ("trial", "state", "epoch", *(["point"] if points else []), *varying, *metrics, "note"):
-        table.add_column(column)
-    notes = {"STOPPED": "stopped early (ASHA)", "INTERRUPTED": "continues on rerun", "RUNNING": "running"}
-    for row in rows:
-        note = "best" if best is row else (row["error"] or "")[:70] or notes.get(row["state"], "")
-        if row["checkpoint"] and row["state"] == "INTERRUPTED":
-            note += f" from {row['checkpoint']}"
-        epoch = f"{row['epoch']}/{row['planned']}" if row["planned"] else str(row["epoch"])
-        cells = [row["trial_id"], row["state"], epoch, *([row["point"] or "-"] if points else []),
-                 *(_cell(row["params"].get(k)) for k in varying), *(_cell(row["metrics"].get(m)) for m in metrics), note]
-        table.add_row(*cells)
-    return table
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):  # teacher folders: their trial ids say which
-        return "[" + ", ".join(Path(str(v)).parent.name if Path(str(v)).name == "final" else str(v) for v in value) + "]"
-    return str(value)
 
 
 SEEDS_HELP = "Seeds per finalist config (each retrained that many times)."
@@ -448,7 +415,8 @@ def ui(
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """Open MLflow's UI on the project's store and print deep links: each sweep's trials sorted by its
-    metric, and the compare page of its finished trials (parallel coordinates, metric plots)."""
+    metric, and its finished trials charted: parallel coordinates of the metric over the parameters that vary,
+    most important first (PED-ANOVA, once enough trials finished), then the metric against the first of them."""
     import webbrowser
 
     from babysweep.core import paths
@@ -458,7 +426,7 @@ def ui(
     uri = paths.tracking_uri(tracking_uri)
     address = ui_address(host, port)
     try:
-        links = ui_links(uri, address, sweep)
+        links = ui_links(uri, address, sweep, rank=_importance_order)
     except UserError:
         if sweep is not None:
             raise
@@ -471,8 +439,10 @@ def ui(
         for link in links:
             console.print(f"[bold]{link.sweep}[/bold] trials by its metric: {link.runs}", highlight=False)
             console.print(f"[bold]{link.sweep}[/bold] their charts: {link.charts}", highlight=False)
-            console.print(f"[bold]{link.sweep}[/bold] compare {link.trials} finished trials (parallel coordinates): "
-                          f"{link.compare}", highlight=False)
+            console.print(f"[bold]{link.sweep}[/bold] compare {link.trials} finished trials (parallel coordinates of "
+                          f"the metric over {', '.join(link.params) or 'no varying parameter'}): {link.compare}", highlight=False)
+            console.print(f"[bold]{link.sweep}[/bold] the same in MLflow's compare page (its own choice of axes): "
+                          f"{link.compare_page}", highlight=False)
         if len(links) > 1:
             console.print(f"[bold]all sweeps[/bold], their summaries charted: {sweeps_link(address, links)}", highlight=False)
         if open_:
@@ -484,6 +454,14 @@ def ui(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _importance_order(runs: list[dict], metric: str, mode: str) -> list[str] | None:
+    """The sampled keys by PED-ANOVA importance for the sweep's metric, most important first; None when unknown."""
+    from babysweep.report.importance import importances
+
+    values, _note = importances(runs, metric, mode)
+    return sorted(values, key=lambda k: -values[k]) if values else None
 
 
 def _click_errors() -> tuple[type, ...]:

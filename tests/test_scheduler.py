@@ -162,3 +162,37 @@ def test_wave_halving_never_compares_across_strata():
                 assert len({r[t] for r in runs}) == 1
         stops += sum(runs[0][t].startswith("STOP") for t in names if strata[t] == "llama")
     assert stops > 10  # the rule did stop trials: the sameness is not for want of decisions
+def test_a_stop_is_recorded_with_the_scheduler_as_the_spec_names_it_its_rung_and_cutoff(tmp_path):
+    from babysweep.sweep.stops import read_stops, stop_note, stop_sentence
+    from babysweep.sweep.scheduler import WaveHalving
+
+    scheduler = WaveHalving(metric=ASHA_METRIC, mode="min", time_attr=M.EPOCH, max_t=4, grace_period=1, reduction_factor=2,
+                            wave_size=2, folder=str(tmp_path), name="asha", reported_metric="tune/loss")
+    for trial in "abcd":
+        scheduler.on_trial_add(None, SimpleNamespace(trial_id=trial))
+    for trial, loss in (("a", 3.0), ("b", 3.4), ("c", 3.6), ("d", 2.9)):
+        scheduler.on_trial_result(None, SimpleNamespace(trial_id=trial), {M.EPOCH: 1, ASHA_METRIC: loss})
+    stops = read_stops(tmp_path)
+    assert set(stops) == {"c"}
+    assert stops["c"] == {"scheduler": "asha", "rung": 1, "metric": "tune/loss", "mode": "min", "value": 3.6,
+                          "cutoff": 3.2, "compared": 2, "among": "earlier waves"}
+    assert stop_sentence(stops["c"]) == ("stopped early by asha at its rung of epoch 1: tune/loss 3.6, above the cutoff "
+                                         "3.2 set by 2 trials of earlier waves")
+    assert stop_note(stops["c"]) == "asha@1"
+
+
+def test_rays_asha_records_its_stops_too(tmp_path):
+    from ray.tune.schedulers import TrialScheduler
+
+    from babysweep.sweep.stops import read_stops
+
+    spec = spec_from_text(SPEC.replace("algorithm: random", "algorithm: grid").replace("loguniform: [1.0e-3, 1.0e-2]", "grid: [0.001, 0.01]"), "asha.yaml")
+    scheduler = _scheduler(spec, tmp_path)
+    assert type(scheduler).__name__ == "RecordingASHA"
+    first, second = SimpleNamespace(trial_id="first"), SimpleNamespace(trial_id="second")
+    for trial in (first, second):
+        scheduler.on_trial_add(None, trial)
+    scheduler.on_trial_result(None, first, scheduler_result(_epoch(1, 3.0, mlm=False), M.EVAL_LOSS))
+    assert scheduler.on_trial_result(None, second, scheduler_result(_epoch(1, 3.5, mlm=False), M.EVAL_LOSS)) == TrialScheduler.STOP
+    stop = read_stops(tmp_path)["second"]
+    assert (stop["scheduler"], stop["rung"], stop["value"], stop["cutoff"], stop["compared"]) == ("asha", 1, 3.5, 3.0, 1)

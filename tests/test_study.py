@@ -54,7 +54,8 @@ def study_project(tmp_path_factory, cache_dir, ray_session):
         return real(spec, **kw)
 
     mp.setattr(sweep_module, "run_sweep", interrupting)
-    first = run_study(load_study(root / "study.yaml"), live=False, say=lambda line: None)
+    said: list[str] = []
+    first = run_study(load_study(root / "study.yaml"), live=False, say=said.append)
     first_calls = list(calls)
     calls.clear()
 
@@ -82,6 +83,9 @@ def test_an_interrupted_study_resumes_at_the_stage_it_stopped(in_study):
     first, second = study_project["first"], study_project["second"]
     assert first.interrupted and first.report is None
     assert study_project["first_calls"] == ["tutors", "pupils"]
+    # Before the first stage: how much disk the study takes at most, and what is free
+    assert study_project["said"][0].startswith("disk estimate: at most ") and "free under" in study_project["said"][0]
+    assert study_project["said"][-2:] == ["[1/7] sweep tutors", "[2/7] sweep pupils"]
     state = json.loads((study_project["root"] / "sweeps" / "tiny-study.study.json").read_text())
     assert set(state["done"]) == {"sweep tutors", "sweep pupils", "sweep plain", "finalists tutors",
                                   "finalists pupils", "finalists plain", "equal-flops plain"}

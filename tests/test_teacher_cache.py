@@ -233,8 +233,8 @@ def test_changed_teacher_weights_change_the_key(tmp_path, teacher_dirs):
 
 
 def test_auto_picks_exact_within_the_budget_else_on_the_fly():
-    kcfg = RunConfig.of({"distill": {"teachers": ["a", "b"]}}).distill
-    assert kcfg.cache == "auto" and kcfg.cache_budget_gb == 8
+    kcfg = RunConfig.of({"distill": {"teachers": ["a", "b"], "cache_budget_gb": 8}}).distill
+    assert kcfg.cache == "auto" and RunConfig().distill.cache_budget_gb is None  # default: from the free disk
     small = teacher_cache.plan(kcfg, chunks=1000, seq_len=64, vocab=2000, n_teachers=2, clm_epochs=4)
     assert small.mode == "exact" and small.estimate_bytes == 4 * 1000 * 64 * 2000 * 2
     big = teacher_cache.plan(kcfg, chunks=80_000, seq_len=128, vocab=16_000, n_teachers=2, clm_epochs=6)
@@ -246,6 +246,28 @@ def test_auto_picks_exact_within_the_budget_else_on_the_fly():
     for bad in ("topk", "topk:0", "fast"):
         with pytest.raises(ValueError, match="cache"):
             resolve({"distill": {"cache": bad}})
+
+
+def test_the_default_budget_is_a_share_of_the_free_disk_leaving_a_few_gb(tmp_path, monkeypatch):
+    from babysweep.train import disk
+    root = tmp_path / "cache" / "teachers"
+    gb = 1e9
+    for free, budget in ((40 * gb, 10 * gb), (8 * gb, 2 * gb), (6 * gb, 1 * gb), (4 * gb, 0.0)):
+        monkeypatch.setattr(disk, "free_bytes", lambda path, free=free: free)
+        assert disk.cache_budget(None, root)[0] == pytest.approx(budget)
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 4 * gb)
+    held = root / "entry"
+    held.mkdir(parents=True)
+    (held / "a.bin").write_bytes(b"\0" * 1000)  # what the cache holds counts as usable: eviction frees it
+    assert disk.cache_budget(None, root)[0] == 0.0
+    assert disk.cache_budget(3.0, root) == (3 * gb, "distill.cache_budget_gb 3")
+    # auto on a nearly full disk distils on the fly, and says why
+    kcfg = RunConfig.of({"distill": {"teachers": ["a", "b"]}}).distill
+    chosen = teacher_cache.plan(kcfg, chunks=1000, seq_len=64, vocab=2000, n_teachers=2, clm_epochs=4, root=root)
+    assert chosen.mode == "none" and "leaving at least 5 GB free" in chosen.reason
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 100 * gb)
+    chosen = teacher_cache.plan(kcfg, chunks=1000, seq_len=64, vocab=2000, n_teachers=2, clm_epochs=4, root=root)
+    assert chosen.mode == "exact" and "fits the cache budget 25.00 GB (25% of the 100.00 GB it could use" in chosen.reason
 
 
 def test_cache_show_and_clear_commands(tmp_path, teacher_dirs, monkeypatch, capsys):

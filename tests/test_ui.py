@@ -19,7 +19,7 @@ from babysweep.core import records as R
 from babysweep.train.model_card import model_card
 from babysweep.core.config import RunConfig
 from babysweep.core.paths import default_tracking_uri
-from babysweep.tracking.links import SHARED_VIEW_TAG, VIEW_KEY, sweeps_link, ui_links
+from babysweep.tracking.links import COMPARE_VIEW_KEY, SHARED_VIEW_TAG, VIEW_KEY, sweeps_link, ui_links
 from babysweep.tracking.tracker import SweepTracker
 from babysweep.tracking.ui import serve_ui, stop_ui, wait_until_up
 
@@ -126,11 +126,13 @@ def test_trial_runs_are_named_by_what_varies_and_carry_group_tags(tmp_path):
     assert links.runs == (f"http://127.0.0.1:5999/#/experiments/{exp.experiment_id}/runs?viewStateShareKey={VIEW_KEY}"
                           "&workflowType=machine_learning")
     assert links.charts == links.runs + "&compareRunsMode=CHART"
-    assert links.compare.startswith("http://127.0.0.1:5999/#/compare-runs?runs=")
+    assert links.compare == (f"http://127.0.0.1:5999/#/experiments/{exp.experiment_id}/runs?viewStateShareKey={COMPARE_VIEW_KEY}"
+                             "&workflowType=machine_learning&compareRunsMode=CHART")
+    assert links.compare_page.startswith("http://127.0.0.1:5999/#/compare-runs?runs=")
     assert sweeps_link("http://h:1", [links, links]) == (
         f"http://h:1/#/compare-experiments/s?experiments=%5B%22{exp.experiment_id}%22%2C%20%22{exp.experiment_id}%22%5D"
         "&searchFilter=tags.kind%20%3D%20%27sweep%27&workflowType=machine_learning&compareRunsMode=CHART")
-    query = urllib.parse.parse_qs(links.compare.split("?", 1)[1])
+    query = urllib.parse.parse_qs(links.compare_page.split("?", 1)[1])
     assert sorted(json.loads(query["runs"][0])) == sorted(ids.values()) and links.trials == 3
     assert json.loads(query["experiments"][0]) == [exp.experiment_id] and query["workflowType"] == ["machine_learning"]
     state = json.loads(client.get_experiment(exp.experiment_id).tags[SHARED_VIEW_TAG + VIEW_KEY])
@@ -138,6 +140,20 @@ def test_trial_runs_are_named_by_what_varies_and_carry_group_tags(tmp_path):
     assert state["orderByAsc"] is True and "metrics.`blimp/overall`" in state["selectedColumns"]
     assert "params.`train.lr`" in state["selectedColumns"] and "tags.`arch`" in state["selectedColumns"]
     assert state["chartsSearchFilter"].startswith("eval/loss|blimp/overall")
+    # The chart view opens on the sweep's metric and the parameters that vary: parallel coordinates first.
+    parallel = state["compareRunCharts"][0]
+    assert parallel["type"] == "PARALLEL" and parallel["selectedMetrics"] == ["eval/loss"]
+    assert parallel["selectedParams"] == ["train.lr", "model.hidden"] == links.params  # most distinct values first
+    assert parallel["metricSectionId"] == state["compareRunSections"][0]["uuid"]
+    assert state["compareRunCharts"][1]["xaxis"] == {"key": "train.lr", "type": "PARAM"}
+    # The compare link: the same view, fully trained trials only (MLflow's search filter, run server-side).
+    compare = json.loads(client.get_experiment(exp.experiment_id).tags[SHARED_VIEW_TAG + COMPARE_VIEW_KEY])
+    assert len(client.search_runs([exp.experiment_id], compare["searchFilter"])) == 3
+    # In order of importance where known: a ranking puts hidden first.
+    (ranked,) = ui_links(uri, "http://127.0.0.1:5999", "names", rank=lambda runs, metric, mode: ["model.hidden", "train.lr"])
+    assert ranked.params == ["model.hidden", "train.lr"]
+    state = json.loads(client.get_experiment(exp.experiment_id).tags[SHARED_VIEW_TAG + VIEW_KEY])
+    assert state["compareRunCharts"][0]["selectedParams"] == ["model.hidden", "train.lr"]
 
 
 # ------------------------------------------------------------------------------------- model cards

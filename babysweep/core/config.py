@@ -9,7 +9,7 @@ at any leaf. `flatten(cfg)` gives the dotted names used for MLflow params and re
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Optional, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -100,7 +100,9 @@ class DistillConfig(_Section):
     # (docs/teacher-cache.md). auto = exact when its estimate fits cache_budget_gb, else on the fly;
     # none = on the fly; topk:K = the K largest ensemble logits + a tail bucket (changes the objective).
     cache: str = "auto"
-    cache_budget_gb: float = Field(8.0, gt=0)  # disk for exact caches; older entries are evicted to stay under it
+    # Disk for exact caches; older entries are evicted to stay under it. None: a quarter of what the cache could
+    # use of the free disk, always leaving 5 GB free (disk.cache_budget).
+    cache_budget_gb: Optional[float] = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _cache_mode(self) -> "DistillConfig":

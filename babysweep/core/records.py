@@ -29,6 +29,7 @@ REPEAT = "repeat"
 POINT = "point"  # algorithm points: the point's name
 SAMPLED = "sampled"  # comma-separated dotted keys the search chose for the trial
 STOPPED_EARLY = "stopped_early"  # "true": the scheduler ended the trial before its planned budget
+STOPPED_BY = "stopped_by"  # which scheduler stopped it, at which rung, compared with what (stops.stop_sentence)
 MODEL_DIR = "model_dir"  # the trial's final/ model folder
 ERROR = "error"
 METRIC, MODE = "metric", "mode"  # on a sweep's parent run: what it was tuned on

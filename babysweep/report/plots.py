@@ -66,7 +66,7 @@ def factor_plots(sweep: str, runs: list[dict], metric: str, path: Path) -> Path 
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (label, points) in zip(axes, panels):
         for stopped, style in ((False, dict(color="tab:orange", label="ran every epoch")),
-                               (True, dict(facecolors="none", edgecolors="tab:orange", label="stopped early (ASHA)"))):
+                               (True, dict(facecolors="none", edgecolors="tab:orange", label="stopped early by the scheduler"))):
             xs = [x for x, _, s in points if s == stopped]
             ys = [y for _, y, s in points if s == stopped]
             if xs:

@@ -187,6 +187,11 @@ def run_study(study: Study, *, address: str | None = None, storage: str | Path |
         raise UserError(f"{study.path}: sweeps: two specs have the same sweep name ({', '.join(names)}).")
     state["settings"] = study.settings
     _save_state(state_path, state)  # recorded before the first trial: an interrupted first sweep keeps them too
+    if len(state["done"]) < len(specs) * 2:  # before anything is written: how much disk it takes at most
+        from babysweep.studies.disk_estimate import study_estimate
+
+        for line in study_estimate(specs, study.seeds, paths.sweeps_dir(storage)):
+            say(line)
     stages = [(f"sweep {s.name}", s.fingerprint(), lambda s=s: run_sweep(s, address=address, storage=storage,
                                                                         tracking_uri=uri, live=live)) for s in specs]
     def finalists(name: str):

@@ -18,12 +18,12 @@ from pathlib import Path
 from ray.tune import Callback
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 
 from babysweep.core import metrics as M, records as R
 from babysweep.core.config import RunConfig, budget_spent
 from babysweep.train.model_card import write_model_card
 from babysweep.core.paths import MODELS
+from babysweep.sweep.stops import read_stops, stop_note, stop_sentence
 from babysweep.core.storage_errors import REPORT_KEY as STORAGE_KEY
 from babysweep.sweep.state import error_line
 from babysweep.sweep.trial import TrialContext, trial_config
@@ -95,8 +95,10 @@ class SweepCallback(Callback):
         if own:  # a student finalist: the teachers retrained with its seed
             tags[R.TEACHER_RUN_IDS] = ",".join(own)
         self.tracker.trial_started(trial.trial_id, params, config.model_dump() if config else {}, tags=tags)
-        self._row(trial).update(state="RUNNING")
-        self._refresh(trials, f"{trial.trial_id} started: {self._row(trial)['params']}")
+        self._row(trial).update(state="running")
+        row = self._row(trial)
+        shown = ", ".join(f"{k}={_cell(v)}" for k, v in row["params"].items())  # a log line: full keys, it may wrap
+        self._refresh(trials, f"{trial.trial_id} started: " + (f"{row['point']} " if row.get("point") else "") + shown)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if STORAGE_KEY in result:
@@ -109,7 +111,7 @@ class SweepCallback(Callback):
         if own:
             self.tracker.trial_params(trial.trial_id, own)
         row = self._row(trial)
-        row.update(state="RUNNING", epoch=result.get(M.EPOCH, 0), current=result.get(self.metric), out_dir=result.get("trial_out_dir"))
+        row.update(state="running", epoch=result.get(M.EPOCH, 0), current=result.get(self.metric), out_dir=result.get("trial_out_dir"))
         value = result.get(self.metric)
         if isinstance(value, (int, float)) and math.isfinite(value):
             better = row.get("best") is None or (value < row["best"] if self.mode == "min" else value > row["best"])
@@ -132,15 +134,19 @@ class SweepCallback(Callback):
             write_model_card(final, config, M.numeric_metrics(result), sweep=self.name, trial_id=trial.trial_id, role=self.role,
                              run_id=self.tracker.run_id(trial.trial_id), tracking_uri=self.tracking_uri,
                              teacher_runs=teacher_runs)
+        stop = read_stops(self.folder).get(trial.trial_id) if status == "STOPPED" else None
+        scheduler = self.spec.search.scheduler if self.spec is not None else "the scheduler"
+        why = stop_sentence(stop, scheduler) if status == "STOPPED" else None
         self.tracker.trial_finished(trial.trial_id, status, final_metrics=M.numeric_metrics(result), blimp=blimp,
-                                    model_dir=str(final) if final.is_dir() else None)
-        self._row(trial).update(state="DONE" if status == "FINISHED" else "STOPPED")
-        self._refresh(trials, f"{trial.trial_id} {'finished' if status == 'FINISHED' else 'stopped early by ASHA'}")
+                                    model_dir=str(final) if final.is_dir() else None, stopped_by=why)
+        self._row(trial).update(state="done" if status == "FINISHED" else "stopped",
+                                note=stop_note(stop, scheduler) if status == "STOPPED" else "")
+        self._refresh(trials, f"{trial.trial_id} {'finished' if status == 'FINISHED' else why}")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         reason = _error_file_line(trial) or _exception_line(trial) or "the trial raised an error"
         self.tracker.trial_finished(trial.trial_id, "FAILED", error=reason)
-        self._row(trial).update(state="ERROR", error=reason)
+        self._row(trial).update(state="error", error=reason)
         self._refresh(trials, f"{trial.trial_id} errored: {reason}")
 
     def on_experiment_end(self, trials, **info) -> None:
@@ -178,25 +184,59 @@ class SweepCallback(Callback):
     def _row(self, trial) -> dict:
         if trial.trial_id not in self.rows:
             params, _, repeat, point = self._config(trial)
-            short = (f"{point} #{repeat} " if point else "") + ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items() if k in (self.spec.distributions() if self.spec else {}))
-            self.rows[trial.trial_id] = {"state": trial.status, "epoch": 0, "current": None, "best": None, "params": short}
+            sampled = self.spec.distributions() if self.spec else {}
+            self.rows[trial.trial_id] = {"state": _STATES.get(trial.status, trial.status.lower()), "epoch": 0, "current": None,
+                                         "best": None, "point": f"{point} #{repeat}" if point else None,
+                                         "params": {k: v for k, v in params.items() if k in sampled}, "note": ""}
         return self.rows[trial.trial_id]
 
-    def _table(self) -> Table:
+    def _finished(self) -> int:
+        return sum(r["state"] in ("done", "stopped", "error") for r in self.rows.values())
+
+    def _table(self, width: int | None = None):
+        """The live table, fitted to `width` (the terminal's): what does not fit is named under it."""
+        from rich.console import Group
+        from rich.text import Text
+
+        from babysweep.core.fit_table import Column, fit_table, legend, number, short_headers
+
         elapsed = time.time() - self._started
         done_epochs = sum(r.get("epoch", 0) or 0 for r in self.rows.values())
-        finished = sum(r["state"] in ("DONE", "STOPPED", "ERROR") for r in self.rows.values())
+        finished = self._finished()
         remaining_epochs = max(self.total * self.max_epochs - done_epochs, 0)
         eta = ""
         if done_epochs and finished < self.total:
-            eta = f", ETA at most {_duration(elapsed / done_epochs * remaining_epochs)} (ASHA stops some trials sooner)"
-        table = Table(title=f"sweep {self.name}: {finished}/{self.total} trials done, {_duration(elapsed)} elapsed{eta}")
-        for column in ("trial", "state", "epoch", f"{self.metric}", "best", "params"):
-            table.add_column(column)
+            eta = f", ETA at most {_duration(elapsed / done_epochs * remaining_epochs)}"
+            if self.spec is not None and self.spec.search.scheduler != "none":
+                eta += f" ({self.spec.search.scheduler} stops some trials sooner)"
+        keys = list(dict.fromkeys(k for r in self.rows.values() for k in r["params"]))
+        names = short_headers([self.metric, *keys], taken=("trial", "state", "epoch", "best", "point", "note"))
+        points = any(r.get("point") for r in self.rows.values())
+        columns = [Column("trial", "trial"), Column("state", "state"), Column("epoch", "epoch", justify="right"),
+                   *([Column("point", "point")] if points else []),
+                   Column(self.metric, names[self.metric], justify="right"), Column("best", "best", justify="right"),
+                   *(Column(k, names[k], priority=i + 1, justify="right") for i, k in enumerate(keys)),
+                   Column("note", "note")]
+        rows, errors = [], []
         for trial_id, row in sorted(self.rows.items()):
-            table.add_row(trial_id, row["state"], f"{row.get('epoch', 0)}/{self.max_epochs}", _fmt(row.get("current")),
-                          _fmt(row.get("best")), row["params"] if row["state"] != "ERROR" else f"[red]{row.get('error', '')[:80]}[/red]")
-        return table
+            note = row.get("note") or ""
+            if row["state"] == "error":
+                errors.append(f"{trial_id}: {row.get('error', '')}")
+                note = "see below"
+            rows.append([trial_id, row["state"], f"{row.get('epoch', 0)}/{self.max_epochs}",
+                         *([row.get("point") or "-"] if points else []), number(row.get("current")), number(row.get("best")),
+                         *(_cell(row["params"].get(k)) for k in keys), note])
+        title = f"sweep {self.name}: {finished}/{self.total} trials done, {_duration(elapsed)} elapsed{eta}"
+        table, shown, left_out = fit_table(title, columns, rows, width or self._console.width)
+        lines = [table]
+        text = legend(shown, {self.metric: " (the sweep's metric)"})
+        if text:
+            lines.append(Text(text, style="dim"))
+        if left_out:
+            lines.append(Text("not shown here: " + ", ".join(c.key for c in left_out)
+                              + f" (`babysweep status {self.name} TRIAL` shows every value)", style="dim"))
+        lines += [Text(f"error in {line}", style="red") for line in errors]
+        return Group(*lines)
 
     def _start_view(self) -> None:
         if self.live and self._console.is_terminal and self._live is None:
@@ -216,13 +256,29 @@ class SweepCallback(Callback):
             if trial.trial_id not in self.rows:
                 row = self._row(trial)
                 result = trial.last_result or {}
-                state = {"TERMINATED": "DONE", "ERROR": "ERROR"}.get(trial.status, trial.status)
-                row.update(state=state, epoch=result.get(M.EPOCH, 0), current=result.get(self.metric), best=result.get(self.metric))
+                row.update(epoch=result.get(M.EPOCH, 0), current=result.get(self.metric), best=result.get(self.metric))
+                stop = read_stops(self.folder).get(trial.trial_id) if trial.status == "TERMINATED" else None
+                if stop:
+                    row.update(state="stopped", note=stop_note(stop))
         if self._live is not None:
             self._live.update(self._table())
         elif self.live and line:  # not a terminal (CI, a log file): one plain line per event
-            finished = sum(r["state"] in ("DONE", "STOPPED", "ERROR") for r in self.rows.values())
-            self._console.print(f"[{self.name} {finished}/{self.total} done] {line}", highlight=False, markup=False, soft_wrap=True)
+            self._console.print(f"[{self.name} {self._finished()}/{self.total} done] {line}", highlight=False, markup=False, soft_wrap=True)
+
+
+# Ray's trial states as the live table shows them (a restored trial's state before its first event).
+_STATES = {"TERMINATED": "done", "ERROR": "error", "RUNNING": "running", "PENDING": "pending", "PAUSED": "paused"}
+
+
+def _cell(value) -> str:
+    from babysweep.core.fit_table import number
+
+    if isinstance(value, float):
+        return number(value, 3)
+    if isinstance(value, list):  # teacher folders: their trial ids say which
+        return ",".join(Path(str(v)).parent.name if Path(str(v)).name == "final" else str(v) for v in value)
+    return number(value)
+
 
 def _error_file_line(trial) -> str | None:
     """The last line of the trial's error.txt in its storage folder."""

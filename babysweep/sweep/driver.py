@@ -326,10 +326,10 @@ def in_waves(spec: Spec) -> bool:
     return search.algorithm in ("optuna", "random") and (search.algorithm == "optuna" or search.scheduler == "asha")
 
 
-def _scheduler(spec: Spec):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+def _scheduler(spec: Spec, folder: Path | None = None):
+    from ray.tune.schedulers import FIFOScheduler
 
-    from babysweep.sweep.scheduler import WaveHalving
+    from babysweep.sweep.scheduler import RecordingASHA, WaveHalving
 
     if spec.search.scheduler == "none":
         return FIFOScheduler()
@@ -337,10 +337,12 @@ def _scheduler(spec: Spec):
     if in_waves(spec):
         return WaveHalving(metric=ASHA_METRIC, mode=spec.search.mode, time_attr=M.EPOCH, max_t=max_epochs(spec),
                            grace_period=spec.search.grace_period, reduction_factor=spec.search.reduction_factor,
-                           wave_size=spec.search.concurrent, stratify=spec.search.stratify, judged=judged_epochs(spec))
-    return ASHAScheduler(time_attr=M.EPOCH, metric=ASHA_METRIC, mode=spec.search.mode,
+                           wave_size=spec.search.concurrent, stratify=spec.search.stratify, judged=judged_epochs(spec),
+                           folder=folder and str(folder), name=spec.search.scheduler, reported_metric=spec.search.metric)
+    return RecordingASHA(time_attr=M.EPOCH, metric=ASHA_METRIC, mode=spec.search.mode,
                          max_t=max_epochs(spec), grace_period=spec.search.grace_period,
-                         reduction_factor=spec.search.reduction_factor)
+                         reduction_factor=spec.search.reduction_factor, folder=folder and str(folder),
+                         name=spec.search.scheduler, reported_metric=spec.search.metric)
 
 
 def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, storage: str | Path | None = None,
@@ -411,7 +413,7 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
             else:
                 tune_config = tune.TuneConfig(
                     search_alg=None if param_space else _searcher(spec),
-                    scheduler=_scheduler(spec),
+                    scheduler=_scheduler(spec, folder),
                     num_samples=1 if param_space else total,
                     max_concurrent_trials=None if in_waves(spec) else search.concurrent,  # else the limiter's
                     trial_dirname_creator=trial_dirname,

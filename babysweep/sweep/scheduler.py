@@ -16,6 +16,10 @@ schedule's metric means the same), and a trial is judged at a rung only when it 
 epoch. With `stratify` (the sweep's search.stratify key), a trial is compared only with trials of its own
 stratum (the same value of that key): the 4 + 4 split of a teacher sweep then equalises trials finished
 per architecture, not only trials started.
+
+Given a sweep `folder`, each stop is written to its stops.json (stops.py) with the scheduler's name
+as the spec gives it (`search.scheduler`), the rung, the value and the cutoff it was compared with;
+RecordingASHA does the same for Ray's ASHA (grid and points sweeps).
 """
 
 from __future__ import annotations
@@ -25,14 +29,18 @@ import math
 from typing import Iterable
 
 import numpy as np
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+from babysweep.sweep.stops import record_stop
 
 
 class WaveHalving(FIFOScheduler):
     def __init__(self, *, metric: str, mode: str, time_attr: str, max_t: int, grace_period: int,
                  reduction_factor: float, wave_size: int, stratify: str | None = None,
-                 judged: Iterable[int] | None = None):
+                 judged: Iterable[int] | None = None, folder: str | None = None, name: str = "asha",
+                 reported_metric: str | None = None):
         super().__init__()
+        self._folder, self._name, self._reported = folder, name, reported_metric or metric
         self._metric, self._mode, self._time_attr = metric, mode, time_attr
         self._sign = 1.0 if mode == "max" else -1.0  # higher is better after the sign
         self._quantile = (1 - 1 / reduction_factor) * 100
@@ -50,10 +58,13 @@ class WaveHalving(FIFOScheduler):
         self._recorded: dict[float, dict[str, tuple[int, object, float]]] = {m: {} for m in self._rungs}
 
     def __setstate__(self, state: dict) -> None:
-        """A scheduler pickled before strata existed (a sweep started with an older babysweep) still loads."""
+        """A scheduler pickled before strata and stop records existed (a sweep started with an older babysweep) still loads."""
         self.__dict__.update(state)
         self.__dict__.setdefault("_stratify", None)
         self.__dict__.setdefault("_stratum", {})
+        self.__dict__.setdefault("_folder", None)
+        self.__dict__.setdefault("_name", "asha")
+        self.__dict__.setdefault("_reported", self._metric)
         self._recorded = {r: {t: v if len(v) == 3 else (v[0], None, v[1]) for t, v in rec.items()}
                           for r, rec in self._recorded.items()}
 
@@ -95,10 +106,43 @@ class WaveHalving(FIFOScheduler):
                 continue
             earlier = [v for w, s, v in self._recorded[rung].values() if w < wave and s == stratum]
             self._recorded[rung][trial_id] = (wave, stratum, self._sign * float(value))
-            if earlier and self._sign * float(value) < np.percentile(earlier, self._quantile):
+            cutoff = np.percentile(earlier, self._quantile) if earlier else None
+            if cutoff is not None and self._sign * float(value) < cutoff:
+                if self._folder:
+                    among = "earlier waves" + (f" with the same {self._stratify}" if self._stratify else "")
+                    record_stop(self._folder, trial_id, scheduler=self._name, rung=rung, metric=self._reported,
+                                mode=self._mode, value=float(value), cutoff=self._sign * float(cutoff),
+                                compared=len(earlier), among=among)
                 return TrialScheduler.STOP
             break
         return TrialScheduler.CONTINUE
 
     def debug_string(self) -> str:
         return "WaveHalving: rungs " + ", ".join(f"{r}: {len(v)} values" for r, v in self._recorded.items())
+
+
+class RecordingASHA(ASHAScheduler):
+    """Ray's ASHA (its decisions depend on the order trials report in), recording each stop as WaveHalving does."""
+
+    def __init__(self, *, folder: str | None = None, name: str = "asha", reported_metric: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._folder, self._name, self._reported = folder, name, reported_metric or kwargs.get("metric")
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        judged = None  # (rung, signed cutoff, how many values) where Ray's bracket is about to judge this result
+        try:
+            bracket, now = self._trial_info[trial.trial_id], result.get(self._time_attr)
+            if now is not None and self._metric in result:
+                for milestone, recorded in bracket._rungs:
+                    if now >= milestone and trial.trial_id not in recorded:
+                        judged = (milestone, bracket.cutoff(recorded), len(recorded))
+                        break
+        except (KeyError, AttributeError, TypeError):
+            judged = None
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == TrialScheduler.STOP and judged and judged[1] is not None and self._folder \
+                and result.get(self._time_attr, 0) < self._max_t:
+            record_stop(self._folder, trial.trial_id, scheduler=self._name, rung=judged[0], metric=self._reported,
+                        mode=self._mode, value=float(result[self._metric]), cutoff=self._metric_op * float(judged[1]),
+                        compared=judged[2], among="trials that reached that rung first")
+        return action

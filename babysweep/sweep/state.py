@@ -9,7 +9,7 @@ last result). Ray writes a RUNNING trial as PENDING there, so a trial's own fold
 interrupted and not-yet-started trials apart. States:
 
     FINISHED     ran its planned budget (all epochs, or train.max_steps)
-    STOPPED      stopped early by the scheduler (ASHA)
+    STOPPED      stopped early by the scheduler (stops.json says which, at which rung, against what)
     ERROR        raised; `error` holds the exception's last line
     RUNNING      the driver is alive and the trial has started
     INTERRUPTED  started, but the driver is gone: a rerun continues it from `checkpoint`

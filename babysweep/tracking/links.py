@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import re
 from urllib.parse import quote
@@ -33,8 +35,10 @@ class UiLinks:
     experiment_id: str
     runs: str  # the experiment's runs table: trials only, sorted by the sweep's metric, its columns shown
     charts: str  # the same trials in the chart view, showing the sweep's metrics first
-    compare: str  # the compare page of the fully trained trials: parallel coordinates, scatter and metric plots
-    trials: int  # how many trials the compare page shows
+    compare: str  # the chart view of the fully trained trials, opening on parallel coordinates of the metric
+    trials: int  # how many trials the compare link shows
+    compare_page: str = ""  # MLflow's compare page of the same trials (its axes are MLflow's choice: see docs/ui.md)
+    params: list = ()  # the varying keys in the order the views show them (most important first, where known)
 
 
 # MLflow's sidebar shows its model-training pages (not GenAI's) for this URL parameter.
@@ -49,25 +53,49 @@ def sweeps_link(address: str, links: list[UiLinks]) -> str:
     return f"{address}/#/compare-experiments/s?experiments={ids}&searchFilter={parents}&{WORKFLOW}&compareRunsMode=CHART"
 
 
-def _view_state(metric: str, mode: str, varying: list[str]) -> dict:
-    """A runs-table view as MLflow's "Share" button stores it: a filter, a sort and the columns."""
+def _view_state(metric: str, mode: str, varying: list[str], run_ids: list[str] | None = None) -> dict:
+    """A runs-table view as MLflow's "Share" button stores it: a filter, a sort, the columns, and the chart
+    view's first section: parallel coordinates of `metric` over `varying` (most important first), the metric
+    against the first of them, and the metric's curve. With `run_ids`, only those runs are listed."""
     def column(kind: str, key: str) -> str:
         return f"{kind}.`{key}`"
 
     metrics = list(dict.fromkeys([metric, EVAL_LOSS, BLIMP_OVERALL]))
-    return {"searchFilter": f"tags.{R.KIND} = 'trial'", "orderByKey": column("metrics", metric), "orderByAsc": mode == "min",
+    only = f" and attributes.run_id IN ({', '.join(repr(str(r)) for r in run_ids)})" if run_ids else ""
+    section = "babysweep-" + hashlib.sha1(f"{metric}|{','.join(varying)}".encode()).hexdigest()[:12]
+    base = {"metricSectionId": section, "deleted": False, "isGenerated": False, "runsCountToCompare": 100}
+    charts = [{**base, "uuid": section + "-parallel", "type": "PARALLEL", "displayName": f"{metric} by parameter",
+               "selectedMetrics": [metric], "selectedParams": list(varying), "showAllRuns": True}]
+    if varying:
+        charts.append({**base, "uuid": section + "-scatter", "type": "SCATTER", "displayName": f"{metric} against {varying[0]}",
+                       "xaxis": {"key": varying[0], "type": "PARAM"}, "yaxis": {"key": metric, "type": "METRIC"}})
+    charts.append({**base, "uuid": section + "-line", "type": "LINE", "displayName": metric, "metricKey": metric,
+                   "selectedMetricKeys": [metric], "lineSmoothness": 0, "xAxisScaleType": "linear", "scaleType": "linear",
+                   "range": {}, "xAxisKey": "step", "selectedXAxisMetricKey": "", "yAxisKey": "metric",
+                   "yAxisExpressions": [], "ignoreOutliers": False, "useGlobalXaxisKey": True, "useGlobalLineSmoothing": True})
+    return {"searchFilter": f"tags.{R.KIND} = 'trial'{only}", "orderByKey": column("metrics", metric), "orderByAsc": mode == "min",
             "selectedColumns": [*(column("metrics", m) for m in metrics), *(column("params", k) for k in varying),
                                 *(column("tags", t) for t in (R.ROLE, R.ARCH, R.SCHEDULE))],
+            # the chart view: the section above first, then MLflow's own chart per metric
+            "compareRunCharts": charts,
+            "compareRunSections": [{"uuid": section, "name": f"babysweep: {metric} and the parameters that vary",
+                                    "display": True, "isReordered": False, "deleted": False, "isGenerated": False}],
             # the chart view's search box, a case-insensitive regular expression on metric names
             "chartsSearchFilter": "|".join(re.escape(m) for m in [*metrics, TRAIN_LOSS]),
             "runListHidden": False}
 
 
-def ui_links(tracking_uri: str, address: str, sweep: str | None = None) -> list[UiLinks]:
+# The compare link's shared view: the same, listing the fully trained trials only.
+COMPARE_VIEW_KEY = "babysweep-compare"
+
+
+def ui_links(tracking_uri: str, address: str, sweep: str | None = None, rank=None) -> list[UiLinks]:
     """Deep links for `sweep` (or for every sweep in the store), oldest experiment first.
 
-    Writes on each sweep's experiment the shared view state its runs link names, and the
-    experiment kind of the model-training view where a store from an older babysweep lacks it."""
+    `rank(runs, metric, mode)`, when given, returns the varying keys most important first (a report's
+    PED-ANOVA; tracking computes none itself), or None when that is not known; else the keys with the
+    most distinct values come first. Writes on each sweep's experiment the shared view states its links
+    name, and the experiment kind of the model-training view where a store from an older babysweep lacks it."""
     client = _reader(tracking_uri, sweep)
     if sweep is not None:
         names = [sweep]
@@ -84,14 +112,20 @@ def ui_links(tracking_uri: str, address: str, sweep: str | None = None) -> list[
             continue  # an experiment that is not a sweep
         _mark_model_training(client, client.get_experiment(experiment_id))
         metric, mode = R.objective(parent.data.tags, EVAL_LOSS)
-        runs = [{"run_id": r.info.run_id, "status": r.info.status, "tags": r.data.tags, "params": r.data.params}
-                for r in _children(client, experiment_id, parent.info.run_id)]
+        runs = [{"run_id": r.info.run_id, "status": r.info.status, "tags": r.data.tags, "params": r.data.params,
+                 "metrics": r.data.metrics} for r in _children(client, experiment_id, parent.info.run_id)]
         finished = [r for r in runs if R.fully_trained(r)]
-        varying = R.varying_keys([{k: r["params"].get(k) for k in R.sampled_keys(r, with_seed=True)} for r in runs])
-        state = json.dumps(_view_state(metric, mode, varying), sort_keys=True)
-        client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + VIEW_KEY, state)
+        varying = R.varying_keys([{k: r["params"].get(k) for k in R.sampled_keys(r, with_seed=True)} for r in runs], most=1000)
+        ranked = rank(runs, metric, mode) if rank is not None and varying else None
+        if ranked:
+            varying = [k for k in ranked if k in varying] + [k for k in varying if k not in ranked]
+        for key, ids in ((VIEW_KEY, None), (COMPARE_VIEW_KEY, [r["run_id"] for r in finished])):
+            state = json.dumps(_view_state(metric, mode, varying, ids), sort_keys=True)
+            client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, state)
         ids = json.dumps([r["run_id"] for r in finished], separators=(",", ":"))
-        compare = f"{address}/#/compare-runs?runs={quote(ids)}&experiments={quote(json.dumps([experiment_id]))}&{WORKFLOW}"
+        page = f"{address}/#/compare-runs?runs={quote(ids)}&experiments={quote(json.dumps([experiment_id]))}&{WORKFLOW}"
         runs_url = f"{address}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}&{WORKFLOW}"
-        out.append(UiLinks(name, experiment_id, runs_url, runs_url + "&compareRunsMode=CHART", compare, len(finished)))
+        compare = f"{address}/#/experiments/{experiment_id}/runs?viewStateShareKey={COMPARE_VIEW_KEY}&{WORKFLOW}&compareRunsMode=CHART"
+        out.append(UiLinks(name, experiment_id, runs_url, runs_url + "&compareRunsMode=CHART", compare, len(finished),
+                           page, varying))
     return out

@@ -287,8 +287,9 @@ class SweepTracker:
         return logged, nonfinite
 
     def trial_finished(self, trial_id: str, status: str, *, error: str | None = None, final_metrics: dict | None = None,
-                       blimp: dict | None = None, model_dir: str | None = None) -> None:
-        """Close the trial's run. status: FINISHED, FAILED (with `error`) or STOPPED (early, by the scheduler)."""
+                       blimp: dict | None = None, model_dir: str | None = None, stopped_by: str | None = None) -> None:
+        """Close the trial's run. status: FINISHED, FAILED (with `error`) or STOPPED (early, by the scheduler,
+        `stopped_by` saying which, where and why)."""
         if status not in TERMINAL:
             raise ValueError(f"status must be one of {TERMINAL}, not {status!r}")
         with self._lock:
@@ -299,7 +300,8 @@ class SweepTracker:
             done = self._keys_at_last.setdefault(trial_id, set()) if entry["last_step"] is not None else set()
             logged, nonfinite = self._metrics(final_metrics or {}, step, skip=done)
             tags = {R.ERROR: error if status == "FAILED" else None, R.STOPPED_EARLY: R.TRUE if status == "STOPPED" else None,
-                    R.MODEL_DIR: str(model_dir) if model_dir else None}
+                    R.MODEL_DIR: str(model_dir) if model_dir else None,
+                    R.STOPPED_BY: stopped_by if status == "STOPPED" else None}
             _log_batch(self._client, run_id, metrics=logged, tags=nonfinite + _tags(tags))
             entry["last_step"] = step if (logged or entry["last_step"] is not None) else None
             done |= {m.key for m in logged}

@@ -36,6 +36,7 @@ import torch
 
 from babysweep.train import teacher_cache_files as files
 from babysweep.core.file_hash import update_with_files
+from babysweep.train.disk import cache_budget
 from babysweep.core.atomic import write_text_atomic
 from babysweep.data.batches import chunks_per_epoch, epoch_starts
 from babysweep.core.config import DistillConfig, RunConfig
@@ -79,13 +80,15 @@ class Plan:
                 "distill.cache_estimate_gb": round(self.estimate_bytes / 1e9, 4), "distill.cache_reason": self.reason}
 
 
-def plan(distill: DistillConfig, chunks: int, seq_len: int, vocab: int, n_teachers: int, clm_epochs: int) -> Plan:
-    """Which mode this run uses and why: auto is exact when its estimate fits the budget, else none."""
+def plan(distill: DistillConfig, chunks: int, seq_len: int, vocab: int, n_teachers: int, clm_epochs: int,
+         root: str | Path | None = None) -> Plan:
+    """Which mode this run uses and why: auto is exact when its estimate fits the budget (distill.cache_budget_gb,
+    else a share of the free disk under `root`: disk.cache_budget), else none."""
     mode, k = parse_mode(distill.cache)
     n_stored = 1 if distill.ensemble == "logits" else n_teachers
     positions = chunks * seq_len * clm_epochs
     exact = positions * bytes_per_position("exact", None, vocab, n_stored)
-    budget = distill.cache_budget_gb * 1e9
+    budget, budget_why = cache_budget(distill.cache_budget_gb, root if root is not None else Path.cwd())
     size = f"{files.human(exact)} ({clm_epochs} distilled epochs x {chunks} chunks x {seq_len} x vocab {vocab} x {n_stored} x 2 B)"
     if mode == "none":
         return Plan("none", None, exact, f"distill.cache is none; exact would take {size}")
@@ -93,11 +96,11 @@ def plan(distill: DistillConfig, chunks: int, seq_len: int, vocab: int, n_teache
         est = positions * bytes_per_position("topk", k, vocab, n_stored)
         return Plan("topk", min(k, vocab), est, f"distill.cache is topk:{k}: {files.human(est)} instead of {size}")
     if mode == "exact":
-        note = "" if exact <= budget else f", over distill.cache_budget_gb {distill.cache_budget_gb:g}"
+        note = "" if exact <= budget else f", over {budget_why}"
         return Plan("exact", None, exact, f"distill.cache is exact: {size}{note}")
     if exact <= budget:
-        return Plan("exact", None, exact, f"auto: {size} fits distill.cache_budget_gb {distill.cache_budget_gb:g}")
-    return Plan("none", None, exact, f"auto: {size} exceeds distill.cache_budget_gb {distill.cache_budget_gb:g}; "
+        return Plan("exact", None, exact, f"auto: {size} fits {budget_why}")
+    return Plan("none", None, exact, f"auto: {size} exceeds {budget_why}; "
                                      "distilling on the fly (distill.cache: topk:K stores far less)")
 
 
@@ -296,12 +299,12 @@ def for_run(cfg: RunConfig, data, teachers: list[torch.nn.Module], dev, phases: 
     distill, seq_len, seed = cfg.distill, cfg.data.seq_len, cfg.train.seed
     epochs = [e for e, phase in enumerate(phases) if phase != "mlm"]  # MLM epochs have no KD
     vocab = teachers[0].config.vocab_size
-    chosen = plan(distill, chunks_per_epoch(len(data.train), seq_len), seq_len, vocab, len(teachers), len(epochs))
+    root = files.cache_root(cache_dir(cfg.data.cache_dir))
+    chosen = plan(distill, chunks_per_epoch(len(data.train), seq_len), seq_len, vocab, len(teachers), len(epochs), root)
     _say(f"{chosen.mode if chosen.mode != 'topk' else f'topk:{chosen.k}'} ({chosen.reason})")
     if chosen.mode == "none":
         return chosen, None
     filename = Path(getattr(data.train, "filename", "") or "")
     token_id = f"{filename.parent.name}/{filename.name}" if filename.name else hashlib.sha256(np.ascontiguousarray(data.train)).hexdigest()
-    root = files.cache_root(cache_dir(cfg.data.cache_dir))
     return chosen, TeacherCache(chosen, root, teachers, distill.teachers, data.train, token_id, seq_len, seed,
-                                distill.ensemble, dev, vocab, distill.cache_budget_gb * 1e9, epochs)
+                                distill.ensemble, dev, vocab, cache_budget(distill.cache_budget_gb, root)[0], epochs)
