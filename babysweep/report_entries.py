@@ -47,6 +47,8 @@ class Seed:
     tokens: float | None = None
     flops: float | None = None
     scoring: str | None = None  # blimp.method() of its blimp.json: BLiMP numbers of different scoring never meet
+    field_pairs: dict[str, int] | None = None  # pairs per BLiMP field, from blimp.json's field_of (the chance test's n)
+    tags: dict = field(default_factory=dict)  # the run's tags (finalists.seeds: auto records its look there)
 
 
 @dataclass
@@ -76,6 +78,16 @@ class Entry:
         """Per-seed values of a column; BLiMP as a fraction."""
         vals = [s.dev_loss if col == "dev_loss" else s.blimp for s in self.seeds]
         return [v for v in vals if v is not None]
+
+    def by_seed(self, col: str) -> dict[str, float] | None:
+        """{seed label: value} of a column, or None when a seed lacks its label or two runs share one
+        (then the entry cannot be matched by seed and comparisons with it are Welch's)."""
+        labelled = [(s.seed, v) for s in self.seeds
+                    if (v := (s.dev_loss if col == "dev_loss" else s.blimp)) is not None]
+        labels = [k for k, _ in labelled]
+        if not labelled or None in labels or len(set(labels)) != len(labels):
+            return None
+        return dict(labelled)
 
     def budget(self, name: str) -> float | None:
         """Mean over seeds of a budget figure ("epochs", "tokens", "flops"), or None when no seed has it."""
@@ -141,7 +153,21 @@ def _seed(run: dict, load_blimp: Callable[[dict], dict | None], metric: str) -> 
     return Seed(run["run_id"], run.get("tags", {}).get(R.SEED, run.get("params", {}).get(R.SEED_KEY)),
                 number(m.get(M.EVAL_LOSS)), number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature,
                 number(m.get(metric)), float(history[-1][0]) if history else None,  # eval/loss is logged every epoch, at step = epoch
-                number(m.get(M.TOKENS_SEEN)), number(m.get(M.FLOPS)), _blimp_method(data))
+                number(m.get(M.TOKENS_SEEN)), number(m.get(M.FLOPS)), _blimp_method(data),
+                _field_pairs(data, signature), dict(run.get("tags", {})))
+
+
+def _field_pairs(data: dict | None, signature: tuple | None) -> dict[str, int] | None:
+    """Pairs per field: the signature's paradigm sizes summed by blimp.json's field_of."""
+    field_of = (data or {}).get("field_of")
+    if signature is None or not isinstance(field_of, dict):
+        return None
+    out: dict[str, int] = {}
+    for paradigm, n in signature:
+        if paradigm not in field_of:
+            return None
+        out[field_of[paradigm]] = out.get(field_of[paradigm], 0) + n
+    return out
 
 
 def _blimp_method(data: dict | None) -> str | None:
