@@ -65,6 +65,7 @@ class Entry:
     completed: int = 0  # of its tuning trials (its architecture's, for teachers): fully trained,
     stopped: int = 0  # and stopped early by the scheduler
     selected_by: tuple[str, str] = (M.EVAL_LOSS, "min")  # (metric, mode) its sweep was tuned on
+    config: dict = field(default_factory=dict)  # the chosen config: what its search chose (its runs' params, seed aside)
     compared: dict = field(default_factory=dict, repr=False, compare=False)  # compare() results, reused
 
     def selection(self) -> float | None:
@@ -176,6 +177,13 @@ def _blimp_method(data: dict | None) -> str | None:
     return method(data) if isinstance(data, dict) else None
 
 
+def chosen_config(runs: list[dict]) -> dict:
+    """The values its search chose, as recorded (MLflow params are text): the first run's params, without the
+    seed and the teacher cache's own params (which are the runner's, not the config's)."""
+    params = runs[0].get("params", {}) if runs else {}
+    return {k: v for k, v in sorted(params.items()) if k != R.SEED_KEY and not k.startswith(M.CACHE_PARAMS)}
+
+
 def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str, tuple[str, str]] | None = None,
                       load_blimp: Callable[[dict], dict | None] = read_blimp) -> tuple[list[Entry], list[str]]:
     """Group runs into report entries; returns (entries, warning lines). Pure but for reading blimp.json."""
@@ -215,7 +223,8 @@ def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str
             own = [r for r in spent if arch is None or run_arch(r) == arch]
             entry = Entry(name, sweep, role, arch or "+".join(archs), sizes[0] if sizes else None, len(spent),
                           None if arch is None else len(own), source, seeds,
-                          sum(map(fully_trained, own)), sum(map(R.stopped_early, own)), (metric, mode))
+                          sum(map(fully_trained, own)), sum(map(R.stopped_early, own)), (metric, mode),
+                          chosen_config(chosen))
             for s in seeds:  # decisions from another evaluation (a subset, an older file) would mislead
                 if s.decisions is not None and abs(float(s.decisions @ pair_weights(s.signature)) - s.blimp) > 1e-6:
                     warns.append(f"{name}: the decisions in run {s.run_id}'s blimp.json do not give its "

@@ -89,7 +89,9 @@ def _rows(entries: list[Entry]) -> list[dict]:
         row: dict[str, Any] = {"entry": e.name, "sweep": e.sweep, "role": e.role, "arch": e.arch, "params": e.params,
                                "trials": e.trials, "arch_trials": e.arch_trials, "source": e.source, "n": len(e.seeds),
                                "epochs": e.budget("epochs"), "tokens_seen": e.budget("tokens"), "flops": e.budget("flops"),
-                               "trials_completed": e.completed, "trials_stopped": e.stopped}
+                               "trials_completed": e.completed, "trials_stopped": e.stopped, "config": dict(e.config),
+                               "seeds": [{"seed": s.seed, "dev_loss": s.dev_loss, "blimp": s.blimp} for s in e.seeds],
+                               "chance": chance(e)}
         for col in ("dev_loss", "blimp"):
             vals = [v * (100.0 if col == "blimp" else 1.0) for v in e.values(col)]
             row[f"{col}_mean"], row[f"{col}_std"] = mean_std(vals) if vals else (None, None)
@@ -283,6 +285,24 @@ def verdict_family(entries: list[Entry]) -> dict:
     return {"student": student, "level": level, "why_level": why, "family": family, "outside": outside, "chance": notes}
 
 
+def decisions(data: ReportData) -> dict:
+    """The verdict's decisions as report.json stores them: the correction, its level, and each comparison."""
+    v = verdict_family(data.entries)
+
+    def row(f: dict, in_family: bool) -> dict:
+        c = f["cmp"]
+        return {"metric": f["col"], "vs": f["other"].name, "kind": f["kind"], "in_family": in_family,
+                "diff": c["diff"], "low": c["low"], "high": c["high"], "method": c["method"], "p": c["p"],
+                "p_holm": f["p_adj"] if in_family else None, "outcome": f["outcome"], "mdd": c["mdd"],
+                "seeds_needed": c["seeds_needed"]}
+
+    return {"correction": "holm", "level": v["level"], "level_note": v["why_level"],
+            "family": "the best student vs the reference teacher and vs the baseline, on BLiMP and dev loss",
+            "student": v["student"].name if v["student"] is not None else None,
+            "comparisons": [row(f, True) for f in v["family"]] + [row(o, False) for o in v["outside"]],
+            "chance_notes": v["chance"]}
+
+
 def _head(student: Entry, family: list[dict]) -> str:
     """Supported / Contradicted / Inconclusive and its reason, one sentence."""
     def grouped(want: str) -> str:
@@ -296,9 +316,8 @@ def _head(student: Entry, family: list[dict]) -> str:
     outcomes = [f["outcome"] for f in family]
     better, unsure = grouped("better"), grouped("cannot tell")
     if "worse" in outcomes:
-        also = [f"better than {better}" if better else "", f"cannot be told from {unsure}" if unsure else ""]
-        also = [a for a in also if a]
-        return f"Contradicted: {subject} is worse than {grouped('worse')}" + (f"; it is {'; it '.join(also)}." if also else ".")
+        also = [f"; it is better than {better}" if better else "", f"; it cannot be told from {unsure}" if unsure else ""]
+        return f"Contradicted: {subject} is worse than {grouped('worse')}" + "".join(also) + "."
     if all(o == "better" for o in outcomes):
         return f"Supported: {subject} is better than {better}."
     return (f"Inconclusive: the seeds cannot tell {subject} from {unsure}"

@@ -269,3 +269,26 @@ def test_sequential_rule_stops_early_on_a_large_effect():
             for draw in _simulated_studies(np.random.default_rng(5), 20, effect=4.0)]
     assert all(all(v == "better" for v in o.values()) for o, _ in used)
     assert np.mean([n for _, n in used]) < 11
+
+
+def test_report_shows_decisions_power_configs_and_chance():
+    from babysweep.report import render_markdown
+    from babysweep.verdict import build_table, decisions
+
+    rng = np.random.default_rng(3)
+    entries = _study(_side(3.0, 0.75, own=rng.normal(0, 1, 5)), _side(3.0, 0.80, own=rng.normal(0, 1, 5)), _side(3.2, 0.60),
+                     _side(3.0, 0.80, own=rng.normal(0, 1, 5)))
+    entries[2].config = {"distill.alpha": "0.5", "train.lr": "0.001"}
+    data = data_of(entries)
+    rows = build_table(data)
+    report = {"name": "r", "sweeps": [], "verdict": verdict(data), "decisions": decisions(data), "warnings": [],
+              "rows": rows, "fields": {"students": {"syntax": [52.0, 1.0]}}, "importances": {}, "figures": []}
+    rows[2]["chance"] = {"overall": {"accuracy": 50.2, "pairs": 1000, "p": 0.45}, "syntax": {"accuracy": 52.0, "pairs": 100, "p": 0.38}}
+    text = render_markdown(report)
+    assert "## Decisions" in text and "Correction: Holm's step-down over the verdict's family" in text
+    assert "| students − teachers/llama (BLiMP) | -5.07 [" in text and "| paired | " in text and "| worse |" in text
+    assert "students − teachers/gpt2 (BLiMP) (outside the family)" in text
+    assert "- **students** (final): `distill.alpha=0.5`, `train.lr=0.001`" in text
+    assert "| students | 50.20 ° | 52.0 ± 1.0 ° |" in text
+    assert "; mdd " in text  # beside each interval in the comparison table
+    assert [c["outcome"] for c in report["decisions"]["comparisons"]] == ["worse", "worse", "cannot tell", "cannot tell", "better", "better"]
