@@ -42,6 +42,7 @@ ALPHA = 0.05  # family-wise error rate of the verdict's decisions
 POWER = 0.80  # for the smallest detectable difference
 MAX_SEEDS = 1_000_000  # seeds_needed gives up (None) beyond this
 OUTCOMES = ("better", "worse", "cannot tell")
+SEQUENTIAL_TAG = "sequential"  # finalist runs' tag: "first,batch,cap" of the finalists.seeds: auto design they belong to
 
 
 def _t_ppf(q: float, df: float) -> float:
@@ -213,11 +214,13 @@ def spending_schedule(first: int, batch: int, cap: int, alpha: float = ALPHA) ->
 
 
 def sequential_look(tests: Mapping[str, SeedTest], decided: Mapping[str, str], level: float,
-                    higher_is_better: Mapping[str, bool]) -> dict[str, str]:
+                    higher_is_better: Mapping[str, bool], adjusted_out: dict | None = None) -> dict[str, str]:
     """One look: Holm at `level` over the comparisons not decided before; returns every comparison's outcome
-    (earlier decisions kept)."""
+    (earlier decisions kept). adjusted_out, when given, receives this look's Holm-adjusted p-values."""
     open_ = [k for k in tests if decided.get(k, "cannot tell") == "cannot tell"]
     adjusted = dict(zip(open_, holm([tests[k].p for k in open_])))
+    if adjusted_out is not None:
+        adjusted_out.update(adjusted)
     out = dict(decided)
     for k in open_:
         out[k] = outcome(tests[k].diff, adjusted[k], higher_is_better[k], level)
@@ -237,5 +240,5 @@ def run_sequential(draw: Callable[[int], Mapping[str, SeedTest]], first: int, ba
     return decided, n
 
 
-__all__ = ["ALPHA", "POWER", "OUTCOMES", "SeedTest", "seed_test", "paired_test", "welch_test", "holm", "outcome",
+__all__ = ["ALPHA", "POWER", "OUTCOMES", "SEQUENTIAL_TAG", "SeedTest", "seed_test", "paired_test", "welch_test", "holm", "outcome",
            "above_chance", "spent", "spending_schedule", "sequential_look", "run_sequential"]

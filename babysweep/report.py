@@ -130,7 +130,7 @@ def decisions_table(d: dict | None) -> list[str]:
     """The "Decisions" section: each comparison the verdict rests on, its test, Holm-adjusted p and outcome."""
     if not d or not d.get("comparisons"):
         return []
-    level = f"{d['level']:.4g}" if d.get("level_note") else f"{d['level']:.0%}"
+    level = f"{d['level']:.4g} at the last look, 5% over all looks" if d.get("level_note") else f"{d['level']:.0%}"
     lines = ["## Decisions", "", "| comparison | Δ [95% CI] | test | p | Holm p | outcome | smallest detectable (80% power) "
              "| seeds per arm for the observed Δ |", "|" + "---|" * 8]
     for c in d["comparisons"]:

@@ -28,6 +28,7 @@ from babysweep.records import FINAL, best_config, fully_trained, run_arch
 from babysweep.tracking import run_json, sweep_objective, sweep_runs
 
 ROLES = ("teacher", "student", "baseline")
+MAX_LOOKS = 1000  # batches of finalists a report reads (finalists.batch_name: <sweep>.final, then .b2, .b3, ...)
 
 
 @dataclass
@@ -295,6 +296,11 @@ def collect(tracking_uri: str, sweeps: list[str]) -> ReportData:
         try:
             runs[sweep + FINAL] = sweep_runs(tracking_uri, sweep + FINAL, histories=[M.EVAL_LOSS])
         except UserError:
-            pass  # no finalists: entries fall back to the best tuning config
+            continue  # no finalists: entries fall back to the best tuning config
+        for look in range(1, MAX_LOOKS):  # later looks of finalists.seeds: auto: <sweep>.final.b2, .b3, ...
+            try:
+                runs[sweep + FINAL] += sweep_runs(tracking_uri, f"{sweep}{FINAL}.b{look + 1}", histories=[M.EVAL_LOSS])
+            except UserError:
+                break
     entries, warns = entries_from_runs(runs, objectives, lambda run: run_json(tracking_uri, run["run_id"], "blimp.json") or read_blimp(run))
     return ReportData(list(sweeps), runs, objectives, entries, warns)

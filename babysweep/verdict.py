@@ -13,12 +13,15 @@ separate pairs-only bootstrap gives the evaluation noise (babysweep.stats).
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, Callable
 
 import numpy as np
 
 from babysweep.report_entries import ROLES, Entry, ReportData, entries_from_runs, pair_weights, read_blimp
-from babysweep.decide import ALPHA, SeedTest, above_chance, holm, outcome, seed_test
+from babysweep.decide import (ALPHA, SEQUENTIAL_TAG, SeedTest, above_chance, holm, outcome, seed_test, sequential_look,
+                              spending_schedule)
 from babysweep.stats import excludes_zero, mean_std, pair_noise_interval
 
 N_BOOT = 2000
@@ -199,17 +202,51 @@ def not_above_chance(e: Entry, alpha: float = ALPHA) -> dict | None:
 # ------------------------------------------------------------------------------------ the verdict
 
 METRIC = {"blimp": ("BLiMP", " points", True), "dev_loss": ("dev loss", "", False)}  # label, unit, higher is better
-LEVEL_TAG = "sequential_level"  # a finalist run's tag: the level its look of finalists.seeds: auto tests at
 
 
-def decision_level(entries: list[Entry]) -> tuple[float, str | None]:
-    """(level of the verdict's family, why): ALPHA, or the last look's spent alpha when the finalists'
-    seeds were added by finalists.seeds: auto (the sequential rule keeps the overall rate at ALPHA)."""
-    levels = [float(s.tags[LEVEL_TAG]) for e in entries for s in e.seeds if LEVEL_TAG in s.tags]
-    if not levels:
-        return ALPHA, None
-    return min(levels), (f"the finalists' seeds were added in batches (finalists.seeds: auto), so this last look "
-                         f"tests at the level its alpha spending left, {min(levels):.4g}")
+def sequential_design(entries: list[Entry]) -> tuple[int, int, int] | None:
+    """(first, batch, cap) when the finalists' seeds came in looks of finalists.seeds: auto (their runs' tag)."""
+    found = {s.tags[SEQUENTIAL_TAG] for e in entries for s in e.seeds if SEQUENTIAL_TAG in s.tags}
+    if len(found) != 1:
+        return None
+    try:
+        first, batch, cap = (int(x) for x in found.pop().split(","))
+    except ValueError:
+        return None
+    return first, batch, cap
+
+
+def first_seeds(e: Entry, n: int) -> Entry:
+    """The entry on its first n seeds, in seed order (the seeds a look of the sequential design had)."""
+    def order(s):
+        return (0, int(s.seed), "") if s.seed is not None and str(s.seed).lstrip("-").isdigit() else (1, 0, str(s.seed))
+    return dataclasses.replace(e, seeds=sorted(e.seeds, key=order)[:n], compared={})
+
+
+def replay(student: Entry, family: list[dict], design: tuple[int, int, int]) -> tuple[float, str]:
+    """Decide the family as the sequential rule did, look by look on the seeds each look had (Holm at each
+    look's spent alpha over the comparisons still open); fills p_adj and outcome; returns (level, note)."""
+    have = min(len(e.seeds) for e in [student] + [f["other"] for f in family])
+    decided: dict[int, str] = {}
+    adjusted: dict[int, float | None] = {}
+    level, n_used = ALPHA, 0
+    for n, level in spending_schedule(*design):
+        if n > have:
+            break
+        tests = {i: seed_test_of(first_seeds(student, n), first_seeds(f["other"], n), f["col"]) for i, f in enumerate(family)}
+        tests = {i: t if t.method in ("paired", "welch") else dataclasses.replace(t, p=None) for i, t in tests.items()}
+        now: dict = {}
+        decided = sequential_look(tests, decided, level, {i: METRIC[f["col"]][2] for i, f in enumerate(family)}, now)
+        adjusted.update(now)
+        n_used = n
+        if all(v != "cannot tell" for v in decided.values()):
+            break
+    for i, f in enumerate(family):
+        f["p_adj"], f["outcome"] = adjusted.get(i), decided.get(i, "cannot tell")
+    first, batch, cap = design
+    return level, (f"sequential: finalists.seeds auto added seeds in batches of {batch} from {first} up to {cap}; "
+                   f"alpha spent O'Brien-Fleming-like over the looks; this verdict replays them up to {n_used} seeds, "
+                   f"where each comparison was decided or the look's level, {level:.4g}, applied")
 
 
 def flops_clause(entries: list[Entry]) -> str | None:
@@ -257,7 +294,8 @@ def verdict_family(entries: list[Entry]) -> dict:
     "outside": [...] (other teachers, unadjusted), "chance": [sentences: BLiMP comparisons left out]}."""
     by_role = {r: [e for e in entries if e.role == r] for r in ROLES}
     student, reference, baseline = chosen(by_role["student"]), chosen(by_role["teacher"]), chosen(by_role["baseline"])
-    level, why = decision_level(entries)
+    design = sequential_design(entries)
+    level, why = ALPHA, None
     family, outside, notes = [], [], []
     for col in ("blimp", "dev_loss"):
         if student is None or not student.values(col):
@@ -279,9 +317,12 @@ def verdict_family(entries: list[Entry]) -> dict:
                 c = compare(student, t, col)
                 outside.append({"col": col, "kind": "teacher", "other": t, "cmp": c, "p_adj": c["p"],
                                 "outcome": outcome(c["diff"], c["p"], METRIC[col][2], ALPHA)})
-    for f, p_adj in zip(family, holm([f["cmp"]["p"] for f in family])):
-        f["p_adj"] = p_adj
-        f["outcome"] = outcome(f["cmp"]["diff"], p_adj, METRIC[f["col"]][2], level) if f["cmp"]["diff"] is not None else "cannot tell"
+    if design is not None and student is not None and family:
+        level, why = replay(student, family, design)
+    else:
+        for f, p_adj in zip(family, holm([f["cmp"]["p"] for f in family])):
+            f["p_adj"] = p_adj
+            f["outcome"] = outcome(f["cmp"]["diff"], p_adj, METRIC[f["col"]][2], level)
     return {"student": student, "level": level, "why_level": why, "family": family, "outside": outside, "chance": notes}
 
 
@@ -339,11 +380,11 @@ def _verdict(entries: list[Entry]) -> str:
     details = "; ".join(_detail(f["col"], f["kind"], f["other"], f["cmp"], f["p_adj"], f["outcome"]) for f in family)
     cols = _and(sorted({METRIC[f["col"]][0] for f in family}))
     whom = _and(list(dict.fromkeys(f"vs {_name(f['kind'], f['other'])}" for f in family)))
-    level = f"{v['level']:.4g}" if v["why_level"] else f"{v['level']:.0%}"
+    level = (f"at each look's spent alpha, {ALPHA:.0%} family-wise over all looks ({v['why_level']})" if v["why_level"]
+             else f"at a {v['level']:.0%} family-wise error rate")
     parts = [head + baseline,
              f"Decisions: Holm's correction over the verdict's family of {len(family)} comparison{'s' * (len(family) > 1)} "
-             f"(the student {whom}, on {cols}) at a {level} family-wise error rate"
-             + (f" ({v['why_level']})" if v["why_level"] else "") + f": {details}."]
+             f"(the student {whom}, on {cols}) {level}: {details}."]
     if v["chance"]:
         parts.append("; ".join(v["chance"]) + ".")
     if v["outside"]:
