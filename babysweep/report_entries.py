@@ -67,6 +67,7 @@ class Entry:
     stopped: int = 0  # and stopped early by the scheduler
     selected_by: tuple[str, str] = (M.EVAL_LOSS, "min")  # (metric, mode) its sweep was tuned on
     config: dict = field(default_factory=dict)  # the chosen config: what its search chose (its runs' params, seed aside)
+    blimp_pairs: int | None = None  # pairs scored, when no per-pair decisions tell it (an entry rebuilt from report.json)
     compared: dict = field(default_factory=dict, repr=False, compare=False)  # compare() results, reused
 
     def selection(self) -> float | None:

@@ -179,6 +179,11 @@ def chance(e: Entry) -> dict[str, dict] | None:
     the seed-averaged count of pairs right, over the pairs scored (pairs pooled, as the binomial needs);
     None when the entry's runs carry no per-pair decisions (the pairs scored are then unknown)."""
     seeds = [s for s in e.seeds if s.decisions is not None]
+    if (not seeds or e.pairs() is None) and e.blimp_pairs and e.values("blimp"):
+        # Rebuilt from report.json: overall accuracy x pairs (the pooled count when paradigms are equally large)
+        right = float(np.mean(e.values("blimp"))) * e.blimp_pairs
+        return {"overall": {"accuracy": 100.0 * right / e.blimp_pairs, "pairs": e.blimp_pairs,
+                            "p": above_chance(right, e.blimp_pairs)}}
     if not seeds or e.pairs() is None:
         return None
     pairs = int(seeds[0].decisions.size)

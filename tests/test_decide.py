@@ -292,3 +292,28 @@ def test_report_shows_decisions_power_configs_and_chance():
     assert "| students | 50.20 ° | 52.0 ± 1.0 ° |" in text
     assert "; mdd " in text  # beside each interval in the comparison table
     assert [c["outcome"] for c in report["decisions"]["comparisons"]] == ["worse", "worse", "cannot tell", "cannot tell", "better", "better"]
+
+
+# -------------------------------------------------------------------------------- offline rebuild
+
+
+@pytest.mark.parametrize("folder", ["example-study", "example-storybooks"])
+def test_the_published_verdicts_rebuild_from_report_json(folder):
+    """Old report.json files keep mean, std and n: the rebuilt Welch intervals equal the published ones."""
+    import json
+    from pathlib import Path
+
+    from babysweep.verdict_offline import verdict_from_report
+
+    path = Path(__file__).parent.parent / "docs" / folder / "report.json"
+    report = json.loads(path.read_text())
+    text, decided = verdict_from_report(path)
+    rows = {r["entry"]: r for r in report["rows"]}
+    ref = next(r["entry"] for r in report["rows"] if r["blimp_basis"] == "ref")
+    for c in decided["comparisons"]:
+        if c["vs"] == ref:  # the published table's differences are to the reference teacher
+            row = rows[decided["student"]]
+            assert (c["diff"], c["low"], c["high"]) == pytest.approx(
+                (row[f"{c['metric']}_diff"], row[f"{c['metric']}_low"], row[f"{c['metric']}_high"]), rel=1e-9)
+    assert text.startswith("Contradicted: the distilled student") and "Rebuilt from an older report.json" in text
+    assert "beats" not in text
