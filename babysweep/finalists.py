@@ -8,8 +8,8 @@ with the best mean metric over its repeats), from MLflow; its values come from t
 config.json, so they keep their types. A teacher sweep gets one finalist per architecture (each is
 a contender of its own), other sweeps one. Seeds start at the tuning seed + SEED_OFFSET, so no
 finalist repeats a tuning run: a value selected as the best of many would be optimistic. Finalists
-score full BLiMP (eval.blimp_final: full) and dev loss on every dev chunk (eval.dev_batches: all) even
-when the tuning trials scored a subset.
+score full BLiMP (eval.blimp_final: full) and dev loss on every dev chunk (eval.dev_batches: all, unless
+--set gave it) even when the tuning trials scored a subset.
 
 More seeds later (a study's `finalists.seeds: auto`): look k > 0 of a sequential design runs the same
 best points as the sweep `<sweep>.final.b<k+1>`, with the next seeds; the report reads those batches as
@@ -106,10 +106,11 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
         "search.stratify": None,  # the points are the configs: nothing left to take turns
         "train.seed": base_seed + SEED_OFFSET + first_seed,
         BLIMP_FINAL: "full",  # the report's BLiMP numbers: every pair, whatever the tuning trials scored
-        DEV_BATCHES: None,  # the report's dev loss: every dev chunk (tuning trials may cap it, e.g. storybooks' 20 batches)
         "tracking.tags": {**spec.tracking.tags, FINALIST_OF: sweep,
                           **({SEQUENTIAL_TAG: ",".join(map(str, design))} if design else {})},
     }
+    if DEV_BATCHES not in spec.overrides:  # the report's dev loss: every dev chunk, not a spec's cap for tuning
+        overrides[DEV_BATCHES] = None  # (storybooks: 20 batches, 81,920 tokens); an explicit --set (a smoke run) stays
     return load_spec(spec.path, {**spec.overrides, **overrides}, check_paths=False)
 
 

@@ -11,7 +11,11 @@ interrupted study skips the stages it finished and continues the interrupted swe
 
     study = load_study("search_spaces/storybooks/study.yaml", overrides={"train.max_steps": 5, "finalists.seeds": 2})
 
-Overrides (`babysweep study --set KEY=VALUE`) of the study's own keys (finalists.seeds, report.name)
+`finalists: {seeds: auto, first_seeds: 3, batch: 2, max_seeds: 11}` runs the finalists in looks: every
+sweep's finalists with 3 seeds, then 2 more each (sweeps `<name>.final.b2`, ...) until every comparison
+of the verdict is decided (verdict.verdict_family, decide.py's alpha spending) or 11 seeds are reached.
+
+Overrides (`babysweep study --set KEY=VALUE`) of the study's own keys (finalists.*, report.name)
 change the study; any other applies to every sweep of it, as `babysweep run --set` does, and so reaches
 the finalists too (they retrain the tuning spec as it ran). They are recorded in the study state, and a
 rerun with other values is refused: its finished stages were run with the recorded ones.

@@ -188,7 +188,7 @@ def test_auto_seeds_add_finalists_in_looks_until_decided_or_capped(tmp_path, cac
     """finalists.seeds: auto end to end on tiny sweeps: looks at 2 then 3 seeds (cap 3), each look a batch sweep
     of every stage's finalists with the next seeds, tagged with the design; the report replays the looks."""
     from babysweep.paths import default_tracking_uri
-    from babysweep.tracking import sweep_runs
+    from babysweep.tracking import run_json, sweep_runs
 
     monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -205,7 +205,9 @@ def test_auto_seeds_add_finalists_in_looks_until_decided_or_capped(tmp_path, cac
     uri = default_tracking_uri(tmp_path)
     first = sweep_runs(uri, "s1.final")
     assert sorted(r["tags"]["seed"] for r in first) == ["1000", "1001"]
-    assert {r["tags"]["sequential"] for r in first} == {"2,1,3"} and {r["params"].get("eval.dev_batches") for r in first} <= {None, "None"}
+    assert {r["tags"]["sequential"] for r in first} == {"2,1,3"}
+    assert run_json(uri, first[0]["run_id"], "config.json")["eval"]["dev_batches"] is None  # every dev chunk (the spec: 2)
+    assert run_json(uri, sweep_runs(uri, "s1")[0]["run_id"], "config.json")["eval"]["dev_batches"] == 2
     report = json.loads((result.report.parent / "report.json").read_text())
     decided = "finalists: every comparison of the verdict is decided after 2 seeds" in said
     looks = 1 if decided else 2
