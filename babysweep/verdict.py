@@ -234,24 +234,24 @@ def replay(student: Entry, family: list[dict], design: tuple[int, int, int]) -> 
     have = min(len(e.seeds) for e in [student] + [f["other"] for f in family])
     decided: dict[int, str] = {}
     adjusted: dict[int, float | None] = {}
-    level, n_used = ALPHA, 0
+    applied, n_used = ALPHA, 0
     for n, level in spending_schedule(*design):
-        if n > have:
+        if n > have:  # a look the finalists never reached
             break
         tests = {i: seed_test_of(first_seeds(student, n), first_seeds(f["other"], n), f["col"]) for i, f in enumerate(family)}
         tests = {i: t if t.method in ("paired", "welch") else dataclasses.replace(t, p=None) for i, t in tests.items()}
         now: dict = {}
         decided = sequential_look(tests, decided, level, {i: METRIC[f["col"]][2] for i, f in enumerate(family)}, now)
         adjusted.update(now)
-        n_used = n
+        applied, n_used = level, n
         if all(v != "cannot tell" for v in decided.values()):
             break
     for i, f in enumerate(family):
         f["p_adj"], f["outcome"] = adjusted.get(i), decided.get(i, "cannot tell")
     first, batch, cap = design
-    return level, (f"sequential: finalists.seeds auto added seeds in batches of {batch} from {first} up to {cap}; "
+    return applied, (f"sequential: finalists.seeds auto added seeds in batches of {batch} from {first} up to {cap}; "
                    f"alpha spent O'Brien-Fleming-like over the looks; this verdict replays them up to {n_used} seeds, "
-                   f"where each comparison was decided or the look's level, {level:.4g}, applied")
+                   f"where each comparison was decided or the look's level, {applied:.4g}, applied")
 
 
 def flops_clause(entries: list[Entry]) -> str | None:

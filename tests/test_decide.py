@@ -317,3 +317,33 @@ def test_the_published_verdicts_rebuild_from_report_json(folder):
                 (row[f"{c['metric']}_diff"], row[f"{c['metric']}_low"], row[f"{c['metric']}_high"]), rel=1e-9)
     assert text.startswith("Contradicted: the distilled student") and "Rebuilt from an older report.json" in text
     assert "beats" not in text
+
+
+def test_the_report_replays_the_looks_of_a_sequential_design():
+    """Finalists whose runs carry the design tag (finalists.seeds: auto): the verdict decides look by look on
+    the seeds each look had, at that look's spent alpha, not at 5% on all seeds at once."""
+    def tagged(entries, design="3,2,5"):
+        for e in entries:
+            for s in e.seeds:
+                s.tags["sequential"] = design
+        return entries
+
+    looks = spending_schedule(3, 2, 5)
+    far = tagged(_study(_side(2.0, 0.95, own=[0.2, -0.1, 0.0, 0.1, -0.2]), _side(3.0, 0.70), _side(3.2, 0.6),
+                        _side(3.0, 0.70, own=[-0.2, 0.1, 0.3, -0.1, 0.0])))
+    v = verdict_family(far)
+    assert [f["outcome"] for f in v["family"]] == ["better"] * 4
+    assert v["level"] == pytest.approx(looks[0][1]) and "replays them up to 3 seeds" in v["why_level"]
+    # Noise only: nothing decided; the last look (5 seeds) applied its own level.
+    rng = np.random.default_rng(11)
+    null = tagged(_study(*[_side(3.0, 0.70, own=rng.normal(0, 1, 5)) for _ in range(4)]))
+    v = verdict_family(null)
+    assert {f["outcome"] for f in v["family"]} == {"cannot tell"}
+    assert v["level"] == pytest.approx(looks[1][1]) and "replays them up to 5 seeds" in v["why_level"]
+    # A raw p-value that 5% would call decided, but the look's spent alpha does not.
+    d = np.array([0.010, 0.002, 0.008, 0.001, 0.004])
+    near = _study((list(3.0 - d), list(0.80 + d)), _side(3.5, 0.5), _side(3.6, 0.4),
+                  (list(np.full(5, 3.0)), list(np.full(5, 0.80))))
+    assert {f["outcome"] for f in verdict_family(near)["family"] if f["other"].name == "teachers/llama"} == {"better"}
+    line = verdict(data_of(tagged(near)))
+    assert "at each look's spent alpha, 5% family-wise over all looks (sequential:" in line
