@@ -156,8 +156,10 @@ def validate(
     study = load_study(spec, overrides=overrides)
     for path in study.specs:
         _validate_spec(path, study.overrides)
+    seeds = (f"seeds added in looks ({study.design[0]}, then {study.design[1]} more each, up to {study.design[2]}) until the "
+             f"verdict is decided" if study.design else f"{study.seeds} seeds each")
     console.print(f"[green]{spec}: valid study[/green] '{study.name}': {len(study.specs)} sweeps, then finalists with "
-                  f"{study.seeds} seeds each and the report '{study.report}'")
+                  f"{seeds} and the report '{study.report}'")
 
 
 VALIDATE_DRAWS = 50  # random configs materialised by validate: an invalid combination shows before a trial fails on it

@@ -180,25 +180,32 @@ def test_table_has_expected_values():
 
 def test_verdict_when_the_student_wins():
     line = verdict(data_of(scenario([2.90, 2.95], [0.75, 0.76])))
-    assert line.startswith("Supported: on BLiMP the distilled student (students) beats both tuned teachers and the baseline")
-    assert "+4.50 points vs the reference teacher teachers/llama (chosen on eval/loss)" in line
-    assert "on dev loss it beats both tuned teachers and the baseline (-0.175 vs the reference teacher teachers/llama (chosen on eval/loss)" in line
-    assert "includes zero" not in line and "\n" not in line
+    assert line.startswith("Supported: the distilled student (students) is better than the reference teacher "
+                           "teachers/llama (on BLiMP and dev loss) and the baseline baselines (on BLiMP and dev loss).")
+    assert "BLiMP vs the reference teacher teachers/llama (chosen on eval/loss): better, +4.50 points" in line
+    assert "dev loss vs the reference teacher teachers/llama (chosen on eval/loss): better, -0.175" in line
+    assert "paired t over 4 shared seeds" in line and "Holm's correction over the verdict's family of 4 comparisons" in line
+    assert "cannot tell" not in line and "\n" not in line
 
 
 def test_verdict_when_the_student_loses():
     line = verdict(data_of(scenario([3.30, 3.40], [0.60, 0.62])))
-    assert line.startswith("Not supported: on BLiMP the distilled student (students) does not beat the tuned teachers or the baseline")
-    assert "-10.00 points vs the reference teacher teachers/llama (chosen on eval/loss)" in line
-    assert "on dev loss it does not beat" in line and "+0.250 vs the reference teacher" in line
+    assert line.startswith("Contradicted: the distilled student (students) is worse than the reference teacher "
+                           "teachers/llama (on BLiMP and dev loss) and the baseline baselines (on BLiMP and dev loss).")
+    assert "BLiMP vs the reference teacher teachers/llama (chosen on eval/loss): worse, -10.00 points" in line
+    assert "dev loss vs the reference teacher teachers/llama (chosen on eval/loss): worse, +0.250" in line
 
 
 def test_verdict_mixed_and_inconclusive():
     mixed = verdict(data_of(scenario([3.30, 3.40], [0.75, 0.76])))
-    assert mixed.startswith("Mixed: on BLiMP the distilled student (students) beats both tuned teachers and the baseline")
+    assert mixed.startswith("Contradicted: the distilled student (students) is worse than the reference teacher "
+                            "teachers/llama (on dev loss) and the baseline baselines (on dev loss); it is better than "
+                            "the reference teacher teachers/llama (on BLiMP) and the baseline baselines (on BLiMP).")
     # Better means whose intervals straddle zero: not called a win.
     close = verdict(data_of(scenario([2.50, 3.65], [0.60, 0.85])))
-    assert close.startswith("Suggestive but not conclusive") and "includes zero" in close
+    assert close.startswith("Inconclusive: the seeds cannot tell the distilled student (students) from the reference "
+                            "teacher teachers/llama (on BLiMP and dev loss) and the baseline baselines (on BLiMP and dev loss).")
+    assert "smallest detectable difference 28.83 points at 80% power; 672 seeds per arm would detect +1.50" in close
 
 
 def test_budget_warning_only_when_trials_differ():
@@ -277,11 +284,11 @@ def test_blimp_gets_a_separate_eval_noise_interval_when_every_run_has_decisions(
     student = rows["students"]
     assert student["blimp_basis"] == "seeds" and student["dev_loss_basis"] == "seeds"
     seeds_only = rows_by_entry(table_from_runs(runs, load_blimp=no_blimp))["students"]
-    # The verdict's interval is Welch's t over seeds, whether or not decisions exist.
+    # The verdict's interval is the paired t over the shared seeds, whether or not decisions exist.
     assert (student["blimp_diff"], student["blimp_low"], student["blimp_high"]) == \
         (seeds_only["blimp_diff"], seeds_only["blimp_low"], seeds_only["blimp_high"])
     assert (student["blimp_low"], student["blimp_high"]) == pytest.approx(
-        [100 * x for x in welch_interval([0.75, 0.76] * 2, [0.705, 0.715] * 2)[1:]])
+        [100 * x for x in paired_interval([0.75, 0.76] * 2, [0.705, 0.715] * 2)[1:]])
     assert seeds_only["blimp_noise_low"] is None and student["blimp_noise_low"] < student["blimp_noise_high"]
     assert student["dev_loss_noise_low"] is None
     cell = render_markdown({"name": "r", "sweeps": [], "verdict": "v", "warnings": [], "rows": [student],
@@ -332,8 +339,9 @@ def test_a_one_run_side_is_never_called_conclusive():
     del runs["students.final"]
     runs["students"] = [run("student", 2.0, 0.95)]  # far better, but a single run
     line = verdict(data_of(runs))
-    assert line.startswith("Suggestive but not conclusive")
-    assert "(a side with one run: its seed variation is missing), excludes zero" in line
+    assert line.startswith("Inconclusive")
+    assert "(a side with one run: its seed variation is missing, so it decides nothing)" in line
+    assert "better" not in line.split("Outside the family")[0]
 
 
 def test_no_verdict_without_students():
@@ -549,8 +557,8 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
     assert "- **students**: independent TPE, first 2 trials random, seed 0" in md.read_text()
     assert report["samplers"]["teachers"].startswith("not recorded")
     # Student and baseline have one run each (no .final sweeps): dev loss has no interval, so no firm claim.
-    assert report["verdict"] in md.read_text() and report["verdict"].startswith("Suggestive but not conclusive")
-    assert "vs the baseline baselines, no interval (one run each)" in report["verdict"]
+    assert report["verdict"] in md.read_text() and report["verdict"].startswith("Inconclusive: ")
+    assert "loss vs the baseline baselines: cannot tell, " in report["verdict"] and "no interval (one run each)" in report["verdict"]
     # Budgets: the last epoch's running totals, read back from MLflow; the student saw 50% more tokens.
     assert (rows["students"]["epochs"], rows["students"]["tokens_seen"], rows["teachers/llama"]["tokens_seen"]) == (2, 3000, 2000)
     assert "| students | 2 | 3k | 2.00M | 1.8G | 3 / 0 |" in md.read_text()

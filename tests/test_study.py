@@ -205,3 +205,40 @@ def test_bad_study_files_are_refused(tmp_path):
     (tmp_path / "s.yaml").write_text("name: s\nsweeps: [s.yaml]\nfinalists: {seeds: 0}\n")
     with pytest.raises(UserError, match="finalists.seeds"):
         load_study(tmp_path / "s.yaml")
+
+
+def test_auto_seeds_add_finalists_in_looks_until_decided_or_capped(tmp_path, cache_dir, ray_session, monkeypatch):
+    """finalists.seeds: auto end to end on tiny sweeps: looks at 2 then 3 seeds (cap 3), each look a batch sweep
+    of every stage's finalists with the next seeds, tagged with the design; the report replays the looks."""
+    from babysweep.core.paths import default_tracking_uri
+    from babysweep.tracking.runs import run_json, sweep_runs
+
+    monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for name, role, extra in (("t1", "teacher", ""), ("s1", "student", "distill: {teachers: {from_sweep: t1, top: 1}, alpha: 0.5, temperature: 2.0}\n"),
+                              ("b1", "baseline", "")):
+        (tmp_path / f"{name}.yaml").write_text(SPEC.format(name=name, role=role, arch="llama", lr=0.005, algorithm="random",
+                                                           cache=cache_dir) + extra)
+    (tmp_path / "study.yaml").write_text("name: auto-study\nsweeps: [t1.yaml, s1.yaml, b1.yaml]\n"
+                                         "finalists: {seeds: auto, first_seeds: 2, batch: 1, max_seeds: 3}\n")
+    said = []
+    result = run_study(load_study(tmp_path / "study.yaml"), live=False, say=said.append)
+    assert not result.interrupted and result.report.is_file()
+    uri = default_tracking_uri(tmp_path)
+    first = sweep_runs(uri, "s1.final")
+    assert sorted(r["tags"]["seed"] for r in first) == ["1000", "1001"]
+    assert {r["tags"]["sequential"] for r in first} == {"2,1,3"}
+    assert run_json(uri, first[0]["run_id"], "config.json")["eval"]["dev_batches"] is None  # every dev chunk (the spec: 2)
+    assert run_json(uri, sweep_runs(uri, "s1")[0]["run_id"], "config.json")["eval"]["dev_batches"] == 2
+    report = json.loads((result.report.parent / "report.json").read_text())
+    decided = "finalists: every comparison of the verdict is decided after 2 seeds" in said
+    looks = 1 if decided else 2
+    assert "finalists s1 look 1" in result.stages and ("finalists s1 look 2" in result.stages) == (not decided)
+    if not decided:
+        assert [r["tags"]["seed"] for r in sweep_runs(uri, "s1.final.b2")] == ["1002"]
+        assert any("after 3 seeds, not decided yet" in line and "the cap of 3 seeds is reached" in line for line in said) or \
+            any("decided after 3 seeds" in line for line in said)
+    assert {r["n"] for r in report["rows"]} == {looks + 1}
+    assert "sequential: finalists.seeds auto added seeds in batches of 1 from 2 up to 3" in report["verdict"]
+    assert report["decisions"]["level_note"].startswith("sequential")

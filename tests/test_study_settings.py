@@ -23,7 +23,7 @@ def test_set_splits_study_keys_from_sweep_keys(study_file):
     study = load_study(study_file, overrides={"train.epochs": 1, "finalists.seeds": 2, "report.name": "r"})
     assert (study.seeds, study.report, study.overrides) == (2, "r", {"train.epochs": 1})
     assert study.settings == {"train.epochs": 1, "finalists.seeds": 2, "report.name": "r"}
-    with pytest.raises(UserError, match=r"--set sweeps: the study's own keys that --set can change are finalists.seeds, finalists.equal_flops_baseline, report.name"):
+    with pytest.raises(UserError, match=r"--set sweeps: the study's own keys that --set can change are finalists.seeds, finalists.first_seeds, finalists.batch, finalists.max_seeds, finalists.equal_flops_baseline, report.name"):
         load_study(study_file, overrides={"sweeps": ["t.yaml"]})
     with pytest.raises(UserError, match="finalists.seeds"):
         load_study(study_file, overrides={"finalists.seeds": 0})

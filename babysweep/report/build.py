@@ -24,7 +24,7 @@ from babysweep.report.fairness import equal_flops_entries, fairness, fairness_ma
 from babysweep.report.plots import blimp_bars, factor_plots, learning_curves
 from babysweep.report.search import report_sections, sections_markdown
 from babysweep.report.stats import excludes_zero, mean_std
-from babysweep.report.verdict import build_table, full_interval, num as _num, si, verdict
+from babysweep.report.verdict import build_table, decisions, full_interval, num as _num, si, verdict
 
 LogRun = Callable[[str, dict, dict, Path], None]
 
@@ -87,7 +87,7 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
     fair = fairness(data, arms)
     compute = flops_sentence(fair["flops"])
     report = {"name": name, "sweeps": list(sweeps), "verdict": verdict(data) + (" " + compute if compute else ""),
-              "warnings": list(data.warnings) + fair["few_trials"], "fairness": fair,
+              "decisions": decisions(data), "warnings": list(data.warnings) + fair["few_trials"], "fairness": fair,
               "rows": rows, "fields": _fields(data.entries), "importances": {}, "figures": _figures(data, rows, out_dir),
               "blimp_scoring": next((s.scoring for e in data.entries for s in e.seeds if s.scoring), None),
               "blimp_use": blimp_use(data)}
@@ -126,7 +126,47 @@ def _diff_cell(row: dict, col: str, digits: int) -> str:
         return cell + f" (one run each: no interval{noise})"
     star = " *" if excludes_zero(row[f"{col}_low"], row[f"{col}_high"]) else ""
     star += "" if full_interval(row[f"{col}_basis"]) else " †"
-    return cell + f" [{_num(row[f'{col}_low'], digits, '+')}, {_num(row[f'{col}_high'], digits, '+')}]{star}{noise}"
+    how = {"paired": " paired", "welch": " Welch"}.get(row.get(f"{col}_method") or "", "")
+    power = f"; mdd {_num(row[f'{col}_mdd'], digits)}" if row.get(f"{col}_mdd") is not None else ""
+    return cell + f" [{_num(row[f'{col}_low'], digits, '+')}, {_num(row[f'{col}_high'], digits, '+')}]{star}{how}{power}{noise}"
+
+
+def decisions_table(d: dict | None) -> list[str]:
+    """The "Decisions" section: each comparison the verdict rests on, its test, Holm-adjusted p and outcome."""
+    if not d or not d.get("comparisons"):
+        return []
+    level = f"{d['level']:.4g} at the last look, 5% over all looks" if d.get("level_note") else f"{d['level']:.0%}"
+    lines = ["## Decisions", "", "| comparison | Δ [95% CI] | test | p | Holm p | outcome | smallest detectable (80% power) "
+             "| seeds per arm for the observed Δ |", "|" + "---|" * 8]
+    for c in d["comparisons"]:
+        digits = 2 if c["metric"] == "blimp" else 3
+        label = "BLiMP" if c["metric"] == "blimp" else "dev loss"
+        ci = "–" if c["low"] is None else f"[{_num(c['low'], digits, '+')}, {_num(c['high'], digits, '+')}]"
+        fmt = lambda x, f="{:.3g}": "–" if x is None else f.format(x)  # noqa: E731
+        lines.append(f"| {d['student']} − {c['vs']} ({label}){'' if c['in_family'] else ' (outside the family)'} "
+                     f"| {_num(c['diff'], digits, '+')} {ci} | {c['method'] or 'none'} | {fmt(c['p'])} | {fmt(c['p_holm'])} "
+                     f"| {c['outcome']} | {fmt(c['mdd'], '{:.' + str(digits) + 'f}')} | {fmt(c['seeds_needed'], '{:,}')} |")
+    lines += ["", f"Correction: Holm's step-down over the verdict's family ({d['family']}), at a {level} family-wise "
+              f"error rate{' (' + d['level_note'] + ')' if d.get('level_note') else ''}. Each comparison is better, worse, "
+              "or cannot tell: decided only when its Holm-adjusted p is at or below that rate, never on a point estimate. "
+              "Comparisons outside the family (other teachers) are unadjusted. Power: (t_{1-α/2,df} + t_{0.8,df}) x the "
+              "standard error of the test that was run; seeds per arm: the smallest n at which that figure falls to the "
+              "observed |Δ|, the variances held at their observed values."]
+    if d.get("chance_notes"):
+        lines += ["", "; ".join(d["chance_notes"]) + "."]
+    return lines + [""]
+
+
+def config_lines(rows: list[dict]) -> list[str]:
+    """The "Chosen configs" section: what each finalist retrained (its search's choices, as recorded)."""
+    shown = [r for r in rows if r.get("config")]
+    if not shown:
+        return []
+    lines = ["## Chosen configs", ""]
+    for r in shown:
+        lines.append(f"- **{r['entry']}** ({r['source']}): " + ", ".join(f"`{k}={_short(v)}`" for k, v in r["config"].items()))
+    return lines + ["", "The values each sweep's search chose for its best config, as recorded with its runs; every "
+                    "other key is the spec's.", ""]
 
 
 def budget_table(rows: list[dict]) -> list[str]:
@@ -167,18 +207,34 @@ def render_markdown(report: dict) -> str:
                      f"| {_pm(r['blimp_mean'], r['blimp_std'], 2, r['n'])} | {_diff_cell(r, 'blimp', 2)} |")
     lines += ["", "Mean ± std over seeds (std with ddof=1). Δ = entry − the reference teacher: the teacher its "
               "sweep's tuning metric prefers (never the dev loss or BLiMP shown here, unless a warning says so); * = the interval excludes zero; † = one side has a single run, so the "
-              "interval lacks its seed-to-seed variation and is too narrow. Intervals: Welch's t over seeds (another "
-              "seed's luck: these decide the verdict and the stars). Eval noise (BLiMP, when per-pair decisions exist): "
+              "interval lacks its seed-to-seed variation and is too narrow. Intervals: t over seeds (another "
+              "seed's luck): paired over the seeds both sides ran (finalists of every role run the same seeds, so seed k "
+              "of each starts from the same draw of weights and data order), Welch's where the seeds differ; "
+              "mdd = the smallest difference detectable at 80% power with these seeds. The stars are unadjusted; "
+              "the verdict's decisions are Holm-corrected (the Decisions section). Eval noise (BLiMP, when per-pair decisions exist): "
               "2000-replicate bootstrap over the BLiMP pairs shared by both sides, seeds fixed: how much the finite "
               "test set moves the difference.", ""]
+    lines += decisions_table(report.get("decisions"))
     lines += budget_table(report["rows"])
+    lines += config_lines(report["rows"])
     fields = sorted({f for per in report["fields"].values() for f in per})
     seeds = {r["entry"]: r["n"] for r in report["rows"]}
+    chance = {r["entry"]: r.get("chance") or {} for r in report["rows"]}
     if fields:
-        lines += ["## BLiMP per field (%)", "", "| entry | " + " | ".join(fields) + " |", "|" + "---|" * (len(fields) + 1)]
+        def cell(entry: str, per: dict, f: str) -> str:
+            if f not in per:
+                return "–"
+            test = chance.get(entry, {}).get(f)
+            return _pm(*per[f], 1, seeds.get(entry, 2)) + (" °" if test and test["p"] > 0.05 else "")
+
+        lines += ["## BLiMP per field (%)", "", "| entry | overall | " + " | ".join(fields) + " |", "|" + "---|" * (len(fields) + 2)]
         for entry, per in report["fields"].items():
-            lines.append(f"| {entry} | " + " | ".join(_pm(*per[f], 1, seeds.get(entry, 2)) if f in per else "–" for f in fields) + " |")
-        lines.append("")
+            test = chance.get(entry, {}).get("overall")
+            overall = "–" if not test else f"{test['accuracy']:.2f}" + (" °" if test["p"] > 0.05 else "")
+            lines.append(f"| {entry} | {overall} | " + " | ".join(cell(entry, per, f) for f in fields) + " |")
+        lines += ["", "° = not above chance: a one-sided binomial test of the seed-averaged count of pairs right against "
+                  "50% over the pairs scored (overall: every pair pooled) has p > 0.05. When an entry the verdict compares "
+                  "is not above chance overall, its BLiMP comparison leaves the verdict, which rests on dev loss.", ""]
     lines += sections_markdown(report)
     lines += fairness_markdown(report)
     lines += ["## Hyperparameter importance (PED-ANOVA)", ""]

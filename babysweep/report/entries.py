@@ -28,6 +28,7 @@ from babysweep.core.records import FINAL, best_config, fully_trained, run_arch
 from babysweep.tracking.runs import run_json, sweep_objective, sweep_runs
 
 ROLES = ("teacher", "student", "baseline")
+MAX_LOOKS = 1000  # batches of finalists a report reads (finalists.batch_name: <sweep>.final, then .b2, .b3, ...)
 
 
 @dataclass
@@ -47,6 +48,8 @@ class Seed:
     tokens: float | None = None
     flops: float | None = None
     scoring: str | None = None  # blimp.method() of its blimp.json: BLiMP numbers of different scoring never meet
+    field_pairs: dict[str, int] | None = None  # pairs per BLiMP field, from blimp.json's field_of (the chance test's n)
+    tags: dict = field(default_factory=dict)  # the run's tags (finalists.seeds: auto records its look there)
 
 
 @dataclass
@@ -63,6 +66,8 @@ class Entry:
     completed: int = 0  # of its tuning trials (its architecture's, for teachers): fully trained,
     stopped: int = 0  # and stopped early by the scheduler
     selected_by: tuple[str, str] = (M.EVAL_LOSS, "min")  # (metric, mode) its sweep was tuned on
+    config: dict = field(default_factory=dict)  # the chosen config: what its search chose (its runs' params, seed aside)
+    blimp_pairs: int | None = None  # pairs scored, when no per-pair decisions tell it (an entry rebuilt from report.json)
     compared: dict = field(default_factory=dict, repr=False, compare=False)  # compare() results, reused
 
     def selection(self) -> float | None:
@@ -76,6 +81,16 @@ class Entry:
         """Per-seed values of a column; BLiMP as a fraction."""
         vals = [s.dev_loss if col == "dev_loss" else s.blimp for s in self.seeds]
         return [v for v in vals if v is not None]
+
+    def by_seed(self, col: str) -> dict[str, float] | None:
+        """{seed label: value} of a column, or None when a seed lacks its label or two runs share one
+        (then the entry cannot be matched by seed and comparisons with it are Welch's)."""
+        labelled = [(s.seed, v) for s in self.seeds
+                    if (v := (s.dev_loss if col == "dev_loss" else s.blimp)) is not None]
+        labels = [k for k, _ in labelled]
+        if not labelled or None in labels or len(set(labels)) != len(labels):
+            return None
+        return dict(labelled)
 
     def budget(self, name: str) -> float | None:
         """Mean over seeds of a budget figure ("epochs", "tokens", "flops"), or None when no seed has it."""
@@ -141,13 +156,34 @@ def _seed(run: dict, load_blimp: Callable[[dict], dict | None], metric: str) -> 
     return Seed(run["run_id"], run.get("tags", {}).get(R.SEED, run.get("params", {}).get(R.SEED_KEY)),
                 number(m.get(M.EVAL_LOSS)), number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature,
                 number(m.get(metric)), float(history[-1][0]) if history else None,  # eval/loss is logged every epoch, at step = epoch
-                number(m.get(M.TOKENS_SEEN)), number(m.get(M.FLOPS)), _blimp_method(data))
+                number(m.get(M.TOKENS_SEEN)), number(m.get(M.FLOPS)), _blimp_method(data),
+                _field_pairs(data, signature), dict(run.get("tags", {})))
+
+
+def _field_pairs(data: dict | None, signature: tuple | None) -> dict[str, int] | None:
+    """Pairs per field: the signature's paradigm sizes summed by blimp.json's field_of."""
+    field_of = (data or {}).get("field_of")
+    if signature is None or not isinstance(field_of, dict):
+        return None
+    out: dict[str, int] = {}
+    for paradigm, n in signature:
+        if paradigm not in field_of:
+            return None
+        out[field_of[paradigm]] = out.get(field_of[paradigm], 0) + n
+    return out
 
 
 def _blimp_method(data: dict | None) -> str | None:
     from babysweep.eval.blimp import method  # lazily: blimp imports torch
 
     return method(data) if isinstance(data, dict) else None
+
+
+def chosen_config(runs: list[dict]) -> dict:
+    """The values its search chose, as recorded (MLflow params are text): the first run's params, without the
+    seed and the teacher cache's own params (which are the runner's, not the config's)."""
+    params = runs[0].get("params", {}) if runs else {}
+    return {k: v for k, v in sorted(params.items()) if k != R.SEED_KEY and not k.startswith(M.CACHE_PARAMS)}
 
 
 def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str, tuple[str, str]] | None = None,
@@ -189,7 +225,8 @@ def entries_from_runs(runs_by_sweep: dict[str, list[dict]], objectives: dict[str
             own = [r for r in spent if arch is None or run_arch(r) == arch]
             entry = Entry(name, sweep, role, arch or "+".join(archs), sizes[0] if sizes else None, len(spent),
                           None if arch is None else len(own), source, seeds,
-                          sum(map(fully_trained, own)), sum(map(R.stopped_early, own)), (metric, mode))
+                          sum(map(fully_trained, own)), sum(map(R.stopped_early, own)), (metric, mode),
+                          chosen_config(chosen))
             for s in seeds:  # decisions from another evaluation (a subset, an older file) would mislead
                 if s.decisions is not None and abs(float(s.decisions @ pair_weights(s.signature)) - s.blimp) > 1e-6:
                     warns.append(f"{name}: the decisions in run {s.run_id}'s blimp.json do not give its "
@@ -260,6 +297,11 @@ def collect(tracking_uri: str, sweeps: list[str]) -> ReportData:
         try:
             runs[sweep + FINAL] = sweep_runs(tracking_uri, sweep + FINAL, histories=[M.EVAL_LOSS])
         except UserError:
-            pass  # no finalists: entries fall back to the best tuning config
+            continue  # no finalists: entries fall back to the best tuning config
+        for look in range(1, MAX_LOOKS):  # later looks of finalists.seeds: auto: <sweep>.final.b2, .b3, ...
+            try:
+                runs[sweep + FINAL] += sweep_runs(tracking_uri, f"{sweep}{FINAL}.b{look + 1}", histories=[M.EVAL_LOSS])
+            except UserError:
+                break
     entries, warns = entries_from_runs(runs, objectives, lambda run: run_json(tracking_uri, run["run_id"], "blimp.json") or read_blimp(run))
     return ReportData(list(sweeps), runs, objectives, entries, warns)

@@ -1,47 +1,72 @@
 """The report's numbers: each entry against the reference teacher (and the baseline), and the verdict line.
 
     rows = build_table(data)          # mean ± std per entry, differences with 95% intervals
-    line = verdict(data)              # does the best student beat every tuned teacher and the baseline?
+    line = verdict(data)              # Supported / Contradicted / Inconclusive: the student vs the reference
+                                      # teacher and the baseline, Holm-corrected, with power figures
                                       # (and, when tokens seen differ by over 5%, a sentence saying so)
 
-Intervals are Welch t intervals over seeds; for BLiMP a separate pairs-only bootstrap gives the
-evaluation noise (babysweep.report.stats).
+Intervals are t intervals over seeds, paired over the seeds both sides ran (else Welch's); the verdict
+decides each comparison of its family (the student vs the reference teacher and vs the baseline, on
+each metric) as better, worse or cannot tell with Holm's correction (report/decide.py); for BLiMP a
+separate pairs-only bootstrap gives the evaluation noise (report/stats.py).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from typing import Any, Callable
 
 import numpy as np
 
 from babysweep.report.entries import ROLES, Entry, ReportData, entries_from_runs, pair_weights, read_blimp
-from babysweep.report.stats import excludes_zero, mean_std, pair_noise_interval, welch_interval
+from babysweep.report.decide import (ALPHA, SEQUENTIAL_TAG, SeedTest, above_chance, holm, outcome, seed_test, sequential_look,
+                              spending_schedule)
+from babysweep.report.stats import mean_std, pair_noise_interval
 
 N_BOOT = 2000
 BUDGET_TOLERANCE = 0.05  # entries' mean tokens seen may differ by this share of the smallest before the verdict says so
 
 
 def compare(a: Entry, b: Entry, col: str, n: int = N_BOOT, seed: int = 0) -> dict:
-    """a - b on a column ("dev_loss", or "blimp" in points), 95% interval, and what was resampled."""
+    """a - b on a column ("dev_loss", or "blimp" in points), 95% interval, test, power, and what was resampled."""
     key = (b.name, col, n, seed)
     if key not in a.compared:  # the table and the verdict ask for the same comparisons
         a.compared[key] = _compare(a, b, col, n, seed)
     return dict(a.compared[key])
 
 
+def seed_test_of(a: Entry, b: Entry, col: str) -> SeedTest:
+    """decide.seed_test on the entries' seeds: paired when both have the same seed labels, else Welch's."""
+    pa, pb = a.by_seed(col), b.by_seed(col)
+    if pa is not None and pb is not None and set(pa) == set(pb):
+        return seed_test(pa, pb)
+    return seed_test(a.values(col), b.values(col))
+
+
 def _compare(a: Entry, b: Entry, col: str, n: int, seed: int) -> dict:
-    """Welch's t interval over seeds (the verdict's); basis: "seeds" (both sides have 2+ runs), "one
-    side's seeds" (the other has one run, so its seed-to-seed variation is missing) or "none". For
-    BLiMP on shared pairs, noise_low/noise_high: the pairs-only bootstrap (evaluation noise)."""
+    """The verdict's t test over seeds: paired over the seeds both entries ran (finalists of every role
+    run the same seeds), else Welch's. basis: "seeds" (both sides have 2+ runs), "one side's seeds" (the
+    other has one run, so its seed-to-seed variation is missing) or "none"; method: "paired" or "welch";
+    p: the unadjusted two-sided p-value (None without a full interval: such a comparison decides nothing);
+    mdd: the smallest difference it detects at 80% power; seeds_needed: seeds per arm the observed
+    difference would need for that power. For BLiMP on shared pairs, noise_low/noise_high: the pairs-only
+    bootstrap (evaluation noise)."""
     va, vb = a.values(col), b.values(col)
-    out = {"diff": None, "low": None, "high": None, "basis": "none", "noise_low": None, "noise_high": None}
+    out = {"diff": None, "low": None, "high": None, "basis": "none", "noise_low": None, "noise_high": None,
+           "method": None, "n_pairs": None, "p": None, "mdd": None, "seeds_needed": None}
     if not va or not vb:
         return out
     scale = 100.0 if col == "blimp" else 1.0
-    diff, low, high = welch_interval(va, vb)
-    out.update(diff=diff * scale, basis=("none", "one side's seeds", "seeds")[(len(va) > 1) + (len(vb) > 1)])
-    if low is not None:
-        out.update(low=low * scale, high=high * scale)
+    t = seed_test_of(a, b, col)
+    out.update(diff=t.diff * scale, basis=("none", "one side's seeds", "seeds")[(len(va) > 1) + (len(vb) > 1)],
+               method=t.method if t.method in ("paired", "welch") else None)
+    if t.low is not None:
+        out.update(low=t.low * scale, high=t.high * scale)
+    if out["method"] is not None:
+        mdd = t.detectable()
+        out.update(p=t.p, mdd=None if mdd is None else mdd * scale, seeds_needed=t.seeds_needed(),
+                   n_pairs=t.n_a if t.method == "paired" else None)
     if col == "blimp" and a.pairs() is not None and a.pairs() == b.pairs():
         _, nl, nh = pair_noise_interval([s.decisions for s in a.seeds], [s.decisions for s in b.seeds],
                                         weights=pair_weights(a.pairs()), n=n, seed=seed)
@@ -67,7 +92,9 @@ def _rows(entries: list[Entry]) -> list[dict]:
         row: dict[str, Any] = {"entry": e.name, "sweep": e.sweep, "role": e.role, "arch": e.arch, "params": e.params,
                                "trials": e.trials, "arch_trials": e.arch_trials, "source": e.source, "n": len(e.seeds),
                                "epochs": e.budget("epochs"), "tokens_seen": e.budget("tokens"), "flops": e.budget("flops"),
-                               "trials_completed": e.completed, "trials_stopped": e.stopped}
+                               "trials_completed": e.completed, "trials_stopped": e.stopped, "config": dict(e.config),
+                               "seeds": [{"seed": s.seed, "dev_loss": s.dev_loss, "blimp": s.blimp} for s in e.seeds],
+                               "chance": chance(e)}
         for col in ("dev_loss", "blimp"):
             vals = [v * (100.0 if col == "blimp" else 1.0) for v in e.values(col)]
             row[f"{col}_mean"], row[f"{col}_std"] = mean_std(vals) if vals else (None, None)
@@ -139,56 +166,208 @@ def full_interval(basis: str) -> bool:
 def _ci(col: str, c: dict) -> str:
     if c["basis"] == "none":
         return "no interval (one run each)"
-    side = "excludes zero" if excludes_zero(c["low"], c["high"]) else "includes zero"
     digits = 2 if col == "blimp" else 3
-    partial = "" if full_interval(c["basis"]) else " (a side with one run: its seed variation is missing)"
-    return f"95% CI [{num(c['low'], digits)}, {num(c['high'], digits)}]{partial}, {side}"
+    partial = "" if full_interval(c["basis"]) else " (a side with one run: its seed variation is missing, so it decides nothing)"
+    return f"95% CI [{num(c['low'], digits)}, {num(c['high'], digits)}]{partial}"
 
 
-def _metric_clause(col: str, subject: str, student: Entry, teachers: list[Entry], reference: Entry,
-                   baselines: list[Entry]) -> tuple[str, str]:
-    """(clause, outcome) for one column; outcome: clear (beats all, intervals exclude zero), weak, no."""
-    label, unit = ("BLiMP", " points") if col == "blimp" else ("dev loss", "")
-    better = (lambda d: d > 0) if col == "blimp" else (lambda d: d < 0)
-    mean, n = float(np.mean(student.values(col))), len(teachers)
-    beaten = sum(better(mean - float(np.mean(t.values(col)))) for t in teachers)
-    everyone = "the tuned teacher" if n == 1 else ("both tuned teachers" if n == 2 else f"all {n} tuned teachers")
-    best_t, best_b = reference, chosen(baselines)
-    best_b = best_b if best_b is not None and best_b.values(col) else None
-    wins, losses = [], []
-    if beaten == n:
-        wins.append(everyone)
-    elif beaten == 0:
-        losses.append("the tuned teacher" if n == 1 else "the tuned teachers")
-    else:
-        wins.append(f"{beaten} of {n} tuned teachers")
-        losses.append(f"the reference one ({best_t.name})")
-    ct = compare(student, best_t, col)
-    details = [f"{_fmt(col, ct['diff'])}{unit} vs the reference teacher {best_t.name} (chosen on "
-               f"{best_t.selected_by[0]}), {_ci(col, ct)}"]
-    cb = None
-    if best_b is not None:
-        cb = compare(student, best_b, col)
-        (wins if better(cb["diff"]) else losses).append("the baseline")
-        details.append(f"{_fmt(col, cb['diff'])}{unit} vs the baseline {best_b.name}, {_ci(col, cb)}")
-    if wins and losses:
-        said = f"beats {' and '.join(wins)} but not {' or '.join(losses)}"
-    elif wins:
-        said = f"beats {' and '.join(wins)}"
-    else:
-        said = f"does not beat {' or '.join(losses)}"
-    clause = f"on {label} {subject} {said} ({'; '.join(details)})"
-    if losses:
-        return clause, "no"
-    sure = all(full_interval(c["basis"]) and excludes_zero(c["low"], c["high"]) for c in (ct, cb) if c is not None)
-    return clause, "clear" if sure else "weak"
+# ------------------------------------------------------------------------------------ BLiMP vs chance
+
+
+def chance(e: Entry) -> dict[str, dict] | None:
+    """{"overall" and each field: {"accuracy" (%), "pairs", "p"}}: one-sided binomial tests against 50% of
+    the seed-averaged count of pairs right, over the pairs scored (pairs pooled, as the binomial needs);
+    None when the entry's runs carry no per-pair decisions (the pairs scored are then unknown)."""
+    seeds = [s for s in e.seeds if s.decisions is not None]
+    if (not seeds or e.pairs() is None) and e.blimp_pairs and e.values("blimp"):
+        # Rebuilt from report.json: overall accuracy x pairs (the pooled count when paradigms are equally large)
+        right = float(np.mean(e.values("blimp"))) * e.blimp_pairs
+        return {"overall": {"accuracy": 100.0 * right / e.blimp_pairs, "pairs": e.blimp_pairs,
+                            "p": above_chance(right, e.blimp_pairs)}}
+    if not seeds or e.pairs() is None:
+        return None
+    pairs = int(seeds[0].decisions.size)
+    right = float(np.mean([s.decisions.sum() for s in seeds]))
+    out = {"overall": {"accuracy": 100.0 * right / pairs, "pairs": pairs, "p": above_chance(right, pairs)}}
+    per = seeds[0].field_pairs or {}
+    for name, n in sorted(per.items()):
+        accs = [s.fields.get(name) for s in seeds]
+        if n and None not in accs:
+            acc = float(np.mean(accs))
+            out[name] = {"accuracy": 100.0 * acc, "pairs": n, "p": above_chance(acc * n, n)}
+    return out
+
+
+def not_above_chance(e: Entry, alpha: float = ALPHA) -> dict | None:
+    """The entry's overall chance test when BLiMP overall is not above 50% at level alpha, else None."""
+    c = chance(e)
+    return c["overall"] if c is not None and c["overall"]["p"] > alpha else None
+
+
+# ------------------------------------------------------------------------------------ the verdict
+
+METRIC = {"blimp": ("BLiMP", " points", True), "dev_loss": ("dev loss", "", False)}  # label, unit, higher is better
+
+
+def sequential_design(entries: list[Entry]) -> tuple[int, int, int] | None:
+    """(first, batch, cap) when the finalists' seeds came in looks of finalists.seeds: auto (their runs' tag)."""
+    found = {s.tags[SEQUENTIAL_TAG] for e in entries for s in e.seeds if SEQUENTIAL_TAG in s.tags}
+    if len(found) != 1:
+        return None
+    try:
+        first, batch, cap = (int(x) for x in found.pop().split(","))
+    except ValueError:
+        return None
+    return first, batch, cap
+
+
+def first_seeds(e: Entry, n: int) -> Entry:
+    """The entry on its first n seeds, in seed order (the seeds a look of the sequential design had)."""
+    def order(s):
+        return (0, int(s.seed), "") if s.seed is not None and str(s.seed).lstrip("-").isdigit() else (1, 0, str(s.seed))
+    return dataclasses.replace(e, seeds=sorted(e.seeds, key=order)[:n], compared={})
+
+
+def replay(student: Entry, family: list[dict], design: tuple[int, int, int]) -> tuple[float, str]:
+    """Decide the family as the sequential rule did, look by look on the seeds each look had (Holm at each
+    look's spent alpha over the comparisons still open); fills p_adj and outcome; returns (level, note)."""
+    have = min(len(e.seeds) for e in [student] + [f["other"] for f in family])
+    decided: dict[int, str] = {}
+    adjusted: dict[int, float | None] = {}
+    applied, n_used = ALPHA, 0
+    for n, level in spending_schedule(*design):
+        if n > have:  # a look the finalists never reached
+            break
+        tests = {i: seed_test_of(first_seeds(student, n), first_seeds(f["other"], n), f["col"]) for i, f in enumerate(family)}
+        tests = {i: t if t.method in ("paired", "welch") else dataclasses.replace(t, p=None) for i, t in tests.items()}
+        now: dict = {}
+        decided = sequential_look(tests, decided, level, {i: METRIC[f["col"]][2] for i, f in enumerate(family)}, now)
+        adjusted.update(now)
+        applied, n_used = level, n
+        if all(v != "cannot tell" for v in decided.values()):
+            break
+    for i, f in enumerate(family):
+        f["p_adj"], f["outcome"] = adjusted.get(i), decided.get(i, "cannot tell")
+    first, batch, cap = design
+    return applied, (f"sequential: finalists.seeds auto added seeds in batches of {batch} from {first} up to {cap}; "
+                   f"alpha spent O'Brien-Fleming-like over the looks; this verdict replays them up to {n_used} seeds, "
+                   f"where each comparison was decided or the look's level, {applied:.4g}, applied")
+
+
+def flops_clause(entries: list[Entry]) -> str | None:
+    """Hook for the FLOPs ratio of the student to the baseline (issue 24, finding 5, done elsewhere): a sentence
+    or None. The verdict appends what this returns after the budget sentence."""
+    return None
+
+
+def _name(kind: str, e: Entry) -> str:
+    return f"the {kind} {e.name}"
+
+
+def _and(items: list[str]) -> str:
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _detail(col: str, kind: str, other: Entry, c: dict, p_adj: float | None, said: str) -> str:
+    label, unit, _ = METRIC[col]
+    digits = 2 if col == "blimp" else 3
+    chosen_on = f" (chosen on {other.selected_by[0]})" if kind == "reference teacher" else ""
+    parts = [f"{label} vs {_name(kind, other)}{chosen_on}: {said}, {_fmt(col, c['diff'])}{unit}, {_ci(col, c)}"]
+    if c["method"] is not None:
+        how = (f"paired t over {c['n_pairs']} shared seeds" if c["method"] == "paired" else "Welch's t over independent seeds")
+        parts.append(f"{how}, Holm-adjusted p {p_adj:.3g}" if p_adj is not None else how)
+        if c["mdd"] is not None:
+            need = (f"{c['seeds_needed']} seeds per arm would detect {_fmt(col, c['diff'])}" if c["seeds_needed"]
+                    else f"no number of seeds up to a million would detect {_fmt(col, c['diff'])}")
+            parts.append(f"smallest detectable difference {num(c['mdd'], digits)}{unit} at 80% power; {need}")
+    return "; ".join(parts)
 
 
 def verdict(data: ReportData) -> str:
-    """One line, derived from the numbers: does the best distilled student beat every tuned teacher
-    and the baseline, on BLiMP and on dev loss, by how much, and do the intervals exclude zero? Ends
-    with budget_clause's sentence when the entries trained on unequal numbers of tokens."""
+    """One paragraph, derived from the intervals: is the best distilled student better than the reference
+    tuned teacher and the baseline, on BLiMP and dev loss? Each comparison is better, worse or cannot tell,
+    decided by its t test over seeds with Holm's correction over the verdict's family; the head is
+    Supported (all better), Contradicted (any worse) or Inconclusive, with its reason. Ends with
+    budget_clause's sentence when the entries trained on unequal numbers of tokens."""
     return _verdict(data.entries)
+
+
+def verdict_family(entries: list[Entry]) -> dict:
+    """The verdict's decisions as data: {"student", "level", "family": [{col, kind, other, cmp, p_adj, outcome}],
+    "outside": [...] (other teachers, unadjusted), "chance": [sentences: BLiMP comparisons left out]}."""
+    by_role = {r: [e for e in entries if e.role == r] for r in ROLES}
+    student, reference, baseline = chosen(by_role["student"]), chosen(by_role["teacher"]), chosen(by_role["baseline"])
+    design = sequential_design(entries)
+    level, why = ALPHA, None
+    family, outside, notes = [], [], []
+    for col in ("blimp", "dev_loss"):
+        if student is None or not student.values(col):
+            continue
+        for kind, other in (("reference teacher", reference), ("baseline", baseline)):
+            if other is None or not other.values(col):
+                continue
+            if col == "blimp":
+                low = [(e, c) for e in (student, other) if (c := not_above_chance(e, level)) is not None]
+                if low:
+                    listed = _and([f"{e.name} {c['accuracy']:.2f}% of {c['pairs']:,} pairs (binomial p {c['p']:.2g})"
+                                   for e, c in low])
+                    notes.append(f"BLiMP cannot separate the distilled student ({student.name}) and {_name(kind, other)}: "
+                                 f"not above chance: {listed}; that comparison rests on dev loss")
+                    continue
+            family.append({"col": col, "kind": kind, "other": other, "cmp": compare(student, other, col)})
+        for t in by_role["teacher"]:
+            if t is not reference and t.values(col):
+                c = compare(student, t, col)
+                outside.append({"col": col, "kind": "teacher", "other": t, "cmp": c, "p_adj": c["p"],
+                                "outcome": outcome(c["diff"], c["p"], METRIC[col][2], ALPHA)})
+    if design is not None and student is not None and family:
+        level, why = replay(student, family, design)
+    else:
+        for f, p_adj in zip(family, holm([f["cmp"]["p"] for f in family])):
+            f["p_adj"] = p_adj
+            f["outcome"] = outcome(f["cmp"]["diff"], p_adj, METRIC[f["col"]][2], level)
+    return {"student": student, "level": level, "why_level": why, "family": family, "outside": outside, "chance": notes}
+
+
+def decisions(data: ReportData) -> dict:
+    """The verdict's decisions as report.json stores them: the correction, its level, and each comparison."""
+    v = verdict_family(data.entries)
+
+    def row(f: dict, in_family: bool) -> dict:
+        c = f["cmp"]
+        return {"metric": f["col"], "vs": f["other"].name, "kind": f["kind"], "in_family": in_family,
+                "diff": c["diff"], "low": c["low"], "high": c["high"], "method": c["method"], "p": c["p"],
+                "p_holm": f["p_adj"] if in_family else None, "outcome": f["outcome"], "mdd": c["mdd"],
+                "seeds_needed": c["seeds_needed"]}
+
+    return {"correction": "holm", "level": v["level"], "level_note": v["why_level"],
+            "family": "the best student vs the reference teacher and vs the baseline, on BLiMP and dev loss",
+            "student": v["student"].name if v["student"] is not None else None,
+            "comparisons": [row(f, True) for f in v["family"]] + [row(o, False) for o in v["outside"]],
+            "chance_notes": v["chance"]}
+
+
+def _head(student: Entry, family: list[dict]) -> str:
+    """Supported / Contradicted / Inconclusive and its reason, one sentence."""
+    def grouped(want: str) -> str:
+        by_other: dict[str, list[str]] = {}
+        for f in family:
+            if f["outcome"] == want:
+                by_other.setdefault(_name(f["kind"], f["other"]), []).append(METRIC[f["col"]][0])
+        return _and([f"{who} (on {_and(cols)})" for who, cols in by_other.items()])
+
+    subject = f"the distilled student ({student.name})"
+    outcomes = [f["outcome"] for f in family]
+    better, unsure = grouped("better"), grouped("cannot tell")
+    if "worse" in outcomes:
+        also = [f"; it is better than {better}" if better else "", f"; it cannot be told from {unsure}" if unsure else ""]
+        return f"Contradicted: {subject} is worse than {grouped('worse')}" + "".join(also) + "."
+    if all(o == "better" for o in outcomes):
+        return f"Supported: {subject} is better than {better}."
+    return (f"Inconclusive: the seeds cannot tell {subject} from {unsure}"
+            + (f"; it is better than {better}." if better else "."))
 
 
 def _verdict(entries: list[Entry]) -> str:
@@ -196,30 +375,28 @@ def _verdict(entries: list[Entry]) -> str:
     if not by_role["student"] or not by_role["teacher"]:
         missing = "distilled student (role student)" if not by_role["student"] else "tuned teacher (role teacher)"
         return f"No verdict: the report has no {missing} entry."
-    clauses, outcomes, previous = [], [], None
-    # One student and one reference teacher, each chosen on its sweep's tuning metric, for both columns.
-    student, reference = chosen(by_role["student"]), chosen(by_role["teacher"])
-    for col in ("blimp", "dev_loss"):
-        teachers = [t for t in by_role["teacher"] if t.values(col)]
-        if student is None or reference is None or not student.values(col) or not reference.values(col):
-            clauses.append(f"on {'BLiMP' if col == 'blimp' else 'dev loss'} there are no values to compare")
-            outcomes.append("none")
-            continue
-        subject = "it" if student is previous else f"the distilled student ({student.name})"
-        previous = student
-        clause, outcome = _metric_clause(col, subject, student, teachers, reference, by_role["baseline"])
-        clauses.append(clause)
-        outcomes.append(outcome)
-    if outcomes == ["clear", "clear"]:
-        head = "Supported"
-    elif "none" in outcomes and "no" not in outcomes and "clear" in outcomes:
-        head = "Supported on one metric only (the other has no values)"
-    elif all(o in ("no", "none") for o in outcomes):
-        head = "Not supported" if "no" in outcomes else "No verdict"
-    elif "no" not in outcomes:
-        head = "Suggestive but not conclusive"
-    else:
-        head = "Mixed"
-    baseline = "" if by_role["baseline"] else " (no baseline sweep in this report)"
-    budget = budget_clause(entries)
-    return f"{head}{baseline}: " + "; ".join(clauses) + "." + (f" {budget}" if budget else "")
+    v = verdict_family(entries)
+    student, family = v["student"], v["family"]
+    if student is None or not family:
+        return (f"No verdict: there are no values to compare the distilled student with the reference teacher or the "
+                f"baseline." + (" " + "; ".join(v["chance"]) + "." if v["chance"] else ""))
+    head = _head(student, family)
+    baseline = "" if by_role["baseline"] else " There is no baseline sweep in this report."
+    details = "; ".join(_detail(f["col"], f["kind"], f["other"], f["cmp"], f["p_adj"], f["outcome"]) for f in family)
+    cols = _and(sorted({METRIC[f["col"]][0] for f in family}))
+    whom = _and(list(dict.fromkeys(f"vs {_name(f['kind'], f['other'])}" for f in family)))
+    level = (f"at each look's spent alpha, {ALPHA:.0%} family-wise over all looks ({v['why_level']})" if v["why_level"]
+             else f"at a {v['level']:.0%} family-wise error rate")
+    parts = [head + baseline,
+             f"Decisions: Holm's correction over the verdict's family of {len(family)} comparison{'s' * (len(family) > 1)} "
+             f"(the student {whom}, on {cols}) {level}: {details}."]
+    if v["chance"]:
+        parts.append("; ".join(v["chance"]) + ".")
+    if v["outside"]:
+        parts.append("Outside the family (not corrected): " + "; ".join(
+            f"{METRIC[o['col']][0]} vs {_name(o['kind'], o['other'])}: {o['outcome']}, {_fmt(o['col'], o['cmp']['diff'])}"
+            f"{METRIC[o['col']][1]}, {_ci(o['col'], o['cmp'])}" for o in v["outside"]) + ".")
+    for extra in (budget_clause(entries), flops_clause(entries)):
+        if extra:
+            parts.append(extra)
+    return " ".join(parts)

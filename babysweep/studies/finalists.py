@@ -8,9 +8,16 @@ with the best mean metric over its repeats), from MLflow; its values come from t
 config.json, so they keep their types. A teacher sweep gets one finalist per architecture (each is
 a contender of its own), other sweeps one. Seeds start at the tuning seed + SEED_OFFSET, so no
 finalist repeats a tuning run: a value selected as the best of many would be optimistic. Finalists
-score full BLiMP (eval.blimp_final: full) even when the tuning trials scored only a subset. Student
-finalist k distils from its tuning trials' teacher configs retrained with its own seed (finalist_teachers.py:
-the teacher finalists where they are those configs and seeds, else the sweep `<student>.final.teachers`).
+score full BLiMP (eval.blimp_final: full) and dev loss on every dev chunk (eval.dev_batches: all, unless
+--set gave it) even when the tuning trials scored a subset. Student finalist k distils from its tuning
+trials' teacher configs retrained with its own seed (finalist_teachers.py: the teacher finalists where they
+are those configs and seeds, else the sweep `<student>.final.teachers`).
+
+More seeds later (a study's `finalists.seeds: auto`): look k > 0 of a sequential design runs the same
+best points as the sweep `<sweep>.final.b<k+1>`, with the next seeds; the report reads those batches as
+part of `<sweep>.final`, and every batch's runs carry the design in their `sequential` tag.
+
+    spec = finalist_spec("students", seeds=2, tracking_uri=uri, look=1, first_seed=3, design=(3, 2, 11))
 """
 
 from __future__ import annotations
@@ -27,7 +34,13 @@ from babysweep.spec.load import load_spec
 
 SEED_OFFSET = 1000
 BLIMP_FINAL = "eval.blimp_final"
+DEV_BATCHES = "eval.dev_batches"
 DEFAULT_SEEDS = 5
+
+
+def batch_name(sweep: str, look: int = 0) -> str:
+    """The finalist sweep of a look: `<sweep>.final` first, then `<sweep>.final.b2`, `.b3`, ..."""
+    return sweep + FINAL if look == 0 else f"{sweep}{FINAL}.b{look + 1}"
 
 
 def tuning_spec(sweep: str, storage: str | Path | None = None) -> Spec:
@@ -94,16 +107,18 @@ def _role(runs: list[dict]) -> str:
 
 
 def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path | None = None,
-                  tracking_uri: str) -> Spec:
-    """The spec of `<sweep>.final`: the tuning spec with its best points, `seeds` repeats each, no early stopping."""
+                  tracking_uri: str, look: int = 0, first_seed: int = 0, design: tuple[int, int, int] | None = None) -> Spec:
+    """The spec of `<sweep>.final`: the tuning spec with its best points, `seeds` repeats each, no early stopping.
+    A later look of a sequential design (look > 0) is `<sweep>.final.b<look+1>`, its seeds after `first_seed` ones."""
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, not {seeds}")
+    from babysweep.report.decide import SEQUENTIAL_TAG
     from babysweep.sweep.driver import fixed_value
 
     spec = tuning_spec(sweep, storage)
     base_seed = int(fixed_value(spec, "train.seed", RunConfig.model_fields["train"].default.seed))
     overrides = {
-        "name": sweep + FINAL,
+        "name": batch_name(sweep, look),
         "role": spec.role,
         "search.algorithm": "points",
         "search.points": {label: {k: v for k, v in point.items() if k != BLIMP_FINAL}  # the override below decides
@@ -111,20 +126,24 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
         "search.repeats": seeds,
         "search.scheduler": "none",
         "search.stratify": None,  # the points are the configs: nothing left to take turns
-        "train.seed": base_seed + SEED_OFFSET,
+        "train.seed": base_seed + SEED_OFFSET + first_seed,
         BLIMP_FINAL: "full",  # the report's BLiMP numbers: every pair, whatever the tuning trials scored
-        "tracking.tags": {**spec.tracking.tags, FINALIST_OF: sweep},
+        "tracking.tags": {**spec.tracking.tags, FINALIST_OF: sweep,
+                          **({SEQUENTIAL_TAG: ",".join(map(str, design))} if design else {})},
     }
+    if DEV_BATCHES not in spec.overrides:  # the report's dev loss: every dev chunk, not a spec's cap for tuning
+        overrides[DEV_BATCHES] = None  # (storybooks: 20 batches, 81,920 tokens); an explicit --set (a smoke run) stays
     return load_spec(spec.path, {**spec.overrides, **overrides}, check_paths=False)
 
 
 def run_finalists(sweep: str, seeds: int = DEFAULT_SEEDS, *, address: str | None = None, storage: str | Path | None = None,
-                  tracking_uri: str | None = None, live: bool = True):
-    """Run (or resume) `<sweep>.final`; returns run_sweep's SweepResult."""
+                  tracking_uri: str | None = None, live: bool = True, look: int = 0, first_seed: int = 0,
+                  design: tuple[int, int, int] | None = None):
+    """Run (or resume) `<sweep>.final` (or a later look's batch); returns run_sweep's SweepResult."""
     from babysweep.sweep.driver import run_sweep
 
     uri = paths.tracking_uri(tracking_uri)
-    spec = finalist_spec(sweep, seeds, storage=storage, tracking_uri=uri)
+    spec = finalist_spec(sweep, seeds, storage=storage, tracking_uri=uri, look=look, first_seed=first_seed, design=design)
     chosen = paths.sweep_folder(sweep, storage) / paths.TEACHERS_FILE
     target = paths.sweep_folder(spec.name, storage) / paths.TEACHERS_FILE
     if chosen.is_file() and not target.is_file():
@@ -141,4 +160,4 @@ def run_finalists(sweep: str, seeds: int = DEFAULT_SEEDS, *, address: str | None
     return run_sweep(spec, address=address, storage=storage, tracking_uri=uri, live=live)
 
 
-__all__ = ["SEED_OFFSET", "DEFAULT_SEEDS", "tuning_spec", "best_run_config", "best_points", "finalist_spec", "run_finalists"]
+__all__ = ["SEED_OFFSET", "DEFAULT_SEEDS", "batch_name", "tuning_spec", "best_run_config", "best_points", "finalist_spec", "run_finalists"]

@@ -15,7 +15,12 @@ With `finalists: {equal_flops_baseline: true}` the study adds a stage after the 
 finalists trained longer, to the student finalists' training FLOPs (equal_flops.py), which the report shows
 beside the equal-tokens baseline.
 
-Overrides (`babysweep study --set KEY=VALUE`) of the study's own keys (finalists.seeds, finalists.equal_flops_baseline, report.name)
+`finalists: {seeds: auto, first_seeds: 3, batch: 2, max_seeds: 11}` runs the finalists in looks: every
+sweep's finalists with 3 seeds, then 2 more each (sweeps `<name>.final.b2`, ...) until every comparison
+of the verdict is decided (report/verdict.py's verdict_family, report/decide.py's alpha spending) or 11
+seeds are reached.
+
+Overrides (`babysweep study --set KEY=VALUE`) of the study's own keys (finalists.*, report.name)
 change the study; any other applies to every sweep of it, as `babysweep run --set` does, and so reaches
 the finalists too (they retrain the tuning spec as it ran). They are recorded in the study state, and a
 rerun with other values is refused: its finished stages were run with the recorded ones.
@@ -28,14 +33,15 @@ import json
 from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from babysweep.core import paths
 from babysweep.core.atomic import write_text_atomic
 from babysweep.core.errors import UserError
+from babysweep.report.decide import spending_schedule
 from babysweep.studies.finalists import DEFAULT_SEEDS
 
 
@@ -44,10 +50,20 @@ class _Strict(BaseModel):
 
 
 class FinalistsConfig(_Strict):
-    seeds: int = Field(DEFAULT_SEEDS, ge=1)  # retrainings of each sweep's best config
+    seeds: Union[int, str] = DEFAULT_SEEDS  # retrainings of each sweep's best config, or auto: in looks (below)
+    first_seeds: int = Field(3, ge=2)  # auto: seeds of the first look
+    batch: int = Field(2, ge=1)  # auto: seeds added at each later look
+    max_seeds: int = Field(11, ge=2)  # auto: the cap; the last look has exactly this many
     # Also train the baseline's finalists longer, to the student finalists' training FLOPs (equal_flops.py),
     # shown in the report beside the equal-tokens baseline. Needs one student and one baseline sweep.
     equal_flops_baseline: bool = False
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("must be a number of seeds (1 or more) or auto")
 
 
 class ReportConfig(_Strict):
@@ -66,10 +82,11 @@ class Study:
     name: str
     path: Path
     specs: list[Path]  # absolute
-    seeds: int
+    seeds: int  # fixed seeds; with `design`, the cap
     report: str
     overrides: dict = field(default_factory=dict)  # --set values of the sweeps' keys, applied to every sweep
     settings: dict = field(default_factory=dict)  # every --set value as given, the study's keys too (the state's record)
+    design: tuple[int, int, int] | None = None  # finalists.seeds: auto: (first_seeds, batch, max_seeds)
     equal_flops: bool = False  # finalists.equal_flops_baseline
 
 
@@ -90,7 +107,8 @@ def is_study_file(path: str | Path) -> bool:
     return isinstance(raw, dict) and "sweeps" in raw
 
 
-STUDY_KEYS = ("finalists.seeds", "finalists.equal_flops_baseline", "report.name")  # --set keys of the study file itself; the rest go to every sweep
+STUDY_KEYS = ("finalists.seeds", "finalists.first_seeds", "finalists.batch", "finalists.max_seeds",
+              "finalists.equal_flops_baseline", "report.name")  # --set keys of the study file itself; the rest go to every sweep
 
 
 def _override_study(raw: dict, path: Path, overrides: dict) -> dict:
@@ -124,7 +142,8 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"][:1].lower() + err["msg"][1:]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        msg = msg[:1].lower() + msg[1:]
         raise UserError(f"{path}: {where}: {msg}.") from None
     paths.check_name(config.name, f"{path}: name")
     specs = [(path.parent / s).resolve() for s in config.sweeps]
@@ -133,8 +152,15 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
             raise UserError(f"{path}: sweeps: {given} does not exist (paths are relative to the study file).")
     if seeds is not None and seeds < 1:
         raise UserError(f"--seeds must be at least 1, not {seeds}.")
-    return Study(config.name, path, specs, seeds or config.finalists.seeds, config.report.name or config.name,
-                 for_sweeps, overrides, config.finalists.equal_flops_baseline)
+    fin, design = config.finalists, None
+    if seeds is None and fin.seeds == "auto":
+        if fin.max_seeds < fin.first_seeds:
+            raise UserError(f"{path}: finalists.max_seeds ({fin.max_seeds}) must be at least finalists.first_seeds ({fin.first_seeds}).")
+        if fin.equal_flops_baseline:
+            raise UserError(f"{path}: finalists.equal_flops_baseline needs a fixed number of finalists.seeds, not auto.")
+        design = (fin.first_seeds, fin.batch, fin.max_seeds)
+    return Study(config.name, path, specs, seeds or (fin.max_seeds if design else fin.seeds), config.report.name or config.name,
+                 for_sweeps, overrides, design=design, equal_flops=fin.equal_flops_baseline)
 
 
 def _state_path(study: Study, storage: str | Path | None) -> Path:
@@ -167,6 +193,26 @@ def _check_settings(study: Study, state: dict, state_path: Path) -> None:
                         f"and the study's sweeps to start over.")
 
 
+def _run_stage(study: Study, state: dict, state_path: Path, result: StudyResult, counter: str, stage: str, key: str,
+               run: Callable, say: Callable[[str], None]) -> bool:
+    """Run one stage unless the state says it is done with this key; False when it was interrupted."""
+    if state["done"].get(stage) == key:
+        say(f"{counter} {stage}: done before, skipped")
+        return True
+    say(f"{counter} {stage}")
+    outcome = run()
+    result.stages.append(stage)
+    if outcome.interrupted:
+        result.interrupted = True
+        return False
+    if outcome.counts.get("unfinished"):
+        raise UserError(f"{study.path}: stage '{stage}' ended with {outcome.counts['unfinished']} unfinished trials; "
+                        f"run the study again to continue it.")
+    state["done"][stage] = key
+    _save_state(state_path, state)
+    return True
+
+
 def run_study(study: Study, *, address: str | None = None, storage: str | Path | None = None,
               tracking_uri: str | None = None, live: bool = True, say: Callable[[str], None] = print) -> StudyResult:
     """Run the study's stages in order, skipping those finished before; stops at an interrupted sweep."""
@@ -194,14 +240,16 @@ def run_study(study: Study, *, address: str | None = None, storage: str | Path |
             say(line)
     stages = [(f"sweep {s.name}", s.fingerprint(), lambda s=s: run_sweep(s, address=address, storage=storage,
                                                                         tracking_uri=uri, live=live)) for s in specs]
-    def finalists(name: str):
-        outcome = run_finalists(name, study.seeds, address=address, storage=storage, tracking_uri=uri, live=live)
+    finalists = partial(run_finalists, address=address, storage=storage, tracking_uri=uri, live=live)
+
+    def warned(outcome, name: str):  # a finalist chosen among fewer than 3 fully trained trials is said
         if not outcome.interrupted:
             for line in few_trials(uri, name):
                 say(f"  warning: {line}")
         return outcome
 
-    stages += [(f"finalists {n}", f"seeds={study.seeds}", lambda n=n: finalists(n)) for n in names]
+    if study.design is None:
+        stages += [(f"finalists {n}", f"seeds={study.seeds}", lambda n=n: warned(finalists(n, study.seeds), n)) for n in names]
     if study.equal_flops:
         from babysweep.studies.equal_flops import run_equal_flops
 
@@ -213,22 +261,36 @@ def run_study(study: Study, *, address: str | None = None, storage: str | Path |
         stages.append((f"equal-flops {baseline}", f"seeds={study.seeds}",
                        lambda: run_equal_flops(baseline, student, study.seeds, address=address, storage=storage,
                                                tracking_uri=uri, live=live)))
-    total = len(stages) + 1
-    for number, (stage, key, run) in enumerate(stages, start=1):
-        if state["done"].get(stage) == key:
-            say(f"[{number}/{total}] {stage}: done before, skipped")
-            continue
-        say(f"[{number}/{total}] {stage}")
-        outcome = run()
-        result.stages.append(stage)
-        if outcome.interrupted:
-            result.interrupted = True
+    total = len(stages) + 1 + (len(names) * len(spending_schedule(*study.design)) if study.design else 0)  # auto: at most
+    number = 0
+    for stage, key, run in stages:
+        number += 1
+        if not _run_stage(study, state, state_path, result, f"[{number}/{total}]", stage, key, run, say):
             return result
-        if outcome.counts.get("unfinished"):
-            raise UserError(f"{study.path}: stage '{stage}' ended with {outcome.counts['unfinished']} unfinished trials; "
-                            f"run the study again to continue it.")
-        state["done"][stage] = key
-        _save_state(state_path, state)
+    if study.design is not None:
+        from babysweep.report.entries import collect
+        from babysweep.report.verdict import verdict_family
+
+        before = 0
+        for look, (n, _level) in enumerate(spending_schedule(*study.design)):
+            key = f"seeds={before}..{n - 1} of design first={study.design[0]},batch={study.design[1]},cap={study.design[2]}"
+            for name in names:
+                number += 1
+                run = partial(finalists, name, n - before, look=look, first_seed=before, design=study.design)
+                if not _run_stage(study, state, state_path, result, f"[{number}/{total}]", f"finalists {name} look {look + 1}",
+                                  key, run, say):
+                    return result
+            before = n
+            family = verdict_family(collect(uri, names).entries)["family"]
+            open_ = [f"{f['col']} vs {f['other'].name}" for f in family if f["outcome"] == "cannot tell"]
+            if not open_:
+                say(f"finalists: every comparison of the verdict is decided after {n} seeds")
+                break
+            say(f"finalists: after {n} seeds, not decided yet: {', '.join(open_)}"
+                + ("" if n < study.design[2] else f"; the cap of {n} seeds is reached"))
+        for name in names:
+            warned(result, name)
+        number = total - 1
     say(f"[{total}/{total}] report {study.report}")
     out_dir = paths.report_dir(study.report)
     result.report = write_report(uri, names, out_dir, study.report, log_run=partial(log_report, uri))
