@@ -6,7 +6,8 @@
 Slot-seconds = the sweep's wall time x its slots (search.concurrent trials at once). From each trial's
 placement.json (started / finished around `train()`, written by babysweep/sweep.py) and metrics.jsonl
 (tokens and tokens/s per epoch):
-- training steps: the trainer's own clock of its steps (tokens / train/tokens_per_s, per epoch);
+- training steps: the trainer's own clock of its steps (tokens / train/tokens_per_s, per epoch); a trial that
+  early stopping ended counts until its last report;
 - the rest of train(): set-up, dev loss, BLiMP, checkpoints, the final save;
 - waves: a wave's trials that ended before its slowest one, until it ended (the price of reproducible
   waves, README "Reproducible sweeps"); trials are grouped into waves by their start order;
@@ -36,10 +37,13 @@ def account(folder: Path, wall: float, slots: int) -> None:
         rows = [json.loads(line) for line in (record.parent / "metrics.jsonl").read_text().splitlines() if line.strip()]
         tokens = [row[M.TOKENS_SEEN] - (rows[i - 1][M.TOKENS_SEEN] if i else 0) for i, row in enumerate(rows)]
         steps = sum(t / row[M.TOKENS_PER_S] for t, row in zip(tokens, rows) if row[M.TOKENS_PER_S] > 0)
-        if "finished" in placement:
-            trials.append({**placement, "steps": steps})
+        if not rows:
+            continue
+        # A trial the scheduler stopped has no "finished": its last report (elapsed since train() began) ends it.
+        end = placement.get("finished", placement["started"] + rows[-1][M.ELAPSED_S])
+        trials.append({**placement, "finished": end, "steps": steps})
     if not trials:
-        raise SystemExit(f"{folder}: no finished trial with a {PLACEMENT_FILE} (sweeps run before it was written have none).")
+        raise SystemExit(f"{folder}: no trial with a {PLACEMENT_FILE} and an epoch (sweeps run before it was written have none).")
     trials.sort(key=lambda t: t["started"])
     waves = [trials[i:i + slots] for i in range(0, len(trials), slots)]
     in_train = sum(t["finished"] - t["started"] for t in trials)
