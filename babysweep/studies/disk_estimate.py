@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from babysweep.train import teacher_cache_files as files
-from babysweep.train.disk import cache_budget, free_bytes
+from babysweep.train import disk
 
 
 def _fixed(spec, key: str, default=None):
@@ -68,8 +68,8 @@ def study_estimate(specs: list, seeds: int, root: str | Path) -> list[str]:
         if mode.startswith("topk"):
             k = int(mode.partition(":")[2])
             per_seed = epochs * chunks * seq_len * (k * 4 + 4)
-        cache_root = files.cache_root(Path(data_cfg.get("cache_dir") or Path(root) / ".cache"))
-        budget, why = cache_budget(_fixed(spec, "distill.cache_budget_gb", None), cache_root)
+        cache_root = files.cache_root(Path(data_cfg.cache_dir or Path(root) / ".cache"))
+        budget, why = disk.cache_budget(_fixed(spec, "distill.cache_budget_gb", None), cache_root)
         sets = 1 + seeds  # the tuning trials share one seed; each finalist seed has its own entries
         if mode == "auto" and per_seed > budget:
             notes.append(f"{spec.name}: {files.human(per_seed)} per seed exceeds {why}: distilled on the fly, nothing cached")
@@ -77,7 +77,7 @@ def study_estimate(specs: list, seeds: int, root: str | Path) -> list[str]:
         need = min(per_seed * sets, budget)
         cache_total += need
         notes.append(f"{spec.name}: {files.human(per_seed)} per seed x {sets} seeds, kept within {why}")
-    free = free_bytes(root)
+    free = disk.free_bytes(root)
     lines = [f"disk estimate: at most {files.human(cache_total + model_total)} "
              f"(teacher cache {files.human(cache_total)}, models and checkpoints about {files.human(model_total)}); "
              f"{files.human(free)} free under {Path(root).expanduser().resolve()}"]
