@@ -1,0 +1,134 @@
+"""BabyLM's zero-shot suite: `babysweep eval --suite babylm` against the official pipeline, task by
+task, on the same model, data and CPU in one invocation: the time of each (end to end, each a fresh
+process: start-up, model load, scoring, results) and the number of items whose decision differs.
+
+    python bench/suite.py MODEL_DIR --data DIR --pipeline CHECKOUT [--pipeline-python PY]
+                          [--task NAME ...] [--work /tmp/suite_bench] [--threads N]
+
+MODEL_DIR: a saved model folder (`babysweep train` writes one in OUT/final). DIR: the layout of the
+pipeline's evaluation_data/full_eval. CHECKOUT: a clone of babylm/evaluation-pipeline-2025 (bf55c11)
+outside this repository, never vendored; PY: a Python that can run it (its requirements plus
+statsmodels for reading; default: this one). For each task the pipeline's own command
+(eval_zero_shot.sh's line for it) and `babysweep eval MODEL --suite babylm --data DIR --task NAME
+--json` run one after the other; then per task: our time, the pipeline's, their ratio; the items whose
+chosen option differs (the pipeline's predictions.json names the chosen completion: an item is right
+when it equals option 0's); its printed score and ours at its precision; for WUG the largest
+probability difference, for reading the largest surprisal difference. Both get the same threads.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if sys.path and sys.path[0] and __import__("os").path.samefile(sys.path[0], __import__("os").path.dirname(__file__)):
+    sys.path.pop(0)  # bench/ must not shadow the standard library (see bench/blimp.py)
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from babysweep import suite
+
+PIPELINE_TASK = {  # our task -> (pipeline --task, folder under DIR); reading runs its own module
+    "blimp": "blimp", "supplement": "blimp", "ewok": "ewok", "entity_tracking": "entity_tracking",
+    "wug_adj": "wug_adj", "wug_past": "wug_past",
+}
+
+
+def run(cmd: list[str], cwd: Path | None, env: dict) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-3000:]}")
+    return took, done.stdout
+
+
+def pipeline_cmd(py: str, model: Path, data: Path, task: str, out: Path) -> list[str]:
+    folder = data / suite.TASKS[task].folder
+    if task == "reading":
+        return [py, "-m", "evaluation_pipeline.reading.run", "--model_path_or_name", str(model), "--backend", "causal",
+                "--data_path", str(folder / "reading_data.csv"), "--output_dir", str(out)]
+    return [py, "-m", "evaluation_pipeline.sentence_zero_shot.run", "--model_path_or_name", str(model), "--backend", "causal",
+            "--task", PIPELINE_TASK[task], "--data_path", str(folder), "--save_predictions", "--output_dir", str(out)]
+
+
+def compare(task: str, ours: dict, model: Path, data: Path, out: Path) -> dict:
+    base = out / model.stem / "main" / "zero_shot" / "causal"
+    if task == "reading":
+        rows = [json.loads(l) for l in (base / "reading" / "prediction.jsonl").read_text().splitlines()]
+        theirs = [r["Logprob"] for r in rows]
+        diff = max(abs(a - b) for a, b in zip(theirs, ours["surprisal"]))
+        report = (base / "reading" / "report.txt").read_text()
+        et = float(re.search(r"EYE TRACKING SCORE: (-?[\d.]+)", report).group(1))
+        spr = float(re.search(r"SELF-PACED READING SCORE: (-?[\d.]+)", report).group(1))
+        return {"surprisal_max_abs_diff": diff, "theirs": f"ET {et:.2f} SPR {spr:.2f}",
+                "ours": f"ET {ours['eye_tracking']:.2f} SPR {ours['self_paced_reading']:.2f}",
+                "same_printed": f"{et:.2f}" == f"{ours['eye_tracking']:.2f}" and f"{spr:.2f}" == f"{ours['self_paced_reading']:.2f}"}
+    folder = data / suite.TASKS[task].folder
+    items = suite.TASKS[task].read(folder)
+    first = {}
+    for it in items:
+        first.setdefault(it.uid, []).append(it.completions[0])
+    dataset = folder.name
+    preds = json.loads((base / PIPELINE_TASK[task] / dataset / "predictions.json").read_text())
+    differ = total = 0
+    prob_diff = 0.0
+    for uid, right in first.items():
+        theirs = preds[uid]["predictions"]
+        mine = ours["decisions"][uid]
+        assert len(theirs) == len(mine) == len(right), (task, uid)
+        for k, (p, d, r) in enumerate(zip(theirs, mine, right)):
+            total += 1
+            differ += (p["pred"] == r) != (d == "1")
+            if "prob" in p:
+                prob_diff = max(prob_diff, abs(p["prob"] - ours["probs"][total - 1]))
+    report = (base / PIPELINE_TASK[task] / dataset / "best_temperature_report.txt").read_text()
+    printed = float(re.search(r"### AVERAGE [A-Z' ]+\n(-?[\d.]+)", report).group(1))
+    mine = ours["spearman"] if "spearman" in ours else ours["score"]
+    out = {"items": total, "differ": differ, "theirs": f"{printed:.2f}", "ours": f"{mine:.2f}",
+           "same_printed": f"{printed:.2f}" == f"{mine:.2f}"}
+    if "spearman" in ours:
+        out["prob_max_abs_diff"] = prob_diff
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--pipeline", type=Path, required=True)
+    ap.add_argument("--pipeline-python", default=sys.executable)
+    ap.add_argument("--task", action="append", default=[])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/suite_bench"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--skip-pipeline", action="store_true", help="reuse the pipeline's outputs in --work (no timing)")
+    args = ap.parse_args()
+    model, data = args.model.expanduser().resolve(), args.data.expanduser().resolve()
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
+    tasks = args.task or [t for t in suite.TASKS if (data / suite.TASKS[t].folder).is_dir()]
+    args.work.mkdir(parents=True, exist_ok=True)
+    ours_py = [str(Path(sys.executable).with_name("babysweep"))]  # the console script of this environment
+    rows, t_ours, t_theirs = [], 0.0, 0.0
+    for task in tasks:
+        theirs = float("nan")
+        if not args.skip_pipeline:
+            theirs, _ = run(pipeline_cmd(args.pipeline_python, model, data, task, args.work / "pipeline"), args.pipeline.resolve(), env)
+        mine, stdout = run(ours_py + ["eval", str(model), "--suite", "babylm", "--data", str(data), "--task", task, "--json"], None, env)
+        result = json.loads(stdout)["tasks"][task]
+        (args.work / f"ours_{task}.json").write_text(json.dumps(result))
+        cmp = compare(task, result, model, data, args.work / "pipeline")
+        t_ours += mine
+        t_theirs += theirs
+        rows.append((task, mine, theirs, cmp))
+        print(f"{task:16s} ours {mine:7.1f} s  pipeline {theirs:7.1f} s  ratio {theirs / mine:5.1f}x  {json.dumps(cmp)}", flush=True)
+    print(f"{'suite':16s} ours {t_ours:7.1f} s  pipeline {t_theirs:7.1f} s  ratio {t_theirs / t_ours:5.1f}x  "
+          f"(threads {args.threads}, model {model})")
+
+
+if __name__ == "__main__":
+    main()
