@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,12 +158,24 @@ def encode_options(tokenizer, sentences: Sequence[str], completions: Sequence[st
     len(sentence) - len(completion) + the first token's start."""
     if not sentences:
         return []
-    enc = tokenizer(list(sentences), return_offsets_mapping=True)
     out = []
-    for ids, offsets, sentence, completion in zip(enc["input_ids"], enc["offset_mapping"], sentences, completions):
+    for ids, offsets, sentence, completion in zip(*_encode(tokenizer, sentences), sentences, completions):
         start = len(sentence) - len(completion) + (offsets[0][0] if offsets else 0)
         out.append((tuple(ids), tuple(end > start for _, end in offsets[1:])))
     return out
+
+
+def _encode(tokenizer, texts: Sequence[str]) -> tuple[list, list]:
+    """(ids, offsets) per text, the template's special tokens included, as tokenizer(texts,
+    return_offsets_mapping=True) gives them; through the Rust tokenizer directly when the tokenizer is
+    babysweep's (transformers' per-text conversion costs more than the encoding itself)."""
+    from transformers import PreTrainedTokenizerFast
+
+    if type(tokenizer) is PreTrainedTokenizerFast:  # exactly: a subclass may change what __call__ returns
+        encs = tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        return [e.ids for e in encs], [e.offsets for e in encs]
+    enc = tokenizer(list(texts), return_offsets_mapping=True)
+    return enc["input_ids"], enc["offset_mapping"]
 
 
 def _check_length(model, encoded, task: str) -> None:
@@ -277,7 +290,7 @@ def surprisals(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: i
     """-log p(word | context) per (context, word), p the product of its tokens' probabilities."""
     per_pair = [_word_queries(tokenizer, c, w) for c, w in pairs]
     contexts = list(dict.fromkeys(c for qs in per_pair for c, _ in qs))
-    ids = dict(zip(contexts, tokenizer(contexts)["input_ids"])) if contexts else {}
+    ids = dict(zip(contexts, _encode(tokenizer, contexts)[0])) if contexts else {}
     keys = list(dict.fromkeys((c, t) for qs in per_pair for c, t in qs))
     encoded = [(tuple(ids[c]) + (t,), (False,) * (len(ids[c]) - 1) + (True,)) for c, t in keys]
     logp = dict(zip(keys, _scores(model, tokenizer, encoded, batch_size, "reading")))
@@ -358,6 +371,7 @@ def evaluate(model, tokenizer, data_dir: str | Path, tasks: Sequence[str] | None
             if on_skip:
                 on_skip(f"{name}: skipped, {folder} is missing")
             continue
+        start, cpu = time.perf_counter(), time.process_time()
         if task.kind == "reading":
             out[name] = evaluate_reading(model, tokenizer, folder, batch_size)
         else:
@@ -366,8 +380,14 @@ def evaluate(model, tokenizer, data_dir: str | Path, tasks: Sequence[str] | None
                 raise UserError(f"{folder}: holds no item.")
             run = evaluate_wug if task.kind == "wug" else evaluate_choice
             out[name] = run(model, tokenizer, items, name, batch_size)
+        out[name]["seconds"] = time.perf_counter() - start  # reading the data and scoring, not loading the model
+        out[name]["cpu_seconds"] = time.process_time() - cpu  # all threads: on a shared machine, the work done
+    from babysweep.data.tokenizer import reads_bos
+
     cols = columns({"tasks": out})
-    return {"tasks": out, "skipped": skipped, "macro": sum(cols.values()) / len(cols) if cols else None,
+    # False for a model folder saved before babysweep's tokenizers put <s> first: every option's first
+    # token is then context only (no sentence's first word is scored), in the pipeline as here
+    return {"tasks": out, "skipped": skipped, "first_word_scored": reads_bos(tokenizer), "macro": sum(cols.values()) / len(cols) if cols else None,
             "columns": cols, "pipeline": f"babylm/evaluation-pipeline-2025@{PIPELINE_COMMIT}", "scorer": "causal"}
 
 

@@ -1,6 +1,7 @@
-"""BabyLM's zero-shot suite: `babysweep eval --suite babylm` against the official pipeline, task by
-task, on the same model, data and CPU in one invocation: the time of each (end to end, each a fresh
-process: start-up, model load, scoring, results) and the number of items whose decision differs.
+"""BabyLM's zero-shot suite: `babysweep eval --suite babylm` against the official pipeline, on the
+same model, data and CPU in one invocation: times (the suite end to end: our one process against the
+pipeline's commands, one per task as eval_zero_shot.sh runs them; per task: our scoring time against
+its command) and, per task, the number of items whose decision differs.
 
     python bench/suite.py MODEL_DIR --data DIR --pipeline CHECKOUT [--pipeline-python PY]
                           [--task NAME ...] [--work /tmp/suite_bench] [--threads N]
@@ -8,9 +9,9 @@ process: start-up, model load, scoring, results) and the number of items whose d
 MODEL_DIR: a saved model folder (`babysweep train` writes one in OUT/final). DIR: the layout of the
 pipeline's evaluation_data/full_eval. CHECKOUT: a clone of babylm/evaluation-pipeline-2025 (bf55c11)
 outside this repository, never vendored; PY: a Python that can run it (its requirements plus
-statsmodels for reading; default: this one). For each task the pipeline's own command
-(eval_zero_shot.sh's line for it) and `babysweep eval MODEL --suite babylm --data DIR --task NAME
---json` run one after the other; then per task: our time, the pipeline's, their ratio; the items whose
+statsmodels for reading; default: this one). The pipeline's command for each task (eval_zero_shot.sh's
+line for it) runs, then `babysweep eval MODEL --suite babylm --data DIR --task ... --json` once; then
+per task: our time, the pipeline's, their ratio; the items whose
 chosen option differs (the pipeline's predictions.json names the chosen completion: an item is right
 when it equals option 0's); its printed score and ours at its precision; for WUG the largest
 probability difference, for reading the largest surprisal difference. Both get the same threads.
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import time
 from pathlib import Path
@@ -39,13 +41,16 @@ PIPELINE_TASK = {  # our task -> (pipeline --task, folder under DIR); reading ru
 }
 
 
-def run(cmd: list[str], cwd: Path | None, env: dict) -> tuple[float, str]:
-    start = time.perf_counter()
+def run(cmd: list[str], cwd: Path | None, env: dict) -> tuple[dict, str]:
+    """Wall and CPU seconds (user + system, all threads) of a command, and its stdout. On a shared
+    machine the wall time mostly measures the other jobs; CPU time measures the work."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    took = time.perf_counter() - start
+    took, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         sys.exit(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-3000:]}")
-    return took, done.stdout
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"wall": took, "cpu": cpu}, done.stdout
 
 
 def pipeline_cmd(py: str, model: Path, data: Path, task: str, out: Path) -> list[str]:
@@ -112,22 +117,32 @@ def main() -> None:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
     tasks = args.task or [t for t in suite.TASKS if (data / suite.TASKS[t].folder).is_dir()]
     args.work.mkdir(parents=True, exist_ok=True)
-    ours_py = [str(Path(sys.executable).with_name("babysweep"))]  # the console script of this environment
-    rows, t_ours, t_theirs = [], 0.0, 0.0
+    times_file = args.work / "pipeline_times.json"  # kept, so --skip-pipeline can reuse a run's outputs and times
+    times = json.loads(times_file.read_text()) if times_file.is_file() else {}
+    if not args.skip_pipeline:
+        for task in tasks:
+            times[task], _ = run(pipeline_cmd(args.pipeline_python, model, data, task, args.work / "pipeline"),
+                                 args.pipeline.resolve(), env)
+            times_file.write_text(json.dumps(times))
+            print(f"pipeline {task}: {times[task]}", flush=True)
+    ours = [str(Path(sys.executable).with_name("babysweep"))]  # this environment's console script
+    cmd = ours + ["eval", str(model), "--suite", "babylm", "--data", str(data), "--json"]
     for task in tasks:
-        theirs = float("nan")
-        if not args.skip_pipeline:
-            theirs, _ = run(pipeline_cmd(args.pipeline_python, model, data, task, args.work / "pipeline"), args.pipeline.resolve(), env)
-        mine, stdout = run(ours_py + ["eval", str(model), "--suite", "babylm", "--data", str(data), "--task", task, "--json"], None, env)
-        result = json.loads(stdout)["tasks"][task]
-        (args.work / f"ours_{task}.json").write_text(json.dumps(result))
-        cmp = compare(task, result, model, data, args.work / "pipeline")
-        t_ours += mine
-        t_theirs += theirs
-        rows.append((task, mine, theirs, cmp))
-        print(f"{task:16s} ours {mine:7.1f} s  pipeline {theirs:7.1f} s  ratio {theirs / mine:5.1f}x  {json.dumps(cmp)}", flush=True)
-    print(f"{'suite':16s} ours {t_ours:7.1f} s  pipeline {t_theirs:7.1f} s  ratio {t_theirs / t_ours:5.1f}x  "
-          f"(threads {args.threads}, model {model})")
+        cmd += ["--task", task]
+    whole, stdout = run(cmd, None, env)  # one process for the whole suite, as a user runs it
+    results = json.loads(stdout)["tasks"]
+    (args.work / "ours.json").write_text(json.dumps(results))
+    nan = {"wall": float("nan"), "cpu": float("nan")}
+    for task in tasks:
+        mine, theirs = {"wall": results[task]["seconds"], "cpu": results[task]["cpu_seconds"]}, times.get(task, nan)
+        cmp = compare(task, results[task], model, data, args.work / "pipeline")
+        print(f"{task:16s} " + "  ".join(f"{k}: ours {mine[k]:7.1f} s pipeline {theirs[k]:7.1f} s ratio {theirs[k] / mine[k]:5.1f}x"
+                                         for k in ("cpu", "wall")) + f"  {json.dumps(cmp)}")
+    total = {k: sum(times.get(t, nan)[k] for t in tasks) for k in ("cpu", "wall")}
+    print(f"{'suite':16s} " + "  ".join(f"{k}: ours {whole[k]:7.1f} s pipeline {total[k]:7.1f} s ratio {total[k] / whole[k]:5.1f}x"
+                                        for k in ("cpu", "wall"))
+          + f"  end to end: one `babysweep eval --suite` process against the pipeline's {len(tasks)} commands (threads {args.threads})")
+    print("per task: our data reading and scoring in that process (no start-up, no model load) against the pipeline's whole command")
 
 
 if __name__ == "__main__":
