@@ -15,6 +15,9 @@ per task: our time, the pipeline's, their ratio; the items whose
 chosen option differs (the pipeline's predictions.json names the chosen completion: an item is right
 when it equals option 0's); its printed score and ours at its precision; for WUG the largest
 probability difference, for reading the largest surprisal difference. Both get the same threads.
+Times are wall and CPU seconds (user + system of the process, all threads): on a shared machine the
+wall time mostly measures the other jobs, the CPU time the work. --skip-pipeline reuses the
+pipeline's outputs and times (pipeline_times.json) in --work, e.g. to rerun only our side.
 """
 
 from __future__ import annotations
