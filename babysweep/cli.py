@@ -2,6 +2,7 @@
 
     babysweep train SPEC.yaml --out runs/t1 [--resume] [--set train.epochs=1] [--teacher DIR ...]
     babysweep eval MODEL_DIR [--blimp SOURCE] [--rule babylm|lm-eval] [--scorer causal|pll] [--json]
+    babysweep eval MODEL_DIR --suite babylm --data DIR [--task NAME] [--json]
     babysweep data SOURCE
     babysweep validate SPEC.yaml
     babysweep run SPEC.yaml | resume NAME | status [NAME] | ui [SWEEP] [--open]
@@ -89,8 +90,11 @@ def eval_(
     rule: str = typer.Option("babylm", "--rule", help="causal scoring rule: babylm (the BabyLM 2025 pipeline's: the tokenizer's own special tokens, first token unscored, fields pooled over pairs) or lm-eval (lm-evaluation-harness's blimp tasks: BOS, then ' ' + sentence)."),
     batch_size: int = typer.Option(64, "--batch-size"),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="babylm: BabyLM's zero-shot suite (BLiMP, supplement, EWoK, entity tracking, WUG, reading) as the 2025 pipeline's causal backend scores it, from --data."),
+    data_dir: Optional[Path] = typer.Option(None, "--data", help="With --suite: a folder in the layout of the pipeline's evaluation_data/full_eval."),
+    task: list[str] = typer.Option([], "--task", help="With --suite: score only this task (repeatable)."),
 ) -> None:
-    """Score a saved model on BLiMP minimal pairs."""
+    """Score a saved model on BLiMP minimal pairs, or on BabyLM's zero-shot suite (--suite babylm --data DIR)."""
     import torch
 
     from babysweep.eval import blimp as blimp_mod
@@ -98,6 +102,20 @@ def eval_(
     from babysweep.data import blimp_source
     from babysweep.lm.models import load_model
 
+    if suite is not None or data_dir is not None or task:
+        from babysweep.eval import suite as suite_mod
+        if suite != "babylm":
+            raise UserError(f"--suite: expected babylm, got {suite!r}." if suite else "--data and --task need --suite babylm.")
+        if data_dir is None:
+            raise UserError("--suite babylm needs --data DIR (the pipeline's evaluation_data/full_eval layout).")
+        model, tok = load_model(model_dir, "cuda" if torch.cuda.is_available() else "cpu")
+        results = suite_mod.evaluate(model, tok, data_dir, task or None, batch_size,
+                                     on_skip=lambda line: err_console.print(escape(line), style="yellow"))
+        if as_json:
+            print(json.dumps(results, indent=1))
+        else:
+            console.print(suite_mod.summary_table(results))
+        return
     if scorer not in ("causal", "pll"):
         raise UserError(f"--scorer: expected causal or pll, got {scorer!r}.")
     if rule not in blimp_mod.RULES:

@@ -17,7 +17,7 @@ import numpy as np
 
 from babysweep.data.cache import token_array, tokenizer_entry
 from babysweep.data.corpus import source_files
-from babysweep.data.tokenizer import load_tokenizer
+from babysweep.data.tokenizer import load_tokenizer, with_bos
 from babysweep.core.config import DataConfig, EvalConfig
 from babysweep.core.paths import cache_dir
 
@@ -64,6 +64,7 @@ def prepare(data_cfg: DataConfig) -> PreparedData:
     tok_cfg = data_cfg.tokenizer
     entry = tokenizer_entry(cache_dir(data_cfg.cache_dir), train_files, tok_cfg.vocab_size, tok_cfg.min_frequency)
     tok = load_tokenizer(entry)  # trained on all of train's files, the tuning slice included (as the paper specs' teachers were)
+    tok = with_bos(tok)  # tokenizer(text) = <s> + text, as every line is trained; the cache entry itself is unchanged
     dev = token_array(entry, dev_files, tok)
     if not data_cfg.tune_split:
         return PreparedData(tok, entry, token_array(entry, train_files, tok), dev, train_files, dev_files)

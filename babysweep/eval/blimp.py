@@ -170,6 +170,10 @@ def evaluate(model, tokenizer, pairs: Sequence[Pair], batch_size: int = 64, scor
     decisions = score_pairs(model, tokenizer, pairs, batch_size, scorer, device, rule)
     results = aggregate(pairs, decisions, pooled_fields=rule == "babylm")
     results["scorer"], results["rule"] = scorer, rule
+    if scorer == "causal" and rule == "babylm":
+        from babysweep.data.tokenizer import reads_bos
+
+        results["first_word_scored"] = reads_bos(tokenizer)  # False: a tokenizer without a BOS template
     return results
 
 
@@ -177,7 +181,10 @@ def method(results: dict) -> str:
     """How a result was scored, e.g. "causal scorer, babylm rule"; results from before the rules
     existed (strict >, <s> + whitespace-collapsed text) say "rule not recorded"."""
     rule = results.get("rule")
-    return f"{results.get('scorer', 'causal')} scorer, {f'{rule} rule' if rule else 'rule not recorded'}"
+    how = f"{results.get('scorer', 'causal')} scorer, {f'{rule} rule' if rule else 'rule not recorded'}"
+    # a tokenizer that puts <s> first makes the babylm rule score the first word: not comparable with
+    # results made without (older model folders, and every result from before the flag existed)
+    return how + (", <s> read first" if results.get("first_word_scored") else "")
 
 
 def check_comparable(methods: dict[str, str]) -> None:
@@ -228,6 +235,5 @@ def save_results(results: dict, path: str | Path) -> Path:
     return write_text_atomic(path, json.dumps(results, indent=1, allow_nan=False) + "\n", "BLiMP results")
 
 
-__all__ = ["Pair", "load_pairs", "subset", "sentence_logprobs", "encode", "pll_logprobs", "score_pairs", "aggregate",
-           "evaluate", "method", "check_comparable", "to_metrics", "results_table", "save_results", "PLL_SHIFT",
-           "RULES", "DEFAULT_RULE"]
+__all__ = ["Pair", "load_pairs", "subset", "score_pairs", "aggregate", "evaluate", "method", "check_comparable", "to_metrics",
+           "results_table", "save_results"]

@@ -80,14 +80,22 @@ def sentence_logprobs(model, tokenizer, sentences: Sequence[str], batch_size: in
     LLaMA and GPT-2 are scored as prefix tries (_trie_logprobs): a prefix shared by several sentences
     is read once. Other architectures take the padded path (_padded_logprobs). Sentences that encode
     identically are scored once, so they get exactly the same score (a tie)."""
-    encoded = encode(model, tokenizer, sentences, rule)
+    return score_encoded(model, encode(model, tokenizer, sentences, rule), _pad_id(tokenizer), batch_size, device)
+
+
+def score_encoded(model, encoded: Sequence[tuple[tuple, tuple]], pad: int, batch_size: int = 64, device=None,
+                  row_size: int = 0) -> list[float]:
+    """Each (token ids, which tokens after the first are scored) pair's summed log-probability, as
+    sentence_logprobs scores them (a trie for LLaMA and GPT-2, else padded rows); equal pairs are
+    scored once. `row_size`: read positions per trie row (default TRIE_ROW); a row may then hold
+    several long sequences that share a prefix, whose shared positions are computed once."""
     keys = list(dict.fromkeys(encoded))  # distinct (tokens, scored) in first-seen order
     seqs, masks = [list(k[0]) for k in keys], [k[1] for k in keys]
     with _scoring(model, device) as device:
         if _trie_ok(model):
-            scores = _trie_logprobs(model, seqs, masks, batch_size, device)
+            scores = _trie_logprobs(model, seqs, masks, batch_size, device, row_size or TRIE_ROW)
         else:
-            scores = _padded_logprobs(model, seqs, masks, _pad_id(tokenizer), batch_size, device)
+            scores = _padded_logprobs(model, seqs, masks, pad, batch_size, device)
     index = {k: i for i, k in enumerate(keys)}
     return [scores[index[e]] for e in encoded]
 
@@ -247,11 +255,12 @@ def _trie_batches(rows: list[_TrieRow], batch_size: int) -> Iterator[list[_TrieR
         yield batch
 
 
-def _trie_logprobs(model, seqs: list[list[int]], masks: list[tuple], batch_size: int, device) -> list[float]:
+def _trie_logprobs(model, seqs: list[list[int]], masks: list[tuple], batch_size: int, device,
+                   row_size: int = TRIE_ROW) -> list[float]:
     scores = [0.0] * len(seqs)
     body, head = _head_split(model)
     dtype = next(model.parameters()).dtype
-    for batch in _trie_batches(_trie_rows(seqs, TRIE_ROW, masks), batch_size):
+    for batch in _trie_batches(_trie_rows(seqs, row_size, masks), batch_size):
         width = max(len(r.tokens) for r in batch)
         n = len(batch)
         ids = torch.zeros(n, width, dtype=torch.long)
