@@ -6,7 +6,7 @@ import pytest
 
 from babysweep.eval import blimp, logprobs
 from babysweep.eval.blimp import Pair
-from babysweep.core.config import resolve
+from babysweep.core.config import RunConfig
 from babysweep.data import prepare
 from babysweep.data.tokenizer import BOS_ID, fingerprint, load_tokenizer, reads_bos, train_tokenizer, with_bos
 from babysweep.lm.models import load_model
@@ -31,7 +31,7 @@ def test_with_bos_adds_s_first_and_keeps_the_fingerprint(tmp_path):
 
 
 def test_prepare_gives_a_bos_tokenizer_and_leaves_the_cache_as_it_was(cache_dir):
-    cfg = resolve(tiny_config(cache_dir))["data"]
+    cfg = RunConfig.of(tiny_config(cache_dir)).data
     prepared = prepare(cfg)
     assert reads_bos(prepared.tokenizer)
     stored = load_tokenizer(prepared.tokenizer_dir)  # the cache entry: as every earlier version wrote it
