@@ -22,6 +22,7 @@ from babysweep.report.importance import importances
 from babysweep.report.entries import Entry, ReportData, collect
 from babysweep.report.fairness import equal_flops_entries, fairness, fairness_markdown, flops_sentence
 from babysweep.report.plots import blimp_bars, factor_plots, learning_curves
+from babysweep.report.regime import regime_markdown, regime_table
 from babysweep.report.search import report_sections, sections_markdown
 from babysweep.report.stats import excludes_zero, mean_std
 from babysweep.report.verdict import build_table, decisions, full_interval, num as _num, si, verdict
@@ -90,7 +91,8 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
               "decisions": decisions(data), "warnings": list(data.warnings) + fair["few_trials"], "fairness": fair,
               "rows": rows, "fields": _fields(data.entries), "importances": {}, "figures": _figures(data, rows, out_dir),
               "blimp_scoring": next((s.scoring for e in data.entries for s in e.seeds if s.scoring), None),
-              "blimp_use": blimp_use(data)}
+              "blimp_use": blimp_use(data), "regime": regime_table(data.entries)}
+    report["teacher_best_epochs"] = {r["entry"]: r["best_epochs"] for r in report["regime"]["rows"] if r["role"] == "teacher"}
     for sweep in data.sweeps:
         values, note = importances(data.runs[sweep], *data.objectives[sweep])
         report["importances"][sweep] = {"params": values, "note": note}
@@ -216,6 +218,7 @@ def render_markdown(report: dict) -> str:
               "test set moves the difference.", ""]
     lines += decisions_table(report.get("decisions"))
     lines += budget_table(report["rows"])
+    lines += regime_markdown(report.get("regime"))
     lines += config_lines(report["rows"])
     fields = sorted({f for per in report["fields"].values() for f in per})
     seeds = {r["entry"]: r["n"] for r in report["rows"]}
