@@ -93,6 +93,9 @@ def test_an_interrupted_study_resumes_at_the_stage_it_stopped(in_study):
     assert study_project["second_calls"] == ["pupils", "plain", "tutors.final", "pupils.final", "plain.final",
                                              "plain.equal-flops.final"]
     assert not second.interrupted and second.report.is_file()
+    # The word-statistics floor: fitted once before the report, from the student's data, shown as a row.
+    assert (second.report.parent / "ngram_floor.json").is_file() and "| n-gram floor |" in second.report.read_text()
+    assert json.loads((second.report.parent / "ngram_floor.json").read_text())["config_of"] == "pupils"
     third = run_study(load_study(study_project["root"] / "study.yaml"), live=False, say=lambda line: None)
     assert third.stages == ["report tiny-study"]  # a finished study only rewrites its report
 
