@@ -286,7 +286,9 @@ def run_study(study: Study, *, address: str | None = None, storage: str | Path |
                     return result
             before = n
             family = verdict_family(collect(uri, names).entries)["family"]
-            open_ = [f"{f['col']} vs {f['other'].name}" for f in family if f["outcome"] == "cannot tell"]
+            arms = len({f["student"].name for f in family})
+            open_ = [("" if arms < 2 else f"{f['student'].name}: ") + f"{f['col']} vs {f['other'].name}"
+                     for f in family if f["outcome"] == "cannot tell"]
             if not open_:
                 say(f"finalists: every comparison of the verdict is decided after {n} seeds")
                 break
