@@ -60,7 +60,8 @@ def best_epochs(e: Entry) -> list[int]:
 def _kd(e: Entry) -> float | None:
     if e.role != "student" or not e.config:
         return None
-    return kd_summary({k: str(v) for k, v in e.config.items()})["kd_per_ce"]
+    value = kd_summary({k: str(v) for k, v in e.config.items()})["kd_per_ce"]
+    return None if value is None or value == float("inf") else value  # inf (alpha 0, KD only): JSON has no infinity
 
 
 def regime_row(e: Entry, teachers: list[Entry]) -> dict:
