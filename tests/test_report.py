@@ -546,6 +546,10 @@ def test_report_from_mlflow_matches_a_table_rebuilt_from_runs(tmp_path):
 
     rows = rows_by_entry(report["rows"])
     assert rows["teachers/llama"]["source"] == "final" and rows["teachers/llama"]["n"] == 2
+    # Each teacher finalist's best epoch (lowest dev loss) and the regime table, beside the papers' rows.
+    assert set(report["teacher_best_epochs"]) == {r["entry"] for r in report["rows"] if r["role"] == "teacher"}
+    assert all(isinstance(e, int) for seeds in report["teacher_best_epochs"].values() for e in seeds)
+    assert "## Regime" in md.read_text() and "| Baby Llama: LLaMA 58M | student |" in md.read_text()
     assert rows["students"]["source"] == "best-trial" and rows["students"]["blimp_basis"] == "one side's seeds"
     assert rows["students"]["blimp_noise_low"] < rows["students"]["blimp_noise_high"]  # the pairs are in blimp.json
     assert "eval noise [" in md.read_text()

@@ -17,8 +17,9 @@ PAPER = [p for p in SPECS if p.parent.name == "babylm"]
 
 def test_the_expected_specs_ship():
     names = {p.relative_to(ROOT).as_posix() for p in SPECS}
-    assert {"teachers.yaml", "students.yaml", "baselines.yaml", "antlm.yaml"} <= names
-    assert len(PAPER) >= 6 and len(STUDIES) == 3
+    assert {"teachers.yaml", "students.yaml", "students_babyllama.yaml", "baselines.yaml", "antlm.yaml"} <= names
+    assert {"regime/teachers.yaml", "regime/students.yaml", "regime/students_babyllama.yaml", "regime/baselines.yaml"} <= names
+    assert len(PAPER) >= 6 and len(STUDIES) == 4
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.relative_to(ROOT).as_posix())
@@ -33,7 +34,7 @@ def test_study_validates(path):
     assert study.seeds >= 1 and all(p.is_file() for p in study.specs)
     names = [load_spec(p, check_paths=False).name for p in study.specs]
     roles = [load_spec(p, check_paths=False).role for p in study.specs]
-    assert roles[0] == "teacher" and set(roles) == {"teacher", "student", "baseline"} and len(set(names)) == 3
+    assert roles[0] == "teacher" and set(roles) == {"teacher", "student", "baseline"} and len(set(names)) == len(names)
 
 
 TINY = {"data.train": "builtin", "data.dev": "builtin", "data.builtin_words": 20000, "data.seq_len": 32,

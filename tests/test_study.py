@@ -56,7 +56,7 @@ def study_project(tmp_path_factory, cache_dir, ray_session):
     mp.setattr(sweep_module, "run_sweep", interrupting)
     said: list[str] = []
     first = run_study(load_study(root / "study.yaml"), live=False, say=said.append)
-    first_calls = list(calls)
+    first_calls, first_said = list(calls), said
     calls.clear()
 
     def counting(spec, **kw):
@@ -67,7 +67,7 @@ def study_project(tmp_path_factory, cache_dir, ray_session):
     said = []
     second = run_study(load_study(root / "study.yaml"), live=False, say=said.append)
     yield {"root": root, "first": first, "first_calls": first_calls, "second": second, "second_calls": list(calls),
-           "said": said}
+           "said": said, "first_said": first_said}
     mp.undo()
 
 
@@ -84,8 +84,9 @@ def test_an_interrupted_study_resumes_at_the_stage_it_stopped(in_study):
     assert first.interrupted and first.report is None
     assert study_project["first_calls"] == ["tutors", "pupils"]
     # Before the first stage: how much disk the study takes at most, and what is free
-    assert study_project["said"][0].startswith("disk estimate: at most ") and "free under" in study_project["said"][0]
-    assert study_project["said"][-2:] == ["[1/7] sweep tutors", "[2/7] sweep pupils"]
+    said = study_project["first_said"]  # the interrupted run's lines (7 stages, then the report)
+    assert said[0].startswith("disk estimate: at most ") and "free under" in said[0]
+    assert said[-2:] == ["[1/8] sweep tutors", "[2/8] sweep pupils"]
     state = json.loads((study_project["root"] / "sweeps" / "tiny-study.study.json").read_text())
     assert set(state["done"]) == {"sweep tutors", "sweep pupils", "sweep plain", "finalists tutors",
                                   "finalists pupils", "finalists plain", "equal-flops plain"}
@@ -93,6 +94,9 @@ def test_an_interrupted_study_resumes_at_the_stage_it_stopped(in_study):
     assert study_project["second_calls"] == ["pupils", "plain", "tutors.final", "pupils.final", "plain.final",
                                              "plain.equal-flops.final"]
     assert not second.interrupted and second.report.is_file()
+    # The word-statistics floor: fitted once before the report, from the student's data, shown as a row.
+    assert (second.report.parent / "ngram_floor.json").is_file() and "| n-gram floor |" in second.report.read_text()
+    assert json.loads((second.report.parent / "ngram_floor.json").read_text())["config_of"] == "pupils"
     third = run_study(load_study(study_project["root"] / "study.yaml"), live=False, say=lambda line: None)
     assert third.stages == ["report tiny-study"]  # a finished study only rewrites its report
 

@@ -106,6 +106,10 @@ def test_metrics_blimp_and_saved_model(tmp_path, cache_dir):
     assert [m[M.LR] for m, _ in reports][0] > 0
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["seed"] == 0 and run["config"]["model"]["hidden"] == 32
+    # The corpus size the report's regime table divides by: words and tokens of the training lines.
+    data = prepare(RunConfig.of(tiny_config(cache_dir)).data)
+    assert final[M.TRAIN_WORDS] == run["train_words"] == data.train_words > 0
+    assert final[M.TRAIN_TOKENS] == run["train_tokens"] == len(data.train)
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final").eval()
     tok = AutoTokenizer.from_pretrained(tmp_path / "run" / "final")
     ids = tok("the dog sees a cat", return_tensors="pt").input_ids

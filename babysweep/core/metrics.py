@@ -13,6 +13,8 @@ LR = "train/lr"  # the learning rate of the epoch's last optimiser step
 ELAPSED_S = "time/elapsed_s"
 PHASE = "antlm/phase_is_mlm"  # 1.0 in an MLM epoch, 0.0 in a CLM epoch
 PARAMS = "model/params"
+TRAIN_WORDS = "data/train_words"  # words in the training lines (the tuning slice left out): parameters per word
+TRAIN_TOKENS = "data/train_tokens"  # tokens of those lines (one epoch, before chunking)
 
 BLIMP_OVERALL = "blimp/overall"
 BLIMP_FIELD_PREFIX = "blimp/field/"

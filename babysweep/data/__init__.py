@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from babysweep.data.cache import token_array, tokenizer_entry
+from babysweep.data.cache import split_words, token_array, tokenizer_entry
 from babysweep.data.corpus import source_files
 from babysweep.data.tokenizer import load_tokenizer, with_bos
 from babysweep.core.config import DataConfig, EvalConfig
@@ -56,6 +56,7 @@ class PreparedData:
     train_files: list[Path]
     dev_files: list[Path]
     tune: np.ndarray | None = None
+    train_words: int | None = None  # words in train's lines (the tuning slice's left out): the corpus size papers quote
 
 
 def prepare(data_cfg: DataConfig) -> PreparedData:
@@ -67,7 +68,8 @@ def prepare(data_cfg: DataConfig) -> PreparedData:
     tok = with_bos(tok)  # tokenizer(text) = <s> + text, as every line is trained; the cache entry itself is unchanged
     dev = token_array(entry, dev_files, tok)
     if not data_cfg.tune_split:
-        return PreparedData(tok, entry, token_array(entry, train_files, tok), dev, train_files, dev_files)
-    train, tune = (token_array(entry, train_files, tok, (part, data_cfg.tune_split, data_cfg.tune_seed))
-                   for part in ("train", "tune"))
-    return PreparedData(tok, entry, train, dev, train_files, dev_files, tune)
+        train = token_array(entry, train_files, tok)
+        return PreparedData(tok, entry, train, dev, train_files, dev_files, train_words=split_words(entry, train_files))
+    part = ("train", data_cfg.tune_split, data_cfg.tune_seed)
+    train, tune = (token_array(entry, train_files, tok, (name, *part[1:])) for name in ("train", "tune"))
+    return PreparedData(tok, entry, train, dev, train_files, dev_files, tune, split_words(entry, train_files, part))

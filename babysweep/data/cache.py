@@ -116,6 +116,15 @@ def token_array(entry: Path, files: list[Path], tok, part: tuple[str, float, int
     return np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["tokens"],))
 
 
+def split_words(entry: Path, files: list[Path], part: tuple[str, float, int] | None = None) -> int | None:
+    """Words (whitespace-separated, as corpus.Document.words counts them) in the lines a token_array of the
+    same arguments holds, from its metadata; None before that array is built or when its metadata lacks them."""
+    key = content_key(files, "" if part is None else "part|%s|%r|%d" % part)
+    meta = _valid(entry / f"split-{key}.bin", entry / f"split-{key}.json")
+    words = (meta or {}).get("words")
+    return int(words) if isinstance(words, int) else None
+
+
 def _build_split(entry: Path, files: list[Path], tok, bin_path: Path, meta_path: Path, part=None) -> dict:
     docs = read_corpus(files)
     if part is not None:

@@ -20,8 +20,10 @@ from typing import Callable
 from babysweep.core import metrics as M
 from babysweep.report.importance import importances
 from babysweep.report.entries import Entry, ReportData, collect
+from babysweep.report.floor import floor_note, floor_row, floor_summary, read_floor
 from babysweep.report.fairness import equal_flops_entries, fairness, fairness_markdown, flops_sentence
 from babysweep.report.plots import blimp_bars, factor_plots, learning_curves
+from babysweep.report.regime import regime_markdown, regime_table
 from babysweep.report.search import report_sections, sections_markdown
 from babysweep.report.stats import excludes_zero, mean_std
 from babysweep.report.verdict import build_table, decisions, full_interval, num as _num, si, verdict
@@ -90,7 +92,9 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
               "decisions": decisions(data), "warnings": list(data.warnings) + fair["few_trials"], "fairness": fair,
               "rows": rows, "fields": _fields(data.entries), "importances": {}, "figures": _figures(data, rows, out_dir),
               "blimp_scoring": next((s.scoring for e in data.entries for s in e.seeds if s.scoring), None),
-              "blimp_use": blimp_use(data)}
+              "blimp_use": blimp_use(data), "regime": regime_table(data.entries),
+              "ngram_floor": floor_summary(read_floor(out_dir))}  # studies/floor.py stores it there; outside the verdict
+    report["teacher_best_epochs"] = {r["entry"]: r["best_epochs"] for r in report["regime"]["rows"] if r["role"] == "teacher"}
     for sweep in data.sweeps:
         values, note = importances(data.runs[sweep], *data.objectives[sweep])
         report["importances"][sweep] = {"params": values, "note": note}
@@ -143,7 +147,7 @@ def decisions_table(d: dict | None) -> list[str]:
         label = "BLiMP" if c["metric"] == "blimp" else "dev loss"
         ci = "–" if c["low"] is None else f"[{_num(c['low'], digits, '+')}, {_num(c['high'], digits, '+')}]"
         fmt = lambda x, f="{:.3g}": "–" if x is None else f.format(x)  # noqa: E731
-        lines.append(f"| {d['student']} − {c['vs']} ({label}){'' if c['in_family'] else ' (outside the family)'} "
+        lines.append(f"| {c.get('student') or d['student']} − {c['vs']} ({label}){'' if c['in_family'] else ' (outside the family)'} "
                      f"| {_num(c['diff'], digits, '+')} {ci} | {c['method'] or 'none'} | {fmt(c['p'])} | {fmt(c['p_holm'])} "
                      f"| {c['outcome']} | {fmt(c['mdd'], '{:.' + str(digits) + 'f}')} | {fmt(c['seeds_needed'], '{:,}')} |")
     lines += ["", f"Correction: Holm's step-down over the verdict's family ({d['family']}), at a {level} family-wise "
@@ -152,6 +156,8 @@ def decisions_table(d: dict | None) -> list[str]:
               "Comparisons outside the family (other teachers) are unadjusted. Power: (t_{1-α/2,df} + t_{0.8,df}) x the "
               "standard error of the test that was run; seeds per arm: the smallest n at which that figure falls to the "
               "observed |Δ|, the variances held at their observed values."]
+    if d.get("arms"):
+        lines += ["", "What each student arm tests: " + "; ".join(f"**{a['student']}**: {a['claim']}" for a in d["arms"]) + "."]
     if d.get("chance_notes"):
         lines += ["", "; ".join(d["chance_notes"]) + "."]
     return lines + [""]
@@ -205,6 +211,7 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {r['entry']} | {r['role']} | {r['arch']} | {size} | {trials} | {r['source']} | {r['n']} "
                      f"| {_pm(r['dev_loss_mean'], r['dev_loss_std'], 3, r['n'])} | {_diff_cell(r, 'dev_loss', 3)} "
                      f"| {_pm(r['blimp_mean'], r['blimp_std'], 2, r['n'])} | {_diff_cell(r, 'blimp', 2)} |")
+    lines += floor_row(report.get("ngram_floor"))
     lines += ["", "Mean ± std over seeds (std with ddof=1). Δ = entry − the reference teacher: the teacher its "
               "sweep's tuning metric prefers (never the dev loss or BLiMP shown here, unless a warning says so); * = the interval excludes zero; † = one side has a single run, so the "
               "interval lacks its seed-to-seed variation and is too narrow. Intervals: t over seeds (another "
@@ -213,9 +220,10 @@ def render_markdown(report: dict) -> str:
               "mdd = the smallest difference detectable at 80% power with these seeds. The stars are unadjusted; "
               "the verdict's decisions are Holm-corrected (the Decisions section). Eval noise (BLiMP, when per-pair decisions exist): "
               "2000-replicate bootstrap over the BLiMP pairs shared by both sides, seeds fixed: how much the finite "
-              "test set moves the difference.", ""]
+              "test set moves the difference."] + floor_note(report.get("ngram_floor")) + [""]
     lines += decisions_table(report.get("decisions"))
     lines += budget_table(report["rows"])
+    lines += regime_markdown(report.get("regime"))
     lines += config_lines(report["rows"])
     fields = sorted({f for per in report["fields"].values() for f in per})
     seeds = {r["entry"]: r["n"] for r in report["rows"]}

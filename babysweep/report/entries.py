@@ -50,6 +50,7 @@ class Seed:
     scoring: str | None = None  # blimp.method() of its blimp.json: BLiMP numbers of different scoring never meet
     field_pairs: dict[str, int] | None = None  # pairs per BLiMP field, from blimp.json's field_of (the chance test's n)
     tags: dict = field(default_factory=dict)  # the run's tags (finalists.seeds: auto records its look there)
+    words: float | None = None  # words in its training lines (data/train_words; None for runs made before it was logged)
 
 
 @dataclass
@@ -157,7 +158,7 @@ def _seed(run: dict, load_blimp: Callable[[dict], dict | None], metric: str) -> 
                 number(m.get(M.EVAL_LOSS)), number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature,
                 number(m.get(metric)), float(history[-1][0]) if history else None,  # eval/loss is logged every epoch, at step = epoch
                 number(m.get(M.TOKENS_SEEN)), number(m.get(M.FLOPS)), _blimp_method(data),
-                _field_pairs(data, signature), dict(run.get("tags", {})))
+                _field_pairs(data, signature), dict(run.get("tags", {})), number(m.get(M.TRAIN_WORDS)))
 
 
 def _field_pairs(data: dict | None, signature: tuple | None) -> dict[str, int] | None:

@@ -1,7 +1,7 @@
 """Figures of a report as PNG files (matplotlib's Agg canvas; no pyplot, so no global state or GUI).
 
     factor_plots("students", runs, "eval/loss", out / "factors_students.png")  # metric vs T, alpha, MLM share
-    learning_curves(entries, out / "learning_curves.png")                       # eval/loss per epoch
+    learning_curves(entries, out / "learning_curves.png")                       # eval/loss per epoch, teachers' best marked
     blimp_bars(rows, out / "blimp_overall.png")                                 # mean ± std per entry
 
 Each returns the path it wrote, or None when there is nothing to draw (no run varies a factor,
@@ -17,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 from babysweep.core.records import stopped_early
 from babysweep.core.schedule import parse_schedule, schedule_from_ratio
+from babysweep.report.regime import best_point
 
 ROLE_COLOURS = {"teacher": "tab:blue", "student": "tab:orange", "baseline": "tab:grey"}
 FACTORS = (("distill.temperature", "distillation temperature"),
@@ -91,10 +92,16 @@ def learning_curves(entries, path: Path) -> Path | None:
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     colours = [f"C{i}" for i in range(10)]
+    marked = False
     for i, (entry, histories) in enumerate(drawn):
         for j, history in enumerate(histories):
             ax.plot([s for s, _ in history], [v for _, v in history], marker="o", markersize=3, alpha=0.8,
                     color=colours[i % 10], label=f"{entry.name} (n={len(histories)})" if j == 0 else None)
+            if entry.role == "teacher":  # its best epoch: before the last one, the teacher overfit (as the papers' did)
+                step, value = best_point(history)
+                ax.scatter([step], [value], marker="*", s=90, color=colours[i % 10], edgecolors="black", linewidths=0.6,
+                           zorder=3, label=None if marked else "a teacher's best epoch (lowest dev loss)")
+                marked = True
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("dev loss")

@@ -230,15 +230,17 @@ def first_seeds(e: Entry, n: int) -> Entry:
 
 def replay(student: Entry, family: list[dict], design: tuple[int, int, int]) -> tuple[float, str]:
     """Decide the family as the sequential rule did, look by look on the seeds each look had (Holm at each
-    look's spent alpha over the comparisons still open); fills p_adj and outcome; returns (level, note)."""
-    have = min(len(e.seeds) for e in [student] + [f["other"] for f in family])
+    look's spent alpha over the comparisons still open); fills p_adj and outcome; returns (level, note).
+    A family item's own "student" (one of several student arms) stands in for `student` where it has one."""
+    have = min(len(e.seeds) for e in [student] + [f.get("student", student) for f in family] + [f["other"] for f in family])
     decided: dict[int, str] = {}
     adjusted: dict[int, float | None] = {}
     applied, n_used = ALPHA, 0
     for n, level in spending_schedule(*design):
         if n > have:  # a look the finalists never reached
             break
-        tests = {i: seed_test_of(first_seeds(student, n), first_seeds(f["other"], n), f["col"]) for i, f in enumerate(family)}
+        tests = {i: seed_test_of(first_seeds(f.get("student", student), n), first_seeds(f["other"], n), f["col"])
+                 for i, f in enumerate(family)}
         tests = {i: t if t.method in ("paired", "welch") else dataclasses.replace(t, p=None) for i, t in tests.items()}
         now: dict = {}
         decided = sequential_look(tests, decided, level, {i: METRIC[f["col"]][2] for i, f in enumerate(family)}, now)
@@ -294,41 +296,64 @@ def verdict(data: ReportData) -> str:
     return _verdict(data.entries)
 
 
+def claim(e: Entry) -> str:
+    """Which paper's claim a student arm tests, from its chosen config: Baby Llama's loss exactly (KD summed over
+    the sequence, alpha 0.5, temperature 2) tests Baby Llama's; any other tuned recipe, BabyLlama-2's question."""
+    c = e.config or {}
+    def value(key: str) -> str:
+        return str(c.get(key, "")).strip()
+    try:
+        papers = value("distill.kd_reduction") == "babyllama" and float(value("distill.alpha")) == 0.5 \
+            and float(value("distill.temperature")) == 2.0
+    except ValueError:
+        papers = False
+    if papers:
+        return ("Baby Llama's claim: a student trained with its loss exactly (alpha 0.5, temperature 2, KD summed over "
+                "the sequence; only the learning rate tuned) beats its teachers and the same student without distillation")
+    return ("BabyLlama-2's question: a student distilled from tuned teachers, its own recipe tuned, beats those "
+            "teachers and the same student without distillation")
+
+
 def verdict_family(entries: list[Entry]) -> dict:
-    """The verdict's decisions as data: {"student", "level", "family": [{col, kind, other, cmp, p_adj, outcome}],
-    "outside": [...] (other teachers, unadjusted), "chance": [sentences: BLiMP comparisons left out]}."""
+    """The verdict's decisions as data: {"student" (the arm its sweeps' metric prefers), "students" (every student
+    arm), "level", "family": [{student, col, kind, other, cmp, p_adj, outcome}], "outside": [...] (other teachers,
+    unadjusted), "chance": [sentences: BLiMP comparisons left out]}. Each student arm (each student sweep) is
+    compared with the reference teacher and the baseline, on each metric; Holm's correction runs over all of them."""
     by_role = {r: [e for e in entries if e.role == r] for r in ROLES}
     student, reference, baseline = chosen(by_role["student"]), chosen(by_role["teacher"]), chosen(by_role["baseline"])
+    arms = [e for e in by_role["student"] if e.selection() is not None] or ([student] if student is not None else [])
     design = sequential_design(entries)
     level, why = ALPHA, None
     family, outside, notes = [], [], []
-    for col in ("blimp", "dev_loss"):
-        if student is None or not student.values(col):
-            continue
-        for kind, other in (("reference teacher", reference), ("baseline", baseline)):
-            if other is None or not other.values(col):
+    for arm in arms:
+        for col in ("blimp", "dev_loss"):
+            if not arm.values(col):
                 continue
-            if col == "blimp":
-                low = [(e, c) for e in (student, other) if (c := not_above_chance(e, level)) is not None]
-                if low:
-                    listed = _and([f"{e.name} {c['accuracy']:.2f}% of {c['pairs']:,} pairs (binomial p {c['p']:.2g})"
-                                   for e, c in low])
-                    notes.append(f"BLiMP cannot separate the distilled student ({student.name}) and {_name(kind, other)}: "
-                                 f"not above chance: {listed}; that comparison rests on dev loss")
+            for kind, other in (("reference teacher", reference), ("baseline", baseline)):
+                if other is None or not other.values(col):
                     continue
-            family.append({"col": col, "kind": kind, "other": other, "cmp": compare(student, other, col)})
-        for t in by_role["teacher"]:
-            if t is not reference and t.values(col):
-                c = compare(student, t, col)
-                outside.append({"col": col, "kind": "teacher", "other": t, "cmp": c, "p_adj": c["p"],
-                                "outcome": outcome(c["diff"], c["p"], METRIC[col][2], ALPHA)})
+                if col == "blimp":
+                    low = [(e, c) for e in (arm, other) if (c := not_above_chance(e, level)) is not None]
+                    if low:
+                        listed = _and([f"{e.name} {c['accuracy']:.2f}% of {c['pairs']:,} pairs (binomial p {c['p']:.2g})"
+                                       for e, c in low])
+                        notes.append(f"BLiMP cannot separate the distilled student ({arm.name}) and {_name(kind, other)}: "
+                                     f"not above chance: {listed}; that comparison rests on dev loss")
+                        continue
+                family.append({"student": arm, "col": col, "kind": kind, "other": other, "cmp": compare(arm, other, col)})
+            for t in by_role["teacher"]:
+                if t is not reference and t.values(col):
+                    c = compare(arm, t, col)
+                    outside.append({"student": arm, "col": col, "kind": "teacher", "other": t, "cmp": c, "p_adj": c["p"],
+                                    "outcome": outcome(c["diff"], c["p"], METRIC[col][2], ALPHA)})
     if design is not None and student is not None and family:
         level, why = replay(student, family, design)
     else:
         for f, p_adj in zip(family, holm([f["cmp"]["p"] for f in family])):
             f["p_adj"] = p_adj
             f["outcome"] = outcome(f["cmp"]["diff"], p_adj, METRIC[f["col"]][2], level)
-    return {"student": student, "level": level, "why_level": why, "family": family, "outside": outside, "chance": notes}
+    return {"student": student, "students": arms, "level": level, "why_level": why, "family": family, "outside": outside,
+            "chance": notes}
 
 
 def decisions(data: ReportData) -> dict:
@@ -337,14 +362,17 @@ def decisions(data: ReportData) -> dict:
 
     def row(f: dict, in_family: bool) -> dict:
         c = f["cmp"]
-        return {"metric": f["col"], "vs": f["other"].name, "kind": f["kind"], "in_family": in_family,
+        return {"student": f["student"].name, "metric": f["col"], "vs": f["other"].name, "kind": f["kind"], "in_family": in_family,
                 "diff": c["diff"], "low": c["low"], "high": c["high"], "method": c["method"], "p": c["p"],
                 "p_holm": f["p_adj"] if in_family else None, "outcome": f["outcome"], "mdd": c["mdd"],
                 "seeds_needed": c["seeds_needed"]}
 
     return {"correction": "holm", "level": v["level"], "level_note": v["why_level"],
-            "family": "the best student vs the reference teacher and vs the baseline, on BLiMP and dev loss",
+            "family": ("the best student vs the reference teacher and vs the baseline, on BLiMP and dev loss"
+                       if len(v["students"]) < 2 else "each student arm vs the reference teacher and vs the baseline, "
+                       "on BLiMP and dev loss"),
             "student": v["student"].name if v["student"] is not None else None,
+            "arms": [{"student": a.name, "claim": claim(a)} for a in v["students"]],
             "comparisons": [row(f, True) for f in v["family"]] + [row(o, False) for o in v["outside"]],
             "chance_notes": v["chance"]}
 
@@ -380,11 +408,18 @@ def _verdict(entries: list[Entry]) -> str:
     if student is None or not family:
         return (f"No verdict: there are no values to compare the distilled student with the reference teacher or the "
                 f"baseline." + (" " + "; ".join(v["chance"]) + "." if v["chance"] else ""))
-    head = _head(student, family)
+    arms = list({id(f["student"]): f["student"] for f in family}.values())  # in family order (entries are unhashable)
+    if len(arms) == 1:
+        head = _head(arms[0], family)
+        details = "; ".join(_detail(f["col"], f["kind"], f["other"], f["cmp"], f["p_adj"], f["outcome"]) for f in family)
+    else:  # each student arm has its own head; Holm ran over all of them together
+        head = " ".join(f"{a.name} ({claim(a)}): " + _head(a, [f for f in family if f["student"] is a]) for a in arms)
+        details = "; ".join(f"{f['student'].name}, " + _detail(f["col"], f["kind"], f["other"], f["cmp"], f["p_adj"], f["outcome"])
+                            for f in family)
     baseline = "" if by_role["baseline"] else " There is no baseline sweep in this report."
-    details = "; ".join(_detail(f["col"], f["kind"], f["other"], f["cmp"], f["p_adj"], f["outcome"]) for f in family)
     cols = _and(sorted({METRIC[f["col"]][0] for f in family}))
     whom = _and(list(dict.fromkeys(f"vs {_name(f['kind'], f['other'])}" for f in family)))
+    whom = whom if len(arms) == 1 else f"arms {_and([a.name for a in arms])}, each {whom}"
     level = (f"at each look's spent alpha, {ALPHA:.0%} family-wise over all looks ({v['why_level']})" if v["why_level"]
              else f"at a {v['level']:.0%} family-wise error rate")
     parts = [head + baseline,
@@ -394,6 +429,7 @@ def _verdict(entries: list[Entry]) -> str:
         parts.append("; ".join(v["chance"]) + ".")
     if v["outside"]:
         parts.append("Outside the family (not corrected): " + "; ".join(
+            ("" if len(arms) == 1 else f"{o['student'].name}, ") +
             f"{METRIC[o['col']][0]} vs {_name(o['kind'], o['other'])}: {o['outcome']}, {_fmt(o['col'], o['cmp']['diff'])}"
             f"{METRIC[o['col']][1]}, {_ci(o['col'], o['cmp'])}" for o in v["outside"]) + ".")
     for extra in (budget_clause(entries), flops_clause(entries)):

@@ -20,6 +20,10 @@ sweep's finalists with 3 seeds, then 2 more each (sweeps `<name>.final.b2`, ...)
 of the verdict is decided (report/verdict.py's verdict_family, report/decide.py's alpha spending) or 11
 seeds are reached.
 
+Before the report, a study with a student sweep fits the word-statistics floor once (studies/floor.py: a
+trigram on the first student sweep's training tokens, scored as its finalists are), stored as
+reports/<name>/ngram_floor.json and shown as the report's row "n-gram floor".
+
 Overrides (`babysweep study --set KEY=VALUE`) of the study's own keys (finalists.*, report.name)
 change the study; any other applies to every sweep of it, as `babysweep run --set` does, and so reaches
 the finalists too (they retrain the tuning spec as it ran). They are recorded in the study state, and a
@@ -282,7 +286,9 @@ def run_study(study: Study, *, address: str | None = None, storage: str | Path |
                     return result
             before = n
             family = verdict_family(collect(uri, names).entries)["family"]
-            open_ = [f"{f['col']} vs {f['other'].name}" for f in family if f["outcome"] == "cannot tell"]
+            arms = len({f["student"].name for f in family})
+            open_ = [("" if arms < 2 else f"{f['student'].name}: ") + f"{f['col']} vs {f['other'].name}"
+                     for f in family if f["outcome"] == "cannot tell"]
             if not open_:
                 say(f"finalists: every comparison of the verdict is decided after {n} seeds")
                 break
@@ -293,6 +299,15 @@ def run_study(study: Study, *, address: str | None = None, storage: str | Path |
         number = total - 1
     say(f"[{total}/{total}] report {study.report}")
     out_dir = paths.report_dir(study.report)
+    students = [s.name for s in specs if s.role == "student"]
+    if students:  # the word-statistics floor, once, from the student finalists' data (a row of the report, no verdict)
+        from babysweep.studies.floor import write_floor
+
+        say(f"  n-gram floor: a Kneser-Ney trigram on the training tokens of {students[0]}'s config")
+        try:
+            write_floor(uri, students[0], out_dir, say)
+        except UserError as exc:  # the report stands without its floor row
+            say(f"  n-gram floor left out: {exc}")
     result.report = write_report(uri, names, out_dir, study.report, log_run=partial(log_report, uri))
     result.stages.append(f"report {study.report}")
     return result

@@ -1,0 +1,60 @@
+"""The regime presets (search_spaces/regime/) sit in the papers' data-limited regime: teachers with at least 30
+parameters per training word, 6 to 10 epochs, a student 1/6 to 1/12 of each teacher (Baby Llama). Read from the
+specs, the built-in corpus they name (its training words after the tuning slice) and the models they build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from babysweep.core.config import RunConfig
+from babysweep.spec.load import load_spec
+from babysweep.studies.study import load_study
+
+REGIME = Path(__file__).resolve().parents[1] / "search_spaces" / "regime"
+
+
+def _fixed(spec, section: str) -> dict:
+    """A spec section's fixed values (the regime's keys are never searched)."""
+    from babysweep.spec.space import Distribution
+
+    return {k: v for k, v in spec.space.get(section, {}).items() if not isinstance(v, Distribution)}
+
+
+def _params(spec, arch: str, vocab: int, seq_len: int) -> int:
+    from babysweep.lm.models import build_model, count_params
+
+    model = {**_fixed(spec, "model"), "arch": arch}
+    model = {k: v for k, v in model.items() if k in ("arch", "layers", "hidden", "heads", "kv_heads", "ffn", "tie_embeddings")}
+    return count_params(build_model(RunConfig.of({"model": model}).model, vocab, seq_len))
+
+
+def test_the_regime_study_meets_the_papers_ratios(tmp_path):
+    from babysweep.data import prepare
+
+    study = load_study(REGIME / "study.yaml")
+    specs = [load_spec(p) for p in study.specs]
+    by_role = {}
+    for s in specs:
+        by_role.setdefault(s.role, []).append(s)
+    data_sections = {repr(sorted(_fixed(s, "data").items())) for s in specs}
+    assert len(data_sections) == 1  # one corpus, tokenizer and seq_len for every contender
+    data_cfg = RunConfig.of({"data": {**_fixed(specs[0], "data"), "cache_dir": str(tmp_path)}}).data
+    data = prepare(data_cfg)
+    words, vocab = data.train_words, len(data.tokenizer)
+    assert words > 0
+    (teachers,) = by_role["teacher"]
+    archs = teachers.space["model"]["arch"]
+    archs = list(archs.args) if archs.__class__.__name__ == "Distribution" else [archs]
+    assert archs == ["llama", "gpt2"]
+    sizes = {a: _params(teachers, a, vocab, data_cfg.seq_len) for a in archs}
+    for arch, n in sizes.items():
+        assert n / words >= 30, f"{arch} teacher: {n / words:.1f} parameters per training word"
+    for s in specs:
+        assert 6 <= s.space["train"]["epochs"] <= 10
+    for s in by_role["student"] + by_role["baseline"]:
+        n = _params(s, s.space["model"]["arch"], vocab, data_cfg.seq_len)
+        for arch, t in sizes.items():
+            assert 6 <= t / n <= 12, f"{s.name}: 1/{t / n:.1f} of the {arch} teacher"
+    assert any(s.space["distill"].get("kd_reduction") == "babyllama" for s in by_role["student"])  # the papers' arm
