@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from babysweep.core.config import RunConfig
 from babysweep.spec.load import load_spec
