@@ -77,7 +77,7 @@ def is_study_file(path: str | Path) -> bool:
     """A study file names its sweeps under `sweeps:`; a sweep spec has no such key."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, OverflowError, RecursionError, yaml.YAMLError):  # ValueError: not UTF-8, or a bad !!int
         return False  # load_spec then says what is wrong with it
     return isinstance(raw, dict) and "sweeps" in raw
 
@@ -105,8 +105,18 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
         raise UserError(f"{path}: the study file does not exist.")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the study file ({exc}).") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"{path}{at}: YAML syntax error: {exc.problem or exc.context}.") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: YAML syntax error: {exc}.") from None
+    except RecursionError:
+        raise UserError(f"{path}: the YAML is nested too deeply to read.") from None
+    except (ValueError, OverflowError) as exc:  # a tagged scalar YAML cannot convert, e.g. !!int 0b102
+        raise UserError(f"{path}: a YAML value cannot be read ({exc}).") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a study must be a mapping with name and sweeps.")
     raw = copy.deepcopy(raw)
@@ -119,6 +129,8 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"][:1].lower() + err["msg"][1:]
         raise UserError(f"{path}: {where}: {msg}.") from None
     paths.check_name(config.name, f"{path}: name")
+    if config.report.name is not None:  # reports/<name>/: a name such as ../x would write outside the project
+        paths.check_name(config.report.name, f"{path}: report.name")
     specs = [(path.parent / s).resolve() for s in config.sweeps]
     for given, spec in zip(config.sweeps, specs):
         if not spec.is_file():
