@@ -386,7 +386,7 @@ def report(
     from babysweep.tracking import log_report
 
     uri = paths.tracking_uri(tracking_uri)
-    name = name or "-".join(sweeps)
+    name = paths.check_name(name or "-".join(sweeps), "--name" if name else "the report's name (the sweeps joined by '-')")
     path = write_report(uri, sweeps, paths.report_dir(name), name, log_run=partial(log_report, uri))
     console.print(_verdict_line(path))
     console.print(f"report: {path}")
@@ -493,6 +493,14 @@ def _click_errors() -> tuple[type, ...]:
     return (click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
 
 
+def _one_line(text: str) -> str:
+    """An error message as one printable line: control characters (a user's input may hold any) escaped."""
+    import unicodedata
+
+    return "".join(ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" or ch.isprintable() else ascii(ch)[1:-1]
+                   for ch in text)
+
+
 def main() -> None:
     from pydantic import ValidationError
 
@@ -501,12 +509,12 @@ def main() -> None:
     try:
         code = app(standalone_mode=False, prog_name="babysweep")
     except UserError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(_one_line(f"error: {exc}"), markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        err_console.print(f"error: {where}: {first['msg']}.", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(_one_line(f"error: {where}: {first['msg']}."), markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
@@ -516,12 +524,12 @@ def main() -> None:
     except Exception as exc:
         found = find_storage_error(exc)  # a full disk met inside Ray or MLflow's calls, wrapped by them
         if found is not None:
-            err_console.print(f"error: {found}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(_one_line(f"error: {found}"), markup=False, highlight=False, soft_wrap=True)
             sys.exit(2)
         if isinstance(exc, _click_errors()):  # an unknown option, a missing argument: one line, exit 2
             ctx = getattr(exc, "ctx", None)
             hint = f" See `{ctx.command_path} --help`." if ctx is not None else ""
-            err_console.print(f"error: {exc.format_message().rstrip('.')}.{hint}", markup=False, highlight=False,
+            err_console.print(_one_line(f"error: {exc.format_message().rstrip('.')}.{hint}"), markup=False, highlight=False,
                               soft_wrap=True)
             sys.exit(exc.exit_code)
         raise

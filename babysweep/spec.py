@@ -305,7 +305,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise UserError(f"--set {text}: expected key=value, e.g. --set train.epochs=1.")
     try:
         return key, yaml.safe_load(value)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError):  # ValueError: a tag such as !!int 0b102
         raise UserError(f"--set {text}: the value {value!r} is not valid YAML.") from None
 
 
@@ -759,6 +759,10 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
         raise UserError(f"{label}{at}: YAML syntax error: {exc.problem or exc.context}.") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{label}: YAML syntax error: {exc}.") from None
+    except RecursionError:
+        raise UserError(f"{label}: the YAML is nested too deeply to read.") from None
+    except (ValueError, OverflowError) as exc:  # a tagged scalar YAML cannot convert, e.g. !!int 0b102
+        raise UserError(f"{label}: a YAML value cannot be read ({exc}).") from None
     if not isinstance(raw, dict):
         got = type(raw).__name__ if raw is not None else "nothing"
         raise UserError(f"{label}: the spec must be a mapping of keys (name, model, train, ...), got {got}.")
