@@ -173,7 +173,17 @@ def _check_settings(study: Study, state: dict, state_path: Path) -> None:
 
 def run_study(study: Study, *, address: str | None = None, storage: str | Path | None = None,
               tracking_uri: str | None = None, live: bool = True, say: Callable[[str], None] = print) -> StudyResult:
-    """Run the study's stages in order, skipping those finished before; stops at an interrupted sweep."""
+    """Run the study's stages in order, skipping those finished before; stops at an interrupted sweep. A
+    second driver of the same study on this machine is refused while this one runs (run_lock)."""
+    from babysweep import run_lock
+
+    lock = run_lock.lock_path(paths.sweeps_dir(storage), f"{study.name}.study")
+    with run_lock.held(lock, f"study '{study.name}'"):
+        return _run_study(study, address=address, storage=storage, tracking_uri=tracking_uri, live=live, say=say)
+
+
+def _run_study(study: Study, *, address: str | None, storage: str | Path | None, tracking_uri: str | None, live: bool,
+               say: Callable[[str], None]) -> StudyResult:
     from babysweep.finalists import run_finalists
     from babysweep.report import write_report
     from babysweep.spec import load_spec

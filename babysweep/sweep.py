@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from babysweep import metrics as M, paths
-from babysweep import storage_errors
+from babysweep import run_lock, storage_errors
 from babysweep.atomic import write_text_atomic
 from babysweep.checkpoint import checkpoints
 from babysweep.config import TrainConfig
@@ -274,7 +274,14 @@ def _scheduler(spec: Spec):
 
 def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, storage: str | Path | None = None,
               tracking_uri: str | None = None, live: bool = True) -> SweepResult:
-    """Run the sweep of a spec, or continue it where it stopped (saying first what continues)."""
+    """Run the sweep of a spec, or continue it where it stopped (saying first what continues). A second
+    driver of the same sweep on this machine is refused while this one runs (run_lock)."""
+    with run_lock.held(run_lock.lock_path(paths.sweeps_dir(storage), spec.name), f"sweep '{spec.name}'"):
+        return _run_sweep(spec, fresh=fresh, address=address, storage=storage, tracking_uri=tracking_uri, live=live)
+
+
+def _run_sweep(spec: Spec, *, fresh: bool, address: str | None, storage: str | Path | None,
+               tracking_uri: str | None, live: bool) -> SweepResult:
     from ray import tune
     from rich.console import Console
 
