@@ -182,7 +182,11 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool, tracking_uri: str) ->
     if fresh and folder.exists():
         shutil.rmtree(folder)
     if folder.exists() and Tuner.can_restore(str(folder)):
-        old = (folder / SPEC_FILE).read_text() if (folder / SPEC_FILE).is_file() else ""
+        try:
+            old = (folder / SPEC_FILE).read_text() if (folder / SPEC_FILE).is_file() else ""
+        except UnicodeDecodeError:
+            raise UserError(f"{folder / SPEC_FILE}: the sweep's saved spec is damaged (not UTF-8 text); restore it, "
+                            "or start the sweep over with --fresh.") from None
         changed = diff_specs(old, spec)
         if changed:
             raise UserError(
