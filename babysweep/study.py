@@ -75,7 +75,11 @@ class StudyResult:
 
 def is_study_file(path: str | Path) -> bool:
     """A study file names its sweeps under `sweeps:`; a sweep spec has no such key."""
+    from babysweep.spec import MAX_FILE_BYTES
+
     try:
+        if Path(path).stat().st_size > MAX_FILE_BYTES:
+            return False  # load_spec refuses it in one sentence
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, OverflowError, RecursionError, yaml.YAMLError):  # ValueError: not UTF-8, or a bad !!int
         return False  # load_spec then says what is wrong with it
@@ -103,6 +107,9 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
     overrides = dict(overrides or {})
     if not path.is_file():
         raise UserError(f"{path}: the study file does not exist.")
+    from babysweep.spec import check_size
+
+    check_size(path, "study")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -146,11 +153,19 @@ def _state_path(study: Study, storage: str | Path | None) -> Path:
 
 
 def _load_state(path: Path) -> dict:
+    """The study's progress; none yet is {"done": {}}. A damaged file is refused, not silently reset: it
+    also records the --set values the study was started with."""
     try:
         state = json.loads(path.read_text())
-        return state if isinstance(state, dict) and isinstance(state.get("done"), dict) else {"done": {}}
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {"done": {}}
+    except (OSError, ValueError) as exc:
+        state = exc
+    if (not isinstance(state, dict) or not isinstance(state.get("done"), dict)
+            or not isinstance(state.get("settings", {}), dict)):
+        raise UserError(f"{path}: the study's progress file is damaged; delete it and run the study again with the "
+                        "same --set values (finished sweeps are not retrained: each continues from its own folder).")
+    return state
 
 
 def _save_state(path: Path, state: dict) -> None:
