@@ -87,7 +87,7 @@ def eval_(
     blimp: str = typer.Option("builtin", "--blimp", help="BLiMP jsonl folder or file, or 'builtin'."),
     scorer: str = typer.Option("causal", "--scorer", help="causal (summed log-probabilities, under --rule) or pll (pseudo-log-likelihood, for MLM-trained models)."),
     rule: str = typer.Option("babylm", "--rule", help="causal scoring rule: babylm (the BabyLM 2025 pipeline's: the tokenizer's own special tokens, first token unscored, fields pooled over pairs) or lm-eval (lm-evaluation-harness's blimp tasks: BOS, then ' ' + sentence)."),
-    batch_size: int = typer.Option(64, "--batch-size"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, max=1_000_000),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Score a saved model on BLiMP minimal pairs."""
@@ -116,7 +116,7 @@ def eval_(
 @app.command()
 def data(
     source: str = typer.Argument("builtin", help="'builtin', a BabyLM folder, a file or a glob."),
-    vocab_size: int = typer.Option(8000, "--vocab-size"),
+    vocab_size: int = typer.Option(8000, "--vocab-size", min=300, max=10_000_000),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Token cache folder (default sweeps/.cache)."),
 ) -> None:
     """Tokenise a corpus into the cache (once) and print its words, tokens, files and cache location."""
@@ -358,12 +358,13 @@ def _cell(value) -> str:
 
 
 SEEDS_HELP = "Seeds per finalist config (each retrained that many times)."
+MAX_SEEDS = 10_000  # a bound, so that a typo is a usage error and not an overflow deep inside
 
 
 @app.command()
 def finalists(
     sweep: str = typer.Argument(..., help="A finished tuning sweep; its finalists run as sweep '<SWEEP>.final'."),
-    seeds: int = typer.Option(5, "--seeds", help=SEEDS_HELP),  # finalists.DEFAULT_SEEDS
+    seeds: int = typer.Option(5, "--seeds", min=1, max=MAX_SEEDS, help=SEEDS_HELP),  # finalists.DEFAULT_SEEDS
     address: Optional[str] = SWEEP_OPTIONS["address"],
     storage: Optional[str] = SWEEP_OPTIONS["storage"],
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
@@ -400,7 +401,7 @@ def _verdict_line(path: Path) -> str:
 @app.command()
 def ablate(
     source: str = typer.Argument(..., help="A sweep (its best config is the base) or a spec file with fixed values."),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds per variant."),
+    seeds: int = typer.Option(3, "--seeds", min=1, max=MAX_SEEDS, help="Seeds per variant."),
     name: Optional[str] = typer.Option(None, "--name", help="Sweep and report name (default '<base>.ablation')."),
     address: Optional[str] = SWEEP_OPTIONS["address"],
     storage: Optional[str] = SWEEP_OPTIONS["storage"],
@@ -419,7 +420,7 @@ def ablate(
 @app.command()
 def study(
     study_file: Path = typer.Argument(..., help="A study file, e.g. search_spaces/study.yaml."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", help=SEEDS_HELP + " Default: the study file's finalists.seeds."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, max=MAX_SEEDS, help=SEEDS_HELP + " Default: the study file's finalists.seeds."),
     set_: list[str] = typer.Option([], "--set", help="Override a key of every sweep of the study, e.g. --set train.epochs=1, "
                                    "or the study's finalists.seeds or report.name (repeatable; a rerun must repeat them)."),
     address: Optional[str] = SWEEP_OPTIONS["address"],
@@ -444,7 +445,7 @@ def study(
 def ui(
     sweep: Optional[str] = typer.Argument(None, help="A sweep: print links to its trials and to their comparison."),
     open_: bool = typer.Option(False, "--open", help="Open the links (or the UI) in a web browser."),
-    port: int = typer.Option(5000, "--port"),
+    port: int = typer.Option(5000, "--port", min=0, max=65535),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address; loopback unless you mean to share it."),
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:

@@ -730,12 +730,22 @@ def _set_override(raw: dict, key: str, value: Any, ctx: _Ctx) -> None:
     node[parts[-1]] = copy.deepcopy(value)
 
 
+MAX_FILE_BYTES = 1 << 20  # a spec or study file is a few KB; YAML reads about 1 MB a second, so a larger one is a wrong file
+
+
+def check_size(path: Path, what: str) -> None:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise UserError(f"{path}: {size / 2**20:.1f} MB is too large for a {what} file (at most 1 MB); is it the right file?")
+
+
 def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None, *, check_paths: bool = True) -> Spec:
     """Read, override, validate. check_paths=False skips the existence checks of data/teacher paths."""
     label = str(path)
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{label}: the spec file does not exist." if not p.exists() else f"{label}: not a file.")
+    check_size(p, "spec")
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
