@@ -52,7 +52,7 @@ def main() -> None:
             for problem in problems:
                 counts[kind(problem)] += 1
                 if len(shown[surface, kind(problem)]) < args.show:
-                    shown[surface, kind(problem)].append(f"{case!r}\n    -> {problem}")
+                    shown[surface, kind(problem)].append(f"{problem[:400]}\n    <- {surface}/{case.mutation}: babysweep {' '.join(case.args)[:200]}")
 
         one()
         rows.append((surface, counts, time.perf_counter() - start, mutations))

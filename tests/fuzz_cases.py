@@ -58,6 +58,7 @@ class Fixtures:
     other_arch: Path | None = None
     other_tokenizer: Path | None = None
     pairs: Path | None = None
+    store: Path | None = None  # an MLflow sqlite store with experiment 'fake' (one finished run)
 
     @classmethod
     def setup(cls, base: Path) -> None:
@@ -75,6 +76,14 @@ class Fixtures:
         cls.other_arch = save_model(build_model({**cfg["model"], "arch": "gpt2"}, len(tok), 32), tok, base / "gpt2")
         other = train_tokenizer(["the cat sat on the mat", "a dog ran far away"] * 50, vocab_size=300, min_frequency=1)
         cls.other_tokenizer = save_model(build_model(cfg["model"], len(other), 32), other, base / "other-tok")
+        import mlflow
+
+        cls.store = base / "mlruns" / "mlflow.db"
+        cls.store.parent.mkdir()
+        client = mlflow.MlflowClient(f"sqlite:///{cls.store}")
+        run = client.create_run(client.create_experiment("fake"), tags={"kind": "sweep", "sweep": "fake"})
+        client.log_metric(run.info.run_id, "eval/loss", 3.0)
+        client.set_terminated(run.info.run_id)
         cls.pairs = base / "pairs.jsonl"
         cls.pairs.write_text("".join(json.dumps({"sentence_good": "the cat sat .", "sentence_bad": "cat the sat .",
                                                  "UID": "order", "field": "syntax"}) + "\n" for _ in range(3)))
@@ -211,7 +220,7 @@ def mutated_text(draw, text: bytes) -> tuple[str, bytes]:
         return kind, draw(st.sampled_from([b"", b"\n", b"   \n\t\n", b"# only a comment\n", b"---\n", b"...\n", b"null\n",
                                            b"~\n", b"[]\n", b"{}\n", b"42\n", b"- a\n- b\n", b'"text"\n']))
     if kind == "huge":
-        size = draw(st.sampled_from([10**5, 10**6, 3 * 10**6]))
+        size = draw(st.sampled_from([10**5, 2 * 10**6]))  # above 1 MB: refused unread
         filler = draw(st.sampled_from([b"# " + b"x" * 78 + b"\n", b"k%d: 1\n", b"x" * 100]))
         if filler == b"k%d: 1\n":
             return kind, text + b"".join(b"k%d: 1\n" % i for i in range(size // 8))
@@ -501,3 +510,104 @@ SURFACES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
     "spec": spec_cases, "study": study_cases, "set": set_cases, "option": option_cases, "corpus": corpus_cases,
     "blimp": blimp_cases, "model": model_cases,
 }
+
+
+# ------------------------------------------------------------------------------------ project state
+STATE_SPEC = """name: fake
+model: {layers: 1, hidden: 32, heads: 2}
+train: {epochs: 3, lr: {loguniform: [1.0e-3, 1.0e-2]}, max_steps: 50}
+search: {algorithm: random, samples: 3, scheduler: none}
+"""
+
+
+def _trial(trial_id: str, status: str, lr: float, result: dict | None = None) -> list[str]:
+    info = {"trial_id": trial_id, "status": status, "config": {"train.lr": lr}, "relative_logdir": f"trial_{trial_id}"}
+    return [json.dumps(info), json.dumps({"last_result": result or {}})]
+
+
+def state_files() -> dict[str, bytes]:
+    """A project that ran sweep 'fake' (3 trials) in study 'fuzz', with a teacher-cache entry."""
+    trials = [_trial("done", "TERMINATED", 0.002, {"epoch": 3, "step": 30, "eval/loss": 3.0}),
+              _trial("broken", "ERROR", 0.005),
+              _trial("midway", "PENDING", 0.006, {"epoch": 1, "step": 10, "eval/loss": 3.4})]
+    layout = {"logits": {"dtype": "float16", "dtype_bytes": 2, "shape": [1, 4, 8, 16]}}
+    entry = "sweeps/.cache/teachers/0123456789abcdef01234567"
+    return {
+        "fake.yaml": STATE_SPEC.encode(), "study.yaml": b"name: fuzz\nsweeps: [fake.yaml]\n",
+        "sweeps/fake/spec.yaml": STATE_SPEC.encode(),
+        "sweeps/fake/experiment_state-2026.json": json.dumps({"trial_data": trials}).encode(),
+        "sweeps/fake/tuner.pkl": b"\x80\x04N.",
+        "sweeps/fake/trial_broken/error.txt": b"Traceback ...\nValueError: hidden must be even\n",
+        "sweeps/fake/models/done/metrics.jsonl": b'{"epoch": 1, "step": 10}\n{"epoch": 3, "step": 30}\n',
+        "sweeps/fake/models/midway/metrics.jsonl": b'{"epoch": 1, "step": 10}\n',
+        "sweeps/fake/mlflow_runs.json": json.dumps({"done": "abc"}).encode(),
+        "sweeps/fake/driver.json": json.dumps({"pid": 1, "host": "elsewhere"}).encode(),
+        "sweeps/fuzz.study.json": json.dumps({"done": {}, "settings": {}}).encode(),
+        f"{entry}/meta.json": json.dumps({"arrays": layout, "key": {"format": 1}, "epoch": 1}).encode(),
+        f"{entry}/logits.bin": bytes(2 * 4 * 8 * 16),
+    }
+
+
+STATE_COMMANDS = {  # which command reads which file
+    "sweeps/fake/spec.yaml": [["status", "fake"], ["status"], ["run", "fake.yaml"]],
+    "sweeps/fake/experiment_state-2026.json": [["status", "fake"], ["run", "fake.yaml"]],
+    "sweeps/fake/tuner.pkl": [["run", "fake.yaml"]],
+    "sweeps/fake/trial_broken/error.txt": [["status", "fake"]],
+    "sweeps/fake/models/done/metrics.jsonl": [["status", "fake"]],
+    "sweeps/fake/mlflow_runs.json": [["run", "fake.yaml"]],
+    "sweeps/fake/driver.json": [["status", "fake"]],
+    "sweeps/fuzz.study.json": [["study", "study.yaml"], ["study", "study.yaml", "--set", "train.epochs=1"]],
+    "sweeps/.cache/teachers/0123456789abcdef01234567/meta.json": [["cache", "show"], ["status"]],
+    "sweeps/.cache/teachers/0123456789abcdef01234567/logits.bin": [["cache", "show"]],
+    "mlruns/mlflow.db": [["report", "fake"], ["ui", "fake"], ["finalists", "fake"], ["ablate", "fake"]],
+}
+
+
+@st.composite
+def state_cases(draw) -> Case:
+    """A project's own state, truncated or corrupted, read by the commands that use it."""
+    target = draw(st.sampled_from(sorted(STATE_COMMANDS)))
+    files = state_files()
+    original = files.get(target, b"")
+    kind = draw(st.sampled_from(["truncated", "garbage", "empty", "deleted", "wrong_json", "zeros"]))
+    if kind == "truncated":
+        content = original[:draw(st.integers(0, max(len(original) - 1, 0)))] if original else b"SQLite format 3\x00"
+    elif kind == "garbage":
+        content = draw(st.binary(min_size=1, max_size=200))
+    elif kind == "empty":
+        content = b""
+    elif kind == "zeros":
+        content = bytes(len(original) or 4096)
+    elif kind == "wrong_json":
+        content = json.dumps(draw(st.one_of(VALUES, st.fixed_dictionaries({
+            "trial_data": st.one_of(VALUES, st.lists(st.lists(st.one_of(JUNK_TEXT, st.just("{}"), st.just("[]"),
+                                                                         st.just('{"trial_id": 5}')), max_size=3), max_size=2)),
+            "done": VALUES, "settings": VALUES, "arrays": VALUES, "pid": VALUES, "host": VALUES})))).encode()
+    else:
+        content = None
+    if content is not None:
+        files[target] = content
+    elif target in files:
+        del files[target]
+
+    def prepare(root: Path) -> None:
+        if target == "mlruns/mlflow.db" and content is None:
+            return
+        if target == "mlruns/mlflow.db" and Fixtures.store is not None:
+            db = root / "mlruns" / "mlflow.db"
+            if kind == "truncated":
+                data = Fixtures.store.read_bytes()
+                db.write_bytes(data[:draw_cut[0] * len(data) // 100])
+            elif kind == "wrong_json":
+                shutil.copy(Fixtures.store, db)
+                with open(db, "r+b") as handle:  # a damaged page of a valid database (the schema's, or later)
+                    handle.seek(100 + draw_cut[0] * (db.stat().st_size - 700) // 100)
+                    handle.write(b"\xff" * 512)
+
+    draw_cut = [draw(st.integers(1, 99))]
+    command = draw(st.sampled_from(STATE_COMMANDS[target]))
+    names = [target, Path(target).name, Path(target).parent.name, "fake", "fuzz"]
+    return Case("state", f"{kind}:{Path(target).name}", command, files, names=names, prepare=prepare)
+
+
+SURFACES["state"] = state_cases

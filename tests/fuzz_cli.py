@@ -163,10 +163,14 @@ class Project:
         return outcome
 
 
+WRITES = ("mlruns/mlflow.db",)  # a command that succeeds may write here (report logs a run); a refusal may not
+
+
 def check(outcome: Outcome, names: list[str] = (), must_fail: bool = False) -> list[str]:
     """The problems of one case, as (kind: detail) strings; [] when it behaved.
 
     names: words of which at least one must appear in a refusal (the file's name, a key, an option)."""
+    changed = [p for p in outcome.changed if outcome.code != 0 or not p.endswith(WRITES)]
     problems = []
     if outcome.traceback is not None or "Traceback" in outcome.err:
         problems.append(f"traceback: {(outcome.traceback or outcome.err).strip().splitlines()[-1][:300]}")
@@ -174,13 +178,13 @@ def check(outcome: Outcome, names: list[str] = (), must_fail: bool = False) -> l
         problems.append(f"hang: no end within the time limit ({outcome.seconds:.0f} s)")
     if outcome.code is not None and outcome.code not in ((2,) if must_fail else (0, 2)):
         problems.append(f"exit: status {outcome.code}: {outcome.err.strip()[-300:]}")
-    if outcome.changed:
-        problems.append(f"changed: {', '.join(outcome.changed[:3])}")
+    if changed:
+        problems.append(f"changed: {', '.join(changed[:3])}")
     if outcome.code == 2:
         lines = [line for line in outcome.err.splitlines() if line.strip()]
         if len(lines) > MAX_LINES or not lines or not lines[-1].startswith("error: "):
             problems.append(f"long: {len(lines)} lines on stderr: {outcome.err[:300]!r}")
-        elif names and not any(str(name) in outcome.err or _one_line(str(name)) in outcome.err for name in names):
+        elif names and not any(variant in outcome.err for name in names for variant in _printed(str(name))):
             problems.append(f"unnamed: none of {list(names)[:4]} in {outcome.err.strip()[:300]!r}")
     return problems
 
@@ -191,6 +195,14 @@ def _one_line(text: str) -> str:
     except ImportError:
         return text
     return escape(text)
+
+
+def _printed(name: str) -> set[str]:
+    """How a name the user typed may appear in a message: as typed, escaped, or as a normalised path."""
+    variants = {name, _one_line(name)}
+    with contextlib.suppress(ValueError):
+        variants.add(str(Path(name)))
+    return variants
 
 
 def kind(problem: str) -> str:
