@@ -507,6 +507,10 @@ def main() -> None:
 
     from babysweep.storage_errors import find as find_storage_error
 
+    nul = next((arg for arg in sys.argv[1:] if "\x00" in arg), None)
+    if nul is not None:  # no path, name or URI can hold one; the OS calls deep inside would raise ValueError
+        err_console.print(_one_line(f"error: {nul}: an argument cannot hold a NUL character."), markup=False, highlight=False)
+        sys.exit(2)
     try:
         code = app(standalone_mode=False, prog_name="babysweep")
     except UserError as exc:
