@@ -345,8 +345,13 @@ def _run_sweep(spec: Spec, *, fresh: bool, address: str | None, storage: str | P
     with driver_running(folder):  # `babysweep status` tells running trials from interrupted ones by it
         try:
             if restoring:
-                tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=False,
-                                           param_space=param_space)
+                try:
+                    tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True,
+                                               resume_errored=False, param_space=param_space)
+                except Exception as exc:  # noqa: BLE001 - Ray reads only the saved state here: it is damaged
+                    text = " ".join(str(exc).split())[:160] or type(exc).__name__
+                    raise UserError(f"{folder / 'tuner.pkl'}: Ray cannot restore the sweep from its saved state "
+                                    f"({text}); restore the folder, or start the sweep over with --fresh.") from None
                 tuner._local_tuner.get_run_config().callbacks = callbacks  # callbacks hold live objects: set anew
             else:
                 tune_config = tune.TuneConfig(

@@ -88,3 +88,26 @@ def test_two_studies_at_once(tmp_path):
     finally:
         for driver in drivers:
             _stop(driver)
+
+
+@pytest.mark.slow
+def test_a_damaged_ray_state_is_refused_in_one_sentence(tmp_path):
+    # Issue 26: Ray's tuner.pkl is read only by Tuner.restore (after Ray starts), which the in-process
+    # cases of test_fuzz_inputs.py stop before.
+    from fuzz_cases import state_files
+
+    for name, content in state_files().items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    (tmp_path / "sweeps" / "fake" / "tuner.pkl").write_bytes(b"\x80\x04\x95garbage")
+    (tmp_path / "sweeps" / "fake" / "driver.json").unlink()
+    driver = _start(tmp_path, "run", "fake.yaml")
+    try:
+        out, err = driver.communicate(timeout=300)
+    finally:
+        _stop(driver)
+    assert driver.returncode == 2, (out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and "tuner.pkl: Ray cannot restore the sweep" in lines[-1], err
+    assert "Traceback" not in err and len(lines) <= 3, err
