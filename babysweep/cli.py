@@ -511,6 +511,12 @@ def main() -> None:
     if nul is not None:  # no path, name or URI can hold one; the OS calls deep inside would raise ValueError
         err_console.print(_one_line(f"error: {nul}: an argument cannot hold a NUL character."), markup=False, highlight=False)
         sys.exit(2)
+    empty = next((i for i, arg in enumerate(sys.argv[1:], start=1) if not arg.strip()), None)
+    if empty is not None:  # an unset shell variable: as a path it would mean '.', the project itself
+        before = " ".join(sys.argv[1:empty])
+        err_console.print(_one_line(f"error: `babysweep {before}` is followed by an empty argument (argument {empty}); "
+                                    "give a file, a name or a value."), markup=False, highlight=False)
+        sys.exit(2)
     try:
         code = app(standalone_mode=False, prog_name="babysweep")
     except UserError as exc:

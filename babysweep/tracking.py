@@ -112,9 +112,13 @@ def _check_sqlite(db: Path) -> None:
     import sqlite3
 
     try:
+        with open(db, "rb") as handle:  # sqlite takes a file shorter than its header for an empty database
+            header = handle.read(16)
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
             verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
-    except sqlite3.Error as exc:
+        if header != b"SQLite format 3\x00":
+            verdict = "no sqlite header"
+    except (OSError, sqlite3.Error) as exc:
         verdict = str(exc)
     if verdict != "ok":
         raise UserError(f"{db}: the MLflow store is damaged ({verdict}); restore it from a backup, or move it away "
