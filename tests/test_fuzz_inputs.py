@@ -30,7 +30,7 @@ def _fixtures(tmp_path_factory):
 def _run(case, base) -> None:
     with Project(base) as project:
         outcome = project.invoke(*case.build(project))
-        problems = check(outcome, case.names, case.must_fail)
+        problems = check(outcome, [*case.names, str(project.root)], case.must_fail)  # or a path in the project
         assert problems == [], f"{case!r}\n{problems}\nstdout: {outcome.out[-500:]}\nstderr: {outcome.err[-2000:]}\n{outcome.traceback or ''}"
 
 
