@@ -343,7 +343,8 @@ def option_cases(draw) -> Case:
             shutil.copytree(Fixtures.model, root / "MODEL_DIR")
 
     files = {"spec.yaml": fixed_spec(cache=Fixtures.cache), "study.yaml": b"name: fuzz\nsweeps: [spec.yaml]\n"}
-    names = [n for n in (value, command[0], *(a for a in command if a.startswith("--"))) if n and n.strip()]
+    names = [n for n in (value, value.removeprefix("file://"), command[0], *(a for a in command if a.startswith("--")),
+                         "an empty argument") if n and n.strip()]
     return Case("option", command[0], command, files, names=names, prepare=prepare)
 
 

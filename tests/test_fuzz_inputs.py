@@ -1,7 +1,7 @@
 """Generated bad inputs on every surface a user controls: exit 2, a few lines naming the file, no
 traceback, no hang, nothing changed on disk (tests/fuzz_cli.py checks each case).
 
-A bounded, derandomised number of cases per surface (BABYSWEEP_FUZZ_EXAMPLES, default 20) so that a
+A bounded, derandomised number of cases per surface (BABYSWEEP_FUZZ_EXAMPLES, default 50) so that a
 failure reproduces; `BABYSWEEP_FUZZ_EXAMPLES=2000 python -m pytest tests/test_fuzz_inputs.py` or
 bench/fuzz_inputs.py (counts instead of assertions) for a long run.
 """
@@ -17,7 +17,7 @@ from fuzz_cases import SURFACES, Fixtures
 from fuzz_cli import Project, check
 
 settings.register_profile("babysweep-ci", derandomize=True, database=None, deadline=None, print_blob=True,
-                          max_examples=int(os.environ.get("BABYSWEEP_FUZZ_EXAMPLES", "20")),
+                          max_examples=int(os.environ.get("BABYSWEEP_FUZZ_EXAMPLES", "50")),
                           suppress_health_check=list(HealthCheck))
 FUZZ = settings.get_profile("babysweep-ci")
 
