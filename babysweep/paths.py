@@ -81,6 +81,12 @@ TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "
 
 
 def _checked_uri(uri: str, source: str, project: Path | None) -> str:
+    try:
+        from urllib.parse import urlsplit
+
+        urlsplit(uri).port  # noqa: B018 - raises ValueError for a malformed host or port
+    except ValueError as exc:
+        raise UserError(f"{source} '{uri}' is not a valid URI ({exc}).") from None
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
     if "://" in uri and scheme not in TRACKING_SCHEMES:  # s3://, gs://: artifact stores, not tracking stores
         raise UserError(f"{source} '{uri}' is not an MLflow tracking store; use a database such as "

@@ -54,6 +54,8 @@ def driver_alive(folder: Path) -> bool:
         mark = json.loads((Path(folder) / DRIVER_FILE).read_text())
     except (OSError, ValueError):
         return False
+    if not isinstance(mark, dict):  # a damaged mark: no driver can be named by it
+        return False
     if mark.get("host") != socket.gethostname():
         return True
     try:
