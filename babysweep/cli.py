@@ -88,7 +88,7 @@ def eval_(
     blimp: str = typer.Option("builtin", "--blimp", help="BLiMP jsonl folder or file, or 'builtin'."),
     scorer: str = typer.Option("causal", "--scorer", help="causal (summed log-probabilities, under --rule) or pll (pseudo-log-likelihood, for MLM-trained models)."),
     rule: str = typer.Option("babylm", "--rule", help="causal scoring rule: babylm (the BabyLM 2025 pipeline's: the tokenizer's own special tokens, first token unscored, fields pooled over pairs) or lm-eval (lm-evaluation-harness's blimp tasks: BOS, then ' ' + sentence)."),
-    batch_size: int = typer.Option(64, "--batch-size"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, max=1_000_000),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     suite: Optional[str] = typer.Option(None, "--suite", help="babylm: BabyLM's zero-shot suite (BLiMP, supplement, EWoK, entity tracking, WUG, reading) as the 2025 pipeline's causal backend scores it, from --data."),
     data_dir: Optional[Path] = typer.Option(None, "--data", help="With --suite: a folder in the layout of the pipeline's evaluation_data/full_eval."),
@@ -134,7 +134,7 @@ def eval_(
 @app.command()
 def data(
     source: str = typer.Argument("builtin", help="'builtin', a BabyLM folder, a file or a glob."),
-    vocab_size: int = typer.Option(8000, "--vocab-size"),
+    vocab_size: int = typer.Option(8000, "--vocab-size", min=300, max=10_000_000),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Token cache folder (default sweeps/.cache)."),
 ) -> None:
     """Tokenise a corpus into the cache (once) and print its words, tokens, files and cache location."""
@@ -344,12 +344,13 @@ def cache_clear(storage: Optional[str] = SWEEP_OPTIONS["storage"],
 
 
 SEEDS_HELP = "Seeds per finalist config (each retrained that many times)."
+MAX_SEEDS = 10_000  # a bound, so that a typo is a usage error and not an overflow deep inside
 
 
 @app.command()
 def finalists(
     sweep: str = typer.Argument(..., help="A finished tuning sweep; its finalists run as sweep '<SWEEP>.final'."),
-    seeds: int = typer.Option(5, "--seeds", help=SEEDS_HELP),  # finalists.DEFAULT_SEEDS
+    seeds: int = typer.Option(5, "--seeds", min=1, max=MAX_SEEDS, help=SEEDS_HELP),  # finalists.DEFAULT_SEEDS
     address: Optional[str] = SWEEP_OPTIONS["address"],
     storage: Optional[str] = SWEEP_OPTIONS["storage"],
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
@@ -372,7 +373,7 @@ def report(
     from babysweep.tracking.runs import log_report
 
     uri = paths.tracking_uri(tracking_uri)
-    name = name or "-".join(sweeps)
+    name = paths.check_name(name or "-".join(sweeps), "--name" if name else "the report's name (the sweeps joined by '-')")
     path = write_report(uri, sweeps, paths.report_dir(name), name, log_run=partial(log_report, uri))
     console.print(_verdict_line(path))
     console.print(f"report: {path}")
@@ -386,7 +387,7 @@ def _verdict_line(path: Path) -> str:
 @app.command()
 def ablate(
     source: str = typer.Argument(..., help="A sweep (its best config is the base) or a spec file with fixed values."),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds per variant."),
+    seeds: int = typer.Option(3, "--seeds", min=1, max=MAX_SEEDS, help="Seeds per variant."),
     name: Optional[str] = typer.Option(None, "--name", help="Sweep and report name (default '<base>.ablation')."),
     address: Optional[str] = SWEEP_OPTIONS["address"],
     storage: Optional[str] = SWEEP_OPTIONS["storage"],
@@ -405,7 +406,7 @@ def ablate(
 @app.command()
 def study(
     study_file: Path = typer.Argument(..., help="A study file, e.g. search_spaces/study.yaml."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", help=SEEDS_HELP + " Default: the study file's finalists.seeds."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, max=MAX_SEEDS, help=SEEDS_HELP + " Default: the study file's finalists.seeds."),
     set_: list[str] = typer.Option([], "--set", help="Override a key of every sweep of the study, e.g. --set train.epochs=1, "
                                    "or the study's finalists.seeds or report.name (repeatable; a rerun must repeat them)."),
     address: Optional[str] = SWEEP_OPTIONS["address"],
@@ -430,7 +431,7 @@ def study(
 def ui(
     sweep: Optional[str] = typer.Argument(None, help="A sweep: print links to its trials and to their comparison."),
     open_: bool = typer.Option(False, "--open", help="Open the links (or the UI) in a web browser."),
-    port: int = typer.Option(5000, "--port"),
+    port: int = typer.Option(5000, "--port", min=0, max=65535),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address; loopback unless you mean to share it."),
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
@@ -491,20 +492,38 @@ def _click_errors() -> tuple[type, ...]:
     return (click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
 
 
+def _one_line(text: str) -> str:
+    """An error message as one printable line: control characters (a user's input may hold any) escaped."""
+    import unicodedata
+
+    return "".join(ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" or ch.isprintable() else ascii(ch)[1:-1]
+                   for ch in text)
+
+
 def main() -> None:
     from pydantic import ValidationError
 
     from babysweep.core.storage_errors import find as find_storage_error
 
+    nul = next((arg for arg in sys.argv[1:] if "\x00" in arg), None)
+    if nul is not None:  # no path, name or URI can hold one; the OS calls deep inside would raise ValueError
+        err_console.print(_one_line(f"error: {nul}: an argument cannot hold a NUL character."), markup=False, highlight=False)
+        sys.exit(2)
+    empty = next((i for i, arg in enumerate(sys.argv[1:], start=1) if not arg.strip()), None)
+    if empty is not None:  # an unset shell variable: as a path it would mean '.', the project itself
+        before = " ".join(sys.argv[1:empty])
+        err_console.print(_one_line(f"error: `babysweep {before}` is followed by an empty argument (argument {empty}); "
+                                    "give a file, a name or a value."), markup=False, highlight=False)
+        sys.exit(2)
     try:
         code = app(standalone_mode=False, prog_name="babysweep")
     except UserError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(_one_line(f"error: {exc}"), markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        err_console.print(f"error: {where}: {first['msg']}.", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(_one_line(f"error: {where}: {first['msg']}."), markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
@@ -514,12 +533,12 @@ def main() -> None:
     except Exception as exc:
         found = find_storage_error(exc)  # a full disk met inside Ray or MLflow's calls, wrapped by them
         if found is not None:
-            err_console.print(f"error: {found}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(_one_line(f"error: {found}"), markup=False, highlight=False, soft_wrap=True)
             sys.exit(2)
         if isinstance(exc, _click_errors()):  # an unknown option, a missing argument: one line, exit 2
             ctx = getattr(exc, "ctx", None)
             hint = f" See `{ctx.command_path} --help`." if ctx is not None else ""
-            err_console.print(f"error: {exc.format_message().rstrip('.')}.{hint}", markup=False, highlight=False,
+            err_console.print(_one_line(f"error: {exc.format_message().rstrip('.')}.{hint}"), markup=False, highlight=False,
                               soft_wrap=True)
             sys.exit(exc.exit_code)
         raise

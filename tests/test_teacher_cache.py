@@ -217,6 +217,26 @@ def test_interrupted_build_is_never_read_and_resumes(tmp_path, teacher_dirs, mon
     assert np.array_equal(np.array(cache.open(0)["logits"]), fresh)
 
 
+def test_a_marker_that_does_not_describe_the_run_is_rebuilt_not_read(tmp_path, teacher_dirs, capsys):
+    # Issue 26: a damaged meta.json whose arrays still sum to the file's size (another shape, another
+    # epoch, another run's key) was read as this run's outputs: silently wrong numbers.
+    import json
+
+    run = _run(tmp_path, teacher_dirs, "exact")
+    cache = _fresh_cache(run, tmp_path / "root")
+    fresh = np.array(cache.open(0)["logits"])
+    entry = tmp_path / "root" / cache.key(0)
+    meta = json.loads((entry / files.META).read_text())
+    shape = meta["arrays"]["logits"]["shape"]
+    for damage in ({"arrays": {"logits": {**meta["arrays"]["logits"], "shape": [shape[0], shape[1], shape[3], shape[2]]}}},
+                   {"epoch": 1}, {"key": {**meta["key"], "seed": 12345}}):
+        (entry / files.META).write_text(json.dumps({**meta, **damage}))
+        assert files.complete_meta(entry) is not None  # sizes alone say complete
+        reopened = _fresh_cache(run, tmp_path / "root").open(0)["logits"]
+        assert np.array_equal(np.array(reopened), fresh)
+        assert "does not describe this run's teacher outputs" in capsys.readouterr().err
+
+
 def test_changed_teacher_weights_change_the_key(tmp_path, teacher_dirs):
     run = _run(tmp_path, teacher_dirs, "exact")
     before = _fresh_cache(run, tmp_path / "root").key(0)

@@ -76,7 +76,20 @@ def tracking_uri(explicit: str | None = None, project: Path | None = None) -> st
     return default_tracking_uri(project)
 
 
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "databricks-uc", "uc", "file")
+
+
 def _checked_uri(uri: str, source: str, project: Path | None) -> str:
+    try:
+        from urllib.parse import urlsplit
+
+        urlsplit(uri).port  # noqa: B018 - raises ValueError for a malformed host or port
+    except ValueError as exc:
+        raise UserError(f"{source} '{uri}' is not a valid URI ({exc}).") from None
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
+    if "://" in uri and scheme not in TRACKING_SCHEMES:  # s3://, gs://: artifact stores, not tracking stores
+        raise UserError(f"{source} '{uri}' is not an MLflow tracking store; use a database such as "
+                        f"{default_tracking_uri(project)} (or postgresql://, mysql://, http(s)://).")
     is_path = "://" not in uri and not uri.startswith(("sqlite:", "databricks"))
     if is_path and uri.endswith(".db"):  # a bare database file: make it a sqlite URI
         return "sqlite:///" + str(Path(uri).expanduser().resolve())

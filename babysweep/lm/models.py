@@ -79,15 +79,35 @@ def save_model(model: PreTrainedModel, tokenizer, folder: str | Path) -> Path:
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu"):
-    """(model, tokenizer) from a saved folder, the model in eval mode on `device`."""
+    """(model, tokenizer) from a saved folder, the model in eval mode on `device`. A folder that does not
+    load, whose weights do not fit its config.json (another architecture, missing or reshaped tensors),
+    or whose tokenizer has more tokens than the model's vocabulary is a UserError: never random weights."""
+    from transformers.utils import logging as hf_logging
+
     folder = Path(folder).expanduser()
     if not (folder / "config.json").is_file():
         raise UserError(f"{folder}: is not a saved model folder (no config.json).")
-    model = AutoModelForCausalLM.from_pretrained(folder).to(device).eval()
-    if (folder / "tokenizer.json").is_file():
-        tokenizer = load_tokenizer(folder)
-    else:
-        from transformers import AutoTokenizer
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its multi-line load report: the refusal below says it in one sentence
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True)
+        if (folder / "tokenizer.json").is_file():
+            tokenizer = load_tokenizer(folder)
+        else:
+            from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    return model, tokenizer
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+    except Exception as exc:  # noqa: BLE001 - any failure to read a folder the user gave is about that folder
+        text = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise UserError(f"{folder}: cannot be loaded as a causal LM ({text}).") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    wrong = [*info.get("missing_keys", ()), *(str(k[0]) if isinstance(k, tuple) else str(k) for k in info.get("mismatched_keys", ()))]
+    if wrong:
+        raise UserError(f"{folder}: its weights do not fit its config.json ({len(wrong)} tensors missing or of another "
+                        f"shape, e.g. {sorted(wrong)[0]}); is it another architecture's or a truncated checkpoint?")
+    vocab = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > vocab:
+        raise UserError(f"{folder}: its tokenizer has {len(tokenizer)} tokens, more than the model's {vocab}; "
+                        "the tokenizer files belong to another model.")
+    return model.to(device).eval(), tokenizer

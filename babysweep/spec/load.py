@@ -230,12 +230,22 @@ def _leaf(name: str, raw: Any, check: bool) -> Any:
     return dist
 
 
+MAX_FILE_BYTES = 1 << 20  # a spec or study file is a few KB; YAML reads about 1 MB a second, so a larger one is a wrong file
+
+
+def check_size(path: Path, what: str) -> None:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise UserError(f"{path}: {size / 2**20:.1f} MB is too large for a {what} file (at most 1 MB); is it the right file?")
+
+
 def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None, *, check_paths: bool = True) -> Spec:
     """Read, override, validate. check_paths=False skips the existence checks of data/teacher paths."""
     label = str(path)
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{label}: the spec file does not exist." if not p.exists() else f"{label}: not a file.")
+    check_size(p, "spec")
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -259,6 +269,10 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
         raise UserError(f"{label}{at}: YAML syntax error: {exc.problem or exc.context}.") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{label}: YAML syntax error: {exc}.") from None
+    except RecursionError:
+        raise UserError(f"{label}: the YAML is nested too deeply to read.") from None
+    except (ValueError, OverflowError) as exc:  # a tagged scalar YAML cannot convert, e.g. !!int 0b102
+        raise UserError(f"{label}: a YAML value cannot be read ({exc}).") from None
     if not isinstance(raw, dict):
         got = type(raw).__name__ if raw is not None else "nothing"
         raise UserError(f"{label}: the spec must be a mapping of keys (name, model, train, ...), got {got}.")

@@ -26,7 +26,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise UserError(f"--set {text}: expected key=value, e.g. --set train.epochs=1.")
     try:
         return key, yaml.safe_load(value)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError):  # ValueError: a tag such as !!int 0b102
         raise UserError(f"--set {text}: the value {value!r} is not valid YAML.") from None
 
 

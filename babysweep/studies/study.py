@@ -104,9 +104,13 @@ class StudyResult:
 
 def is_study_file(path: str | Path) -> bool:
     """A study file names its sweeps under `sweeps:`; a sweep spec has no such key."""
+    from babysweep.spec.load import MAX_FILE_BYTES
+
     try:
+        if Path(path).stat().st_size > MAX_FILE_BYTES:
+            return False  # load_spec refuses it in one sentence
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, OverflowError, RecursionError, yaml.YAMLError):  # ValueError: not UTF-8, or a bad !!int
         return False  # load_spec then says what is wrong with it
     return isinstance(raw, dict) and "sweeps" in raw
 
@@ -133,10 +137,23 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
     overrides = dict(overrides or {})
     if not path.is_file():
         raise UserError(f"{path}: the study file does not exist.")
+    from babysweep.spec.load import check_size
+
+    check_size(path, "study")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the study file ({exc}).") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"{path}{at}: YAML syntax error: {exc.problem or exc.context}.") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: YAML syntax error: {exc}.") from None
+    except RecursionError:
+        raise UserError(f"{path}: the YAML is nested too deeply to read.") from None
+    except (ValueError, OverflowError) as exc:  # a tagged scalar YAML cannot convert, e.g. !!int 0b102
+        raise UserError(f"{path}: a YAML value cannot be read ({exc}).") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a study must be a mapping with name and sweeps.")
     raw = copy.deepcopy(raw)
@@ -150,6 +167,8 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
         msg = msg[:1].lower() + msg[1:]
         raise UserError(f"{path}: {where}: {msg}.") from None
     paths.check_name(config.name, f"{path}: name")
+    if config.report.name is not None:  # reports/<name>/: a name such as ../x would write outside the project
+        paths.check_name(config.report.name, f"{path}: report.name")
     specs = [(path.parent / s).resolve() for s in config.sweeps]
     for given, spec in zip(config.sweeps, specs):
         if not spec.is_file():
@@ -172,11 +191,19 @@ def _state_path(study: Study, storage: str | Path | None) -> Path:
 
 
 def _load_state(path: Path) -> dict:
+    """The study's progress; none yet is {"done": {}}. A damaged file is refused, not silently reset: it
+    also records the --set values the study was started with."""
     try:
         state = json.loads(path.read_text())
-        return state if isinstance(state, dict) and isinstance(state.get("done"), dict) else {"done": {}}
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {"done": {}}
+    except (OSError, ValueError) as exc:
+        state = exc
+    if (not isinstance(state, dict) or not isinstance(state.get("done"), dict)
+            or not isinstance(state.get("settings", {}), dict)):
+        raise UserError(f"{path}: the study's progress file is damaged; delete it and run the study again with the "
+                        "same --set values (finished sweeps are not retrained: each continues from its own folder).")
+    return state
 
 
 def _save_state(path: Path, state: dict) -> None:
@@ -219,7 +246,16 @@ def _run_stage(study: Study, state: dict, state_path: Path, result: StudyResult,
 
 def run_study(study: Study, *, address: str | None = None, storage: str | Path | None = None,
               tracking_uri: str | None = None, live: bool = True, say: Callable[[str], None] = print) -> StudyResult:
-    """Run the study's stages in order, skipping those finished before; stops at an interrupted sweep."""
+    """Run the study's stages in order, skipping those finished before; stops at an interrupted sweep. A
+    second driver of the same study on this machine is refused while this one runs (run_lock)."""
+    from babysweep.core import run_lock
+    lock = run_lock.lock_path(paths.sweeps_dir(storage), f"{study.name}.study")
+    with run_lock.held(lock, f"study '{study.name}'"):
+        return _run_study(study, address=address, storage=storage, tracking_uri=tracking_uri, live=live, say=say)
+
+
+def _run_study(study: Study, *, address: str | None, storage: str | Path | None, tracking_uri: str | None, live: bool,
+               say: Callable[[str], None]) -> StudyResult:
     from babysweep.studies.finalists import few_trials, run_finalists
     from babysweep.report.build import write_report
     from babysweep.spec.load import load_spec

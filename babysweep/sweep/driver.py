@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from babysweep.core import metrics as M, paths
-from babysweep.core import storage_errors
+from babysweep.core import run_lock, storage_errors
 from babysweep.core.atomic import write_text_atomic
 from babysweep.train.checkpoint import checkpoints
 from babysweep.core.config import RunConfig
@@ -253,7 +253,11 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool, tracking_uri: str) ->
     if fresh and folder.exists():
         shutil.rmtree(folder)
     if folder.exists() and Tuner.can_restore(str(folder)):
-        old = (folder / SPEC_FILE).read_text() if (folder / SPEC_FILE).is_file() else ""
+        try:
+            old = (folder / SPEC_FILE).read_text() if (folder / SPEC_FILE).is_file() else ""
+        except UnicodeDecodeError:
+            raise UserError(f"{folder / SPEC_FILE}: the sweep's saved spec is damaged (not UTF-8 text); restore it, "
+                            "or start the sweep over with --fresh.") from None
         changed = diff_specs(old, spec)
         if changed:
             raise UserError(
@@ -347,7 +351,14 @@ def _scheduler(spec: Spec, folder: Path | None = None):
 
 def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, storage: str | Path | None = None,
               tracking_uri: str | None = None, live: bool = True) -> SweepResult:
-    """Run the sweep of a spec, or continue it where it stopped (saying first what continues)."""
+    """Run the sweep of a spec, or continue it where it stopped (saying first what continues). A second
+    driver of the same sweep on this machine is refused while this one runs (run_lock)."""
+    with run_lock.held(run_lock.lock_path(paths.sweeps_dir(storage), spec.name), f"sweep '{spec.name}'"):
+        return _run_sweep(spec, fresh=fresh, address=address, storage=storage, tracking_uri=tracking_uri, live=live)
+
+
+def _run_sweep(spec: Spec, *, fresh: bool, address: str | None, storage: str | Path | None,
+               tracking_uri: str | None, live: bool) -> SweepResult:
     from ray import tune
     from rich.console import Console
 
@@ -407,8 +418,13 @@ def run_sweep(spec: Spec, *, fresh: bool = False, address: str | None = None, st
     with driver_running(folder):  # `babysweep status` tells running trials from interrupted ones by it
         try:
             if restoring:
-                tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=False,
-                                           param_space=param_space)
+                try:
+                    tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True,
+                                               resume_errored=False, param_space=param_space)
+                except Exception as exc:  # noqa: BLE001 - Ray reads only the saved state here: it is damaged
+                    text = " ".join(str(exc).split())[:160] or type(exc).__name__
+                    raise UserError(f"{folder / 'tuner.pkl'}: Ray cannot restore the sweep from its saved state "
+                                    f"({text}); restore the folder, or start the sweep over with --fresh.") from None
                 tuner._local_tuner.get_run_config().callbacks = callbacks  # callbacks hold live objects: set anew
             else:
                 tune_config = tune.TuneConfig(

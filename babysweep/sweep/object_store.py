@@ -47,6 +47,8 @@ class Mirror:
             return None
         try:
             mirror = cls(str(storage))
+            if not mirror.root.strip("/").split("/")[0]:
+                raise ValueError("it names no bucket")
             if not mirror.exists_top():
                 raise OSError(f"its bucket {mirror.root.split('/')[0]!r} does not exist")
         except (OSError, ValueError) as exc:  # an unknown scheme, a missing bucket, refused credentials

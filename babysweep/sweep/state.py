@@ -55,6 +55,8 @@ def driver_alive(folder: Path) -> bool:
         mark = json.loads((Path(folder) / DRIVER_FILE).read_text())
     except (OSError, ValueError):
         return False
+    if not isinstance(mark, dict):  # a damaged mark: no driver can be named by it
+        return False
     if mark.get("host") != socket.gethostname():
         return True
     try:
@@ -69,7 +71,7 @@ def driver_alive(folder: Path) -> bool:
 def error_line(path: Path) -> str | None:
     """The last line of an error.txt (the exception), or None."""
     try:
-        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+        lines = [line for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return None
     return lines[-1].strip() if lines else None
@@ -82,12 +84,26 @@ def _experiment_state(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _trial_data(state_file: Path) -> list[tuple[dict, dict]]:
+    """(trial info, runtime) of each trial in Ray's experiment state; a damaged file is a UserError."""
+    try:
+        pairs = [(json.loads(trial), json.loads(runtime)) for trial, runtime in json.loads(state_file.read_text())["trial_data"]]
+        for info, runtime in pairs:
+            if not (isinstance(info, dict) and isinstance(runtime, dict) and isinstance(info["trial_id"], str)):
+                raise ValueError("a trial is not a mapping with a trial_id")
+        return pairs
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{state_file}: the sweep's saved state is damaged ({type(exc).__name__}: {str(exc)[:80]}); "
+                        "restore the file, or start the sweep over with `babysweep run SPEC --fresh`.") from None
+
+
 def _epochs_done(out_dir: Path) -> list[dict]:
     """The trial's own per-epoch metrics (newer than Ray's saved last result while it runs)."""
     try:
-        return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     except (OSError, ValueError):
         return []
+    return [row for row in rows if isinstance(row, dict)]
 
 
 def _state(ray_status: str, out_dir: Path, budget_done: bool, alive: bool) -> str:
@@ -112,9 +128,10 @@ def sweep_status(name: str, storage: str | Path | None = None, spec: Spec | None
     context = TrialContext.of(spec, folder)
     alive = driver_alive(folder)
     rows = []
-    for trial_json, runtime_json in json.loads(state_file.read_text())["trial_data"]:
-        info, runtime = json.loads(trial_json), json.loads(runtime_json)
+    for info, runtime in _trial_data(state_file):
         result = runtime.get("last_result") or {}
+        if not isinstance(result, dict):
+            result = {}
         out_dir = Path(result.get("trial_out_dir") or folder / MODELS / info["trial_id"])
         try:
             trial = trial_config(spec, info.get("config") or {}, context)

@@ -6,6 +6,8 @@ and the limits MLflow puts on keys and values.
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import os
 import re
@@ -54,11 +56,31 @@ def _client(uri: str) -> mlflow.MlflowClient:
     # is cached per process by MLflow).
     with open(db.with_name(db.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not db.exists():
+        if not db.exists() or db.stat().st_size == 0:  # an empty file is no store yet (sqlite would agree)
             _create_sqlite(db, uri)
+        else:
+            _check_sqlite(db)
         client = mlflow.MlflowClient(tracking_uri=uri)
     _READY.add(uri)
     return client
+
+
+def _check_sqlite(db: Path) -> None:
+    """Refuse a damaged store before MLflow opens it (and writes to it): sqlite's quick_check, read-only."""
+    import sqlite3
+
+    try:
+        with open(db, "rb") as handle:  # sqlite takes a file shorter than its header for an empty database
+            header = handle.read(16)
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if header != b"SQLite format 3\x00":
+            verdict = "no sqlite header"
+    except (OSError, sqlite3.Error) as exc:
+        verdict = str(exc)
+    if verdict != "ok":
+        raise UserError(f"{db}: the MLflow store is damaged ({verdict}); restore it from a backup, or move it away "
+                        "to start a new store (each sweep's trials stay in its folder under sweeps/).")
 
 
 def _create_sqlite(db: Path, uri: str) -> None:
@@ -83,7 +105,7 @@ def _create_sqlite(db: Path, uri: str) -> None:
 def _reader(uri: str, sweep_name: str | None = None) -> mlflow.MlflowClient:
     """A client for reading: a sqlite store that does not exist yet is an error, not created."""
     db = sqlite_path(uri)
-    if db is not None and not db.is_file():
+    if db is not None and (not db.is_file() or db.stat().st_size == 0):
         what = f"so sweep '{sweep_name}' has not run here; run it first" if sweep_name else "run a sweep first"
         raise UserError(f"there is no MLflow store at {db} yet, {what} (or give --tracking-uri)")
     return _client(uri)

@@ -176,6 +176,12 @@ class TeacherCache:
         entry = self.root / self.key(epoch)
         while True:
             meta = files.complete_meta(entry)
+            if meta is not None and not self._describes(meta, epoch):  # a damaged or foreign marker: never read it
+                _say(f"epoch {epoch}: {entry / files.META} does not describe this run's teacher outputs (damaged?); "
+                     "building the entry again")
+                with files.locked(self.root / f"{entry.name}.lock"):
+                    (entry / files.META).unlink(missing_ok=True)
+                meta = None
             if meta is None:
                 with writing(entry, "the teacher cache (or lower distill.cache_budget_gb, or distill.cache: none)"):
                     meta = self._build(epoch, entry)
@@ -185,6 +191,11 @@ class TeacherCache:
                         for name, spec in meta["arrays"].items()}
             except FileNotFoundError:  # evicted or cleared between the check and the map: build it again
                 continue
+
+    def _describes(self, meta: dict, epoch: int) -> bool:
+        """The marker names this run's teachers, tokens, seed, epoch and array layout (file sizes alone
+        would let a marker of another shape, or another run's entry, be read as this one)."""
+        return meta.get("key") == json.loads(self._base) and meta.get("epoch") == epoch and meta.get("arrays") == self.layout()
 
     # ----------------------------------------------------------------------------- building
     def _build(self, epoch: int, entry: Path) -> dict:

@@ -60,7 +60,7 @@ def complete_meta(entry: Path) -> dict | None:
             if (entry / f"{name}.bin").stat().st_size != array_bytes(spec):
                 return None
         return meta
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # a damaged marker: the entry is incomplete
         return None
 
 
