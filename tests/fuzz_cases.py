@@ -64,18 +64,18 @@ class Fixtures:
     def setup(cls, base: Path) -> None:
         if cls.model is not None:
             return
-        from babysweep.core.config import resolve
+        from babysweep.core.config import RunConfig
         from babysweep.data import prepare
         from babysweep.data.tokenizer import train_tokenizer
         from babysweep.lm.models import build_model, save_model
 
         cls.cache = base / "cache"
-        cfg = resolve({"data": TINY_DATA | {"cache_dir": str(cls.cache)}, "model": TINY_MODEL})
-        tok = prepare(cfg["data"]).tokenizer
-        cls.model = save_model(build_model(cfg["model"], len(tok), 32), tok, base / "model")
-        cls.other_arch = save_model(build_model({**cfg["model"], "arch": "gpt2"}, len(tok), 32), tok, base / "gpt2")
+        cfg = RunConfig.of({"data": TINY_DATA | {"cache_dir": str(cls.cache)}, "model": TINY_MODEL})
+        tok = prepare(cfg.data).tokenizer
+        cls.model = save_model(build_model(cfg.model, len(tok), 32), tok, base / "model")
+        cls.other_arch = save_model(build_model(cfg.model.model_copy(update={"arch": "gpt2"}), len(tok), 32), tok, base / "gpt2")
         other = train_tokenizer(["the cat sat on the mat", "a dog ran far away"] * 50, vocab_size=300, min_frequency=1)
-        cls.other_tokenizer = save_model(build_model(cfg["model"], len(other), 32), other, base / "other-tok")
+        cls.other_tokenizer = save_model(build_model(cfg.model, len(other), 32), other, base / "other-tok")
         import mlflow
 
         cls.store = base / "mlruns" / "mlflow.db"
