@@ -55,7 +55,7 @@ from babysweep.spec.space import (CATEGORICAL, FLOAT_KINDS, INT_KINDS, KINDS, NO
                              Distribution, WhenCycle, assign_values, ordered_leaves)
 from babysweep.spec.space import OptunaSpace as OptunaSpace  # sweeps saved before spec/space.py pickled babysweep.spec.load.OptunaSpace
 from babysweep.spec.checks import _check_metric, _check_points, _check_schedule, _check_stratify, _set_override
-from babysweep.spec.messages import _Ctx, _check_value, _first_error, _line_map, _suggest
+from babysweep.spec.messages import yaml_read, _Ctx, _check_value, _first_error, _line_map, _suggest
 from babysweep.spec.overrides import _embedded, _expand_variables, _with_marks
 from babysweep.spec.schema import FromSweep, LEAVES, PATH_SPECIALS, ResourcesConfig, SECTION_MODELS, SearchConfig, TrackingConfig
 from babysweep.spec.sweep_spec import Spec, _canonical, _dumps
@@ -260,19 +260,9 @@ def spec_from_text(text: str, label: str, *, check_paths: bool = False) -> Spec:
 
 def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_paths: bool) -> Spec:
     label = str(path)
-    try:
+    with yaml_read(label):
         raw = yaml.safe_load(text)
         lines = _line_map(text, label)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"{label}{at}: YAML syntax error: {exc.problem or exc.context}.") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{label}: YAML syntax error: {exc}.") from None
-    except RecursionError:
-        raise UserError(f"{label}: the YAML is nested too deeply to read.") from None
-    except (ValueError, OverflowError) as exc:  # a tagged scalar YAML cannot convert, e.g. !!int 0b102
-        raise UserError(f"{label}: a YAML value cannot be read ({exc}).") from None
     if not isinstance(raw, dict):
         got = type(raw).__name__ if raw is not None else "nothing"
         raise UserError(f"{label}: the spec must be a mapping of keys (name, model, train, ...), got {got}.")

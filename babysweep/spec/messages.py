@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import difflib
 from typing import Any
 import yaml
@@ -80,3 +82,18 @@ def _check_value(name: str, value: Any, what: str) -> Any:
         raise BadValue(f"{what}{value!r} is invalid: {_first_error(exc)[1]}") from None
 
 
+@contextmanager
+def yaml_read(label: str):
+    """YAML's own errors, raised inside the block, as one sentence naming the file (and the line where known)."""
+    try:
+        yield
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"{label}{at}: YAML syntax error: {exc.problem or exc.context}.") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{label}: YAML syntax error: {exc}.") from None
+    except RecursionError:
+        raise UserError(f"{label}: the YAML is nested too deeply to read.") from None
+    except (ValueError, OverflowError) as exc:  # a tagged scalar YAML cannot convert, e.g. !!int 0b102
+        raise UserError(f"{label}: a YAML value cannot be read ({exc}).") from None

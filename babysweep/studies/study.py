@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from babysweep.core import paths
 from babysweep.core.atomic import write_text_atomic
 from babysweep.core.errors import UserError
+from babysweep.spec.messages import yaml_read
 from babysweep.report.decide import spending_schedule
 from babysweep.studies.finalists import DEFAULT_SEEDS
 
@@ -141,19 +142,11 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
 
     check_size(path, "study")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read the study file ({exc}).") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"{path}{at}: YAML syntax error: {exc.problem or exc.context}.") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: YAML syntax error: {exc}.") from None
-    except RecursionError:
-        raise UserError(f"{path}: the YAML is nested too deeply to read.") from None
-    except (ValueError, OverflowError) as exc:  # a tagged scalar YAML cannot convert, e.g. !!int 0b102
-        raise UserError(f"{path}: a YAML value cannot be read ({exc}).") from None
+    with yaml_read(str(path)):
+        raw = yaml.safe_load(text)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a study must be a mapping with name and sweeps.")
     raw = copy.deepcopy(raw)
