@@ -70,6 +70,6 @@ def prepare(data_cfg: DataConfig) -> PreparedData:
     if not data_cfg.tune_split:
         train = token_array(entry, train_files, tok)
         return PreparedData(tok, entry, train, dev, train_files, dev_files, train_words=split_words(entry, train_files))
-    part = ("train", data_cfg.tune_split, data_cfg.tune_seed)
-    train, tune = (token_array(entry, train_files, tok, (name, *part[1:])) for name in ("train", "tune"))
-    return PreparedData(tok, entry, train, dev, train_files, dev_files, tune, split_words(entry, train_files, part))
+    split = (data_cfg.tune_split, data_cfg.tune_seed)
+    train, tune = (token_array(entry, train_files, tok, (name, *split)) for name in ("train", "tune"))
+    return PreparedData(tok, entry, train, dev, train_files, dev_files, tune, split_words(entry, train_files, ("train", *split)))

@@ -60,24 +60,32 @@ def load_pairs(source: str | Path) -> list[Pair]:
     return pairs
 
 
-def _read_file(path: Path) -> Iterator[Pair]:
+def json_rows(path: Path, what: str = "a JSON object") -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a jsonl file (BLiMP's, the BabyLM suite's); a file
+    that is not UTF-8, a line that is not JSON, or one that is not `what` ends in one sentence naming the line."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot be read as UTF-8 text ({exc.__class__.__name__}).") from None
     for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            yield _parse_row(line, path, number)
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}, line {number}: is not valid JSON ({exc.msg}).") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}, line {number}: expected {what}.")
+        yield number, row
 
 
-def _parse_row(line: str, path: Path, number: int) -> Pair:
+def _read_file(path: Path) -> Iterator[Pair]:
+    for number, row in json_rows(path, "a JSON object with sentence_good and sentence_bad"):
+        yield _pair(row, path, number)
+
+
+def _pair(row: dict, path: Path, number: int) -> Pair:
     where = f"{path}, line {number}"
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{where}: is not valid JSON ({exc.msg}).") from None
-    if not isinstance(row, dict):
-        raise UserError(f"{where}: expected a JSON object with sentence_good and sentence_bad.")
     good, bad = (_sentence(row, key, where) for key in ("sentence_good", "sentence_bad"))
     paradigm = _text(row.get("UID")) or path.stem
     field = (_text(row.get("field")) or "unknown").replace("/", "_")
@@ -235,5 +243,5 @@ def save_results(results: dict, path: str | Path) -> Path:
     return write_text_atomic(path, json.dumps(results, indent=1, allow_nan=False) + "\n", "BLiMP results")
 
 
-__all__ = ["Pair", "load_pairs", "subset", "score_pairs", "aggregate", "evaluate", "method", "check_comparable", "to_metrics",
+__all__ = ["Pair", "load_pairs", "json_rows", "subset", "score_pairs", "aggregate", "evaluate", "method", "check_comparable", "to_metrics",
            "results_table", "save_results"]

@@ -31,7 +31,6 @@ prefix (entity tracking's five share a long one, reading's words share their sen
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from babysweep.eval import logprobs as B
+from babysweep.eval.blimp import json_rows
 from babysweep.core.errors import UserError
 
 PIPELINE_COMMIT = "bf55c11"  # babylm/evaluation-pipeline-2025, the version every rule here was read from
@@ -60,19 +60,7 @@ def _jsonl(folder: Path) -> Iterator[tuple[Path, int, dict]]:
     if not files:
         raise UserError(f"{folder}: holds no .jsonl file.")
     for path in files:
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: cannot be read as UTF-8 text ({exc.__class__.__name__}).") from None
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}, line {number}: is not valid JSON ({exc.msg}).") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}, line {number}: expected a JSON object.")
+        for number, row in json_rows(path):
             yield path, number, row
 
 

@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from babysweep.report.decide import paired_test, welch_test
+
 CHUNK = 64  # replicates whose pair counts are drawn at once (bounds memory for 60k+ BLiMP pairs)
 
 
@@ -33,12 +35,6 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
 
 
-def _t(level: float, df: float) -> float:
-    from scipy.stats import t  # lazy: only reports need it
-
-    return float(t.ppf(0.5 + level / 2, df))
-
-
 def welch_interval(a_seeds: Sequence[float], b_seeds: Sequence[float], level: float = 0.95
                    ) -> tuple[float, float | None, float | None]:
     """(mean(a) - mean(b), low, high): Welch's t interval for independent groups of seeds.
@@ -46,37 +42,16 @@ def welch_interval(a_seeds: Sequence[float], b_seeds: Sequence[float], level: fl
     One side with a single run is taken as a fixed value: the interval is the other side's one-sample
     t interval, and lacks the single run's own seed variation (report/build.py marks it). One run on both
     sides: no interval, (diff, None, None). No spread at all (equal values): (diff, diff, diff)."""
-    a, b = np.asarray(a_seeds, dtype=float), np.asarray(b_seeds, dtype=float)
-    if a.size == 0 or b.size == 0:
-        raise ValueError("welch_interval needs at least one seed in each group")
-    diff = float(a.mean() - b.mean())
-    if a.size == 1 and b.size == 1:
-        return diff, None, None
-    va = a.var(ddof=1) / a.size if a.size > 1 else 0.0
-    vb = b.var(ddof=1) / b.size if b.size > 1 else 0.0
-    se = float(np.sqrt(va + vb))
-    if se == 0.0:
-        return diff, diff, diff
-    # Welch-Satterthwaite degrees of freedom; a one-run side contributes no variance and no df.
-    df = (va + vb) ** 2 / sum(v**2 / (n - 1) for v, n in ((va, a.size), (vb, b.size)) if n > 1)
-    half = _t(level, df) * se
-    return diff, diff - half, diff + half
+    test = welch_test(a_seeds, b_seeds, level)  # report/decide.py: the same test the verdict decides with
+    return test.diff, test.low, test.high
 
 
 def paired_interval(a_seeds: Sequence[float], b_seeds: Sequence[float], level: float = 0.95
                     ) -> tuple[float, float | None, float | None]:
     """(mean(a - b), low, high): the paired t interval of a and b measured on the same seeds, in the
     same order; the seed's shared luck cancels. One seed: no interval, (diff, None, None)."""
-    a, b = np.asarray(a_seeds, dtype=float), np.asarray(b_seeds, dtype=float)
-    if a.size == 0 or a.shape != b.shape:
-        raise ValueError(f"paired_interval needs the same seeds on both sides, not {a.size} and {b.size} values")
-    d = a - b
-    diff = float(d.mean())
-    if d.size == 1:
-        return diff, None, None
-    se = float(d.std(ddof=1) / np.sqrt(d.size))
-    half = _t(level, d.size - 1) * se
-    return diff, diff - half, diff + half
+    test = paired_test(a_seeds, b_seeds, level)
+    return test.diff, test.low, test.high
 
 
 def pair_noise_interval(a_pairs, b_pairs, *, weights=None, n: int = 2000, seed: int = 0, level: float = 0.95

@@ -26,6 +26,7 @@ from babysweep.core.paths import MODELS
 from babysweep.sweep.stops import read_stops, stop_note, stop_sentence
 from babysweep.core.storage_errors import REPORT_KEY as STORAGE_KEY
 from babysweep.sweep.state import error_line
+from babysweep.sweep.status_view import cell  # one way to show a value, in the live table and in status
 from babysweep.sweep.trial import TrialContext, trial_config
 
 UNFINISHED = ("PENDING", "RUNNING", "PAUSED")
@@ -97,7 +98,7 @@ class SweepCallback(Callback):
         self.tracker.trial_started(trial.trial_id, params, config.model_dump() if config else {}, tags=tags)
         self._row(trial).update(state="running")
         row = self._row(trial)
-        shown = ", ".join(f"{k}={_cell(v)}" for k, v in row["params"].items())  # a log line: full keys, it may wrap
+        shown = ", ".join(f"{k}={cell(v)}" for k, v in row["params"].items())  # a log line: full keys, it may wrap
         self._refresh(trials, f"{trial.trial_id} started: " + (f"{row['point']} " if row.get("point") else "") + shown)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
@@ -225,7 +226,7 @@ class SweepCallback(Callback):
                 note = "see below"
             rows.append([trial_id, row["state"], f"{row.get('epoch', 0)}/{self.max_epochs}",
                          *([row.get("point") or "-"] if points else []), number(row.get("current")), number(row.get("best")),
-                         *(_cell(row["params"].get(k)) for k in keys), note])
+                         *(cell(row["params"].get(k)) for k in keys), note])
         title = f"sweep {self.name}: {finished}/{self.total} trials done, {_duration(elapsed)} elapsed{eta}"
         table, shown, left_out = fit_table(title, columns, rows, width or self._console.width)
         lines = [table]
@@ -268,16 +269,6 @@ class SweepCallback(Callback):
 
 # Ray's trial states as the live table shows them (a restored trial's state before its first event).
 _STATES = {"TERMINATED": "done", "ERROR": "error", "RUNNING": "running", "PENDING": "pending", "PAUSED": "paused"}
-
-
-def _cell(value) -> str:
-    from babysweep.core.fit_table import number
-
-    if isinstance(value, float):
-        return number(value, 3)
-    if isinstance(value, list):  # teacher folders: their trial ids say which
-        return ",".join(Path(str(v)).parent.name if Path(str(v)).name == "final" else str(v) for v in value)
-    return number(value)
 
 
 def _error_file_line(trial) -> str | None:

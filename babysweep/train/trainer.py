@@ -345,7 +345,7 @@ def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
         M.PHASE: float(phase == "mlm"),
         M.PARAMS: run.n_params,
         M.TRAIN_TOKENS: int(len(run.data.train)),
-        **({M.TRAIN_WORDS: run.data.train_words} if getattr(run.data, "train_words", None) is not None else {}),
+        **({M.TRAIN_WORDS: run.data.train_words} if run.data.train_words is not None else {}),
         **(run.cache_plan.params() if run.cache_plan is not None else {}),  # strings too: the sweep logs them as params
     }
     loss = dev_loss(run.model, run.data.dev, run.cfg.data.seq_len, evaluation.batch_size, run.dev, evaluation.dev_batches)
@@ -374,7 +374,7 @@ def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
 def _write_run_info(run: Run) -> None:
     info = {"config": run.cfg.model_dump(), "seed": run.cfg.train.seed, "params": run.n_params, "phases": run.phases,
             "device": str(run.dev.device), "tokenizer_fingerprint": fingerprint(run.data.tokenizer),
-            "train_tokens": int(len(run.data.train)), "train_words": getattr(run.data, "train_words", None), "babysweep": __version__, "torch": torch.__version__,
+            "train_tokens": int(len(run.data.train)), "train_words": run.data.train_words, "babysweep": __version__, "torch": torch.__version__,
             "python": platform.python_version()}
     write_text_atomic(run.out_dir / "run.json", json.dumps(info, indent=1), "the trial's run record")
 
