@@ -1,4 +1,4 @@
-"""The regime presets (search_spaces/regime/) sit in the papers' data-limited regime: teachers with at least 30
+"""The default study (search_spaces/study.yaml) sits in the papers' data-limited regime: teachers with at least 30
 parameters per training word, 6 to 10 epochs, a student 1/6 to 1/12 of each teacher (Baby Llama). Read from the
 specs, the built-in corpus they name (its training words after the tuning slice) and the models they build."""
 
@@ -11,7 +11,7 @@ from babysweep.core.config import RunConfig
 from babysweep.spec.load import load_spec
 from babysweep.studies.study import load_study
 
-REGIME = Path(__file__).resolve().parents[1] / "search_spaces" / "regime"
+REGIME = Path(__file__).resolve().parents[1] / "search_spaces"
 
 
 def _fixed(spec, section: str) -> dict:

@@ -18,8 +18,8 @@ PAPER = [p for p in SPECS if p.parent.name == "babylm"]
 def test_the_expected_specs_ship():
     names = {p.relative_to(ROOT).as_posix() for p in SPECS}
     assert {"teachers.yaml", "students.yaml", "students_babyllama.yaml", "baselines.yaml", "antlm.yaml"} <= names
-    assert {"regime/teachers.yaml", "regime/students.yaml", "regime/students_babyllama.yaml", "regime/baselines.yaml"} <= names
-    assert len(PAPER) >= 6 and len(STUDIES) == 4
+    assert {"storybooks/teachers.yaml", "storybooks/students.yaml", "storybooks/students_babyllama.yaml", "storybooks/baselines.yaml"} <= names
+    assert len(PAPER) >= 6 and len(STUDIES) == 3
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.relative_to(ROOT).as_posix())
@@ -131,9 +131,9 @@ def test_the_default_study_gives_every_contender_the_same_tokens():
             params = sample_params(spec, random.Random(draw))
             config = spec.materialize(params, teachers=["/t/final"] if spec.teachers_from_sweep else None)
             seen.setdefault(tuple(config[k.split(".")[0]][k.split(".")[1]] for k in budget), set()).add(spec.name)
-    assert len(seen) == 1 and next(iter(seen.values())) == {"teachers", "students", "baselines"}, seen
+    assert len(seen) == 1 and next(iter(seen.values())) == {"teachers", "students", "students_babyllama", "baselines"}, seen
     ((_, _, _, _, epochs, max_steps),) = seen
-    assert epochs == 4 and not max_steps
+    assert epochs == 8 and not max_steps
 
 
 def test_batch_size_changes_steps_not_tokens():
