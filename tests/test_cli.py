@@ -103,9 +103,9 @@ def test_validate_a_study_file_checks_every_sweep_it_names(monkeypatch, capsys, 
     study = Path(__file__).resolve().parents[1] / "search_spaces" / "study.yaml"
     code, out, err = run(monkeypatch, capsys, "validate", study)
     assert code == 0, err
-    for spec in ("teachers.yaml", "students.yaml", "baselines.yaml"):
+    for spec in ("teachers.yaml", "students.yaml", "students_babyllama.yaml", "baselines.yaml"):
         assert f"{spec}: valid" in out
-    assert "valid study 'study': 3 sweeps" in out
+    assert "valid study 'study': 4 sweeps" in out
     # A study whose second spec is broken: one line naming that spec's file and key.
     (tmp_path / "good.yaml").write_text("name: good\ntrain: {lr: 1.0e-3}\n")
     (tmp_path / "bad.yaml").write_text("name: bad\ntrain: {lr: {loguniform: [0.01, 0.001]}}\n")

@@ -32,9 +32,9 @@ def _pair(good: str, bad: str, uid: str, field: str, number: int) -> str:
 
 @pytest.fixture(scope="module")
 def babylm_layout(tmp_path_factory) -> Path:
-    """BabyLM's layout in miniature: train_10M/*.train (two matching the specs' [cp]* subset), dev/*.dev, blimp/*.jsonl."""
+    """BabyLM's layout in miniature: train_10M/*.train (potter.train the one the specs read), dev/*.dev, blimp/*.jsonl."""
     root, rng = tmp_path_factory.mktemp("babylm"), random.Random(0)
-    for folder, names in (("train_10M", ("carroll.train", "potter.train", "baum.train")), ("dev", ("carroll.dev",))):
+    for folder, names in (("train_10M", ("carroll.train", "potter.train", "baum.train")), ("dev", ("carroll.dev", "potter.dev"))):
         (root / folder).mkdir()
         for name in names:
             (root / folder / name).write_text(_lines(rng, 300))
@@ -74,11 +74,11 @@ def test_the_storybooks_study_runs_on_babylm_layout(finished):
 
     result, project, uri = finished["result"], finished["project"], finished["uri"]
     assert not result.interrupted and result.report.is_file()
-    for sweep in ("story-teachers", "story-students", "story-baselines"):
+    for sweep in ("story-teachers", "story-students", "story-students-babyllama", "story-baselines"):
         tuning, final = sweep_runs(uri, sweep), sweep_runs(uri, sweep + ".final")
         assert tuning and final
-        # The data came from $BABYSWEEP_DATA: only the [cp]* files of train_10M, the tiny sizes from --set.
-        assert {r["params"]["data.train"] for r in tuning + final} == {f"{finished['data']}/train*/[cp]*.train"}
+        # The data came from $BABYSWEEP_DATA: only potter.train of train_10M, the tiny sizes from --set.
+        assert {r["params"]["data.train"] for r in tuning + final} == {f"{finished['data']}/train*/potter.train"}
         assert all(r["params"]["model.hidden"] == "16" and r["params"]["train.max_steps"] == "2" for r in tuning + final)
         # Tuning trials scored the BLiMP subset only; finalists every pair (6 per paradigm here).
         assert all("blimp/overall" not in r["metrics"] and "blimp_subset/overall" in r["metrics"] for r in tuning)

@@ -1,0 +1,89 @@
+"""A finished study's utilisation of the machine, and where its core-seconds went.
+
+    python bench/study_utilisation.py PROJECT --wall SECONDS [--cores 2]
+
+PROJECT is the folder the study ran in (its sweeps/); --wall the study's wall time (e.g. /usr/bin/time's).
+In one run it measures this core's fp32 matmul peak with torch on one thread (bench/utilisation.py's
+`peak`), reads every trial of every sweep (each trial's metrics.jsonl: training FLOPs by babysweep's
+FLOPs model, the teachers' forward passes included; tokens and tokens/s per epoch; placement.json:
+when train() started and ended) and prints:
+- utilisation = training FLOPs / (wall x cores x peak): issue 28's study target is 50%;
+- core-seconds (wall x cores) split into training steps (the trainer's own clock of its steps), the rest
+  of train() (set-up, dev loss, BLiMP, checkpoints, saving), and idle: everything outside a trial's
+  train() (Ray's and workers' start-up, waves waiting for their slowest trial, a stage's tail with one
+  trial left, the n-gram floor, the report). Issue 28's target for idle is under 10%.
+The peak is measured when this script runs: run it on the machine the study ran on, as quiet as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+
+def trials(sweeps: Path):
+    """(sweep, flops, step seconds, train() seconds) of every trial that reported an epoch."""
+    from babysweep.core import metrics as M
+    from babysweep.sweep.driver import PLACEMENT_FILE
+
+    for record in sorted(sweeps.glob("*/models/*/metrics.jsonl")):
+        rows = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+        rows = [row for row in rows if M.TOKENS_SEEN in row]
+        if not rows:
+            continue
+        tokens = [row[M.TOKENS_SEEN] - (rows[i - 1][M.TOKENS_SEEN] if i else 0) for i, row in enumerate(rows)]
+        steps = sum(t / row[M.TOKENS_PER_S] for t, row in zip(tokens, rows) if row.get(M.TOKENS_PER_S, 0) > 0)
+        placement = record.parent / PLACEMENT_FILE
+        in_train = rows[-1].get(M.ELAPSED_S, steps)
+        if placement.is_file():
+            where = json.loads(placement.read_text())
+            in_train = where.get("finished", where["started"] + in_train) - where["started"]
+        yield record.parent.parent.parent.name, rows[-1].get(M.FLOPS, 0.0), steps, in_train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("project", type=Path)
+    parser.add_argument("--wall", type=float, required=True, help="the study's wall time in seconds")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    import torch
+    from utilisation import peak
+
+    torch.set_num_threads(1)
+    fp32, _ = peak("float32", args.repeats)
+    rows = list(trials(args.project / "sweeps"))
+    if not rows:
+        raise SystemExit(f"{args.project / 'sweeps'}: no trial with a metrics.jsonl; is this a study's project folder?")
+    flops = sum(r[1] for r in rows)
+    steps, in_train = sum(r[2] for r in rows), sum(r[3] for r in rows)
+    total = args.wall * args.cores
+    print(f"matmul peak, 1 thread: fp32 {fp32:.1f} GFLOP/s")
+    print(f"{len(rows)} trials in {len({r[0] for r in rows})} sweeps; {flops / 1e12:.1f} TFLOP of training in "
+          f"{args.wall:.0f} s x {args.cores} cores")
+    print(f"study utilisation = training FLOPs / (wall x cores x peak) = {100 * flops / (total * fp32 * 1e9):.1f}%")
+    print(f"core-seconds: {total:.0f}")
+    for name, value in (("training steps", steps), ("rest of train() (set-up, evaluation, checkpoints)", in_train - steps),
+                        ("idle: outside any trial's train()", total - in_train)):
+        print(f"   {name:52s} {value:7.0f} s  {100 * value / total:5.1f}%")
+    by_sweep = {}
+    for sweep, f, s, t in rows:
+        entry = by_sweep.setdefault(sweep, [0, 0.0, 0.0, 0.0])
+        entry[0] += 1
+        entry[1] += f
+        entry[2] += s
+        entry[3] += t
+    print("per sweep: trials, TFLOP, step s, train() s, achieved GFLOP/s in steps")
+    for sweep, (n, f, s, t) in by_sweep.items():
+        print(f"   {sweep:34s} {n:3d} {f / 1e12:7.2f} {s:8.0f} {t:8.0f} {f / max(s, 1e-9) / 1e9:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
