@@ -12,7 +12,8 @@ when train() started and ended) and prints:
   of train() (set-up, dev loss, BLiMP, checkpoints, saving), and idle: everything outside a trial's
   train() (Ray's and workers' start-up, waves waiting for their slowest trial, a stage's tail with one
   trial left, the n-gram floor, the report). Issue 28's target for idle is under 10%.
-The peak is measured when this script runs: run it on the machine the study ran on, as quiet as it was.
+The peak is measured when this script runs, per CPU second of its own process (time.process_time), which
+other load on the machine hardly moves; run it on the machine the study ran on.
 """
 
 from __future__ import annotations
@@ -58,14 +59,14 @@ def main() -> None:
     from utilisation import peak
 
     torch.set_num_threads(1)
-    fp32, _ = peak("float32", args.repeats)
+    fp32_wall, fp32 = peak("float32", args.repeats)
     rows = list(trials(args.project / "sweeps"))
     if not rows:
         raise SystemExit(f"{args.project / 'sweeps'}: no trial with a metrics.jsonl; is this a study's project folder?")
     flops = sum(r[1] for r in rows)
     steps, in_train = sum(r[2] for r in rows), sum(r[3] for r in rows)
     total = args.wall * args.cores
-    print(f"matmul peak, 1 thread: fp32 {fp32:.1f} GFLOP/s")
+    print(f"matmul peak, 1 thread: fp32 {fp32:.1f} GFLOP per CPU second (the reference), {fp32_wall:.1f} per wall second")
     print(f"{len(rows)} trials in {len({r[0] for r in rows})} sweeps; {flops / 1e12:.1f} TFLOP of training in "
           f"{args.wall:.0f} s x {args.cores} cores")
     print(f"study utilisation = training FLOPs / (wall x cores x peak) = {100 * flops / (total * fp32 * 1e9):.1f}%")
