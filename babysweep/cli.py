@@ -110,7 +110,7 @@ def eval_(
         if data_dir is None:
             raise UserError("--suite babylm needs --data DIR (the pipeline's evaluation_data/full_eval layout).")
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        warn = lambda line: err_console.print(escape(line), style="yellow")  # noqa: E731
+        warn = lambda line: err_console.print(escape(line), style="yellow")
         if not (Path(model_dir).expanduser() / "config.json").is_file() and suite_mod.checkpoint_folders(model_dir):
             # a run folder with BabyLM's checkpoints (train.babylm_checkpoints): each, in word order
             results = suite_mod.evaluate_checkpoints(model_dir, data_dir, task or None, batch_size, device, on_skip=warn)
