@@ -5,8 +5,11 @@
 
 Each epoch ends with a dev evaluation, a checkpoint under <out_dir>/checkpoints/step_<N>/ and one
 call `reporter(metrics, checkpoint_folder)`; the sweep layer turns that call into a Ray report.
-The last epoch also saves the model in Hugging Face format to <out_dir>/final/ and scores BLiMP, so
-its report carries the final metrics. Metrics per epoch go to <out_dir>/metrics.jsonl.
+The last epoch also saves the model in Hugging Face format to <out_dir>/final/ and scores BLiMP (and, with
+eval.suite and eval.suite_on: all, BabyLM's zero-shot suite: suite.json, suite/<column>, suite/macro), so
+its report carries the final metrics. Metrics per epoch go to <out_dir>/metrics.jsonl. With
+train.babylm_checkpoints the model is also saved as <out_dir>/chck_<n>M when the words seen reach BabyLM's
+checkpoint counts (babylm_checkpoint_names; Run.words_seen says how words are counted).
 
 Objectives per epoch follow the AntLM schedule: CLM epochs train next-token prediction (with
 ensemble distillation when teachers are given and alpha < 1); MLM epochs train masked-token
