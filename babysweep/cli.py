@@ -3,6 +3,7 @@
     babysweep train SPEC.yaml --out runs/t1 [--resume] [--set train.epochs=1] [--teacher DIR ...]
     babysweep eval MODEL_DIR [--blimp SOURCE] [--rule babylm|lm-eval] [--scorer causal|pll] [--json]
     babysweep eval MODEL_DIR --suite babylm --data DIR [--task NAME] [--json]
+    babysweep eval RUN_DIR --suite babylm --data DIR    # each chck_<n>M folder in it (train.babylm_checkpoints)
     babysweep data SOURCE
     babysweep validate SPEC.yaml
     babysweep run SPEC.yaml | resume NAME | status [NAME] | ui [SWEEP] [--open]
@@ -108,9 +109,18 @@ def eval_(
             raise UserError(f"--suite: expected babylm, got {suite!r}." if suite else "--data and --task need --suite babylm.")
         if data_dir is None:
             raise UserError("--suite babylm needs --data DIR (the pipeline's evaluation_data/full_eval layout).")
-        model, tok = load_model(model_dir, "cuda" if torch.cuda.is_available() else "cpu")
-        results = suite_mod.evaluate(model, tok, data_dir, task or None, batch_size,
-                                     on_skip=lambda line: err_console.print(escape(line), style="yellow"))
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        warn = lambda line: err_console.print(escape(line), style="yellow")
+        if not (Path(model_dir).expanduser() / "config.json").is_file() and suite_mod.checkpoint_folders(model_dir):
+            # a run folder with BabyLM's checkpoints (train.babylm_checkpoints): each, in word order
+            results = suite_mod.evaluate_checkpoints(model_dir, data_dir, task or None, batch_size, device, on_skip=warn)
+            if as_json:
+                print(json.dumps(results, indent=1))
+            else:
+                console.print(suite_mod.checkpoints_table(results))
+            return
+        model, tok = load_model(model_dir, device)
+        results = suite_mod.evaluate(model, tok, data_dir, task or None, batch_size, on_skip=warn)
         if as_json:
             print(json.dumps(results, indent=1))
         else:
@@ -365,6 +375,7 @@ def finalists(
 def report(
     sweeps: list[str] = typer.Argument(..., help="Tuning sweeps, e.g. teachers students baselines."),
     name: Optional[str] = typer.Option(None, "--name", help="Report name: reports/<name>/ (default: the sweeps joined by '-')."),
+    metric: list[str] = typer.Option([], "--metric", help="A metric the verdict compares (repeatable; a study's report.metrics): blimp/overall, eval/loss, suite/macro or suite/<column>. Default: blimp/overall and eval/loss."),
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],
 ) -> None:
     """Does distillation beat tuned teachers? Writes reports/<name>/report.md with figures, logged to MLflow."""
@@ -374,7 +385,7 @@ def report(
 
     uri = paths.tracking_uri(tracking_uri)
     name = paths.check_name(name or "-".join(sweeps), "--name" if name else "the report's name (the sweeps joined by '-')")
-    path = write_report(uri, sweeps, paths.report_dir(name), name, log_run=partial(log_report, uri))
+    path = write_report(uri, sweeps, paths.report_dir(name), name, log_run=partial(log_report, uri), metrics=metric or None)
     console.print(_verdict_line(path))
     console.print(f"report: {path}")
 

@@ -2,7 +2,8 @@
 
 The fixtures (tests/fixtures/suite/) are items written for these tests in each task's format: 8
 BLiMP pairs in 2 UIDs, 3 supplement pairs, 4 EWoK items in 2 domains, 8 entity-tracking items
-(regular and ambiref, 0 and 1 operations, 4 options each), 8 WUG items, 33 reading rows.
+(regular and ambiref, 0 and 1 operations, 4 options each), 8 WUG adjective items, 6 WUG past-tense items
+(added later: checked against a one-sentence-at-a-time computation, not the pipeline), 33 reading rows.
 
 The expected values come from running babylm/evaluation-pipeline-2025 at bf55c11 (causal backend,
 outside this repository) on the model `tiny_model` saves, one task at a time, e.g.
@@ -84,9 +85,34 @@ def test_wug_probabilities_and_reading_equal_the_pipeline(results):
     reading = results["tasks"]["reading"]
     assert reading["surprisal"][:len(EXPECTED_SURPRISAL_HEAD)] == pytest.approx(EXPECTED_SURPRISAL_HEAD, abs=1e-4)
     assert f"ET {reading['eye_tracking']:.2f} SPR {reading['self_paced_reading']:.2f}" == EXPECTED_PRINTED["reading"]
-    assert results["skipped"] == ["wug_past"]
+    assert results["skipped"] == []
     assert results["first_word_scored"] is False  # babysweep's tokenizer without with_bos: as older folders
-    assert results["macro"] == pytest.approx(sum(results["columns"].values()) / 7)
+    assert results["macro"] == pytest.approx(sum(results["columns"].values()) / 8)  # wug_past's column too
+
+
+def test_wug_past_is_scored_as_wug_adj(tiny_model, results):
+    """wug_past_tense (items written for this test in the pipeline's format: tab-separated sentences, a human
+    ratio): option 0's softmax probability over the options' summed log-probabilities (every token after the
+    first), Spearman's rho against the ratios, x100; computed here one sentence at a time."""
+    from scipy.stats import spearmanr
+
+    model, tok = tiny_model
+    r = results["tasks"]["wug_past"]
+    rows = [json.loads(line) for line in (FIXTURES / "wug_past_tense" / "wug_past_tense.jsonl").read_text().splitlines()]
+    probs = []
+    for row in rows:
+        scores = []
+        for sentence in row["sentences"].split("\t"):
+            ids = tok(sentence)["input_ids"]
+            with torch.inference_mode():
+                logp = model(torch.tensor([ids])).logits[0, :-1].float().log_softmax(-1)
+            scores.append(sum(float(logp[k, ids[k + 1]]) for k in range(len(ids) - 1)))
+        probs.append(float(torch.softmax(torch.tensor(scores), dim=0)[0]))
+    rho = spearmanr(probs, [row["ratio"] for row in rows])[0]
+    assert r["items"] == len(rows) == 6 and r["probs"] == pytest.approx(probs, abs=1e-5)
+    assert r["spearman"] == pytest.approx(rho) and r["score"] == pytest.approx(100 * rho)
+    assert list(r["uids"]) == ["wug_past"] and len(r["decisions"]["wug_past"]) == 6
+    assert results["columns"]["wug_past"] == r["score"]
 
 
 def test_what_is_scored(tiny_model):

@@ -88,6 +88,11 @@ class TrainingConfig(_Section):
     # Fused kernels, the same losses to float rounding (tests/test_trainer_speed.py): AdamW's fused step, and in fp32
     # causal-LM steps without teachers the output head and cross-entropy in row blocks (objectives.head_causal_lm_loss).
     fused: bool = True
+    # BabyLM's intermediate checkpoints: model folders chck_1M ... chck_10M, chck_20M ... chck_100M, chck_200M ...
+    # chck_1000M in the run folder, saved when the words trained on (train/words_seen) first reach each count.
+    # babylm_checkpoint_unit: words per "M" (1,000,000; smaller only for tests on a tiny corpus).
+    babylm_checkpoints: bool = False
+    babylm_checkpoint_unit: int = Field(1_000_000, ge=1)
 
 
 class DistillConfig(_Section):
@@ -137,7 +142,12 @@ class EvalConfig(_Section):
     rule: Literal["babylm", "lm-eval"] = "babylm"  # causal BLiMP rule: BabyLM 2025 pipeline's or lm-eval's (eval/blimp.py)
     batch_size: int = Field(64, ge=1)  # sentences per forward pass
     dev_batches: int | None = Field(None, ge=1)  # cap on dev batches per evaluation; None = all
-
+    # BabyLM's zero-shot suite (eval/suite.py) after the last epoch: a folder in the layout of the pipeline's
+    # evaluation_data/full_eval ($VARIABLES expanded as for eval.blimp); None = not scored. Logged as suite/<column>
+    # and suite/macro. suite_on: finalists = only finalists score it (studies/finalists.py sets "all" for them),
+    # all = every run of the spec (tuning trials too).
+    suite: str | None = None
+    suite_on: Literal["finalists", "all"] = "finalists"
 
     @model_validator(mode="after")
     def _subset_sized(self) -> "EvalConfig":

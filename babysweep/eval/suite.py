@@ -31,6 +31,7 @@ prefix (entity tracking's five share a long one, reading's words share their sen
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -389,6 +390,51 @@ def columns(results: dict) -> dict[str, float]:
     return cols
 
 
+CHECKPOINT_NAME = re.compile(r"chck_(\d+)M")  # BabyLM's intermediate checkpoints: chck_1M ... chck_1000M
+
+
+def checkpoint_folders(folder: str | Path) -> list[tuple[int, Path]]:
+    """(millions of words, folder) of each chck_<n>M model folder (one with a config.json) in `folder`, in word order."""
+    found = []
+    for path in Path(folder).expanduser().iterdir() if Path(folder).expanduser().is_dir() else ():
+        match = CHECKPOINT_NAME.fullmatch(path.name)
+        if match and (path / "config.json").is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def evaluate_checkpoints(folder: str | Path, data_dir: str | Path, tasks: Sequence[str] | None = None,
+                         batch_size: int = 64, device: str = "cpu", on_skip: Callable[[str], None] | None = None) -> dict:
+    """The suite on every chck_<n>M folder of `folder`, in word order: {"checkpoints": [{"name", "words_m",
+    **evaluate's results}]}. A task missing from data_dir is said once."""
+    from babysweep.lm.models import load_model
+
+    found = checkpoint_folders(folder)
+    if not found:
+        raise UserError(f"{folder}: holds no chck_<n>M model folder (BabyLM's checkpoint names).")
+    rows = []
+    for n, path in found:
+        model, tok = load_model(path, device)
+        said = on_skip if not rows else None
+        rows.append({"name": path.name, "words_m": n, **evaluate(model, tok, data_dir, tasks, batch_size, on_skip=said)})
+    return {"checkpoints": rows}
+
+
+def checkpoints_table(results: dict):
+    """One row per checkpoint: its leaderboard columns and the macro average."""
+    from rich.table import Table
+
+    rows = results["checkpoints"]
+    cols = list(dict.fromkeys(c for r in rows for c in r["columns"]))
+    table = Table(title=f"BabyLM zero-shot suite per checkpoint (as {rows[0]['pipeline']}, causal, temperature 1)")
+    for c in ("checkpoint", "words", *cols, "macro"):
+        table.add_column(c, justify="left" if c == "checkpoint" else "right")
+    for r in rows:
+        cells = [f"{r['columns'][c]:.2f}" if c in r["columns"] else "–" for c in cols]
+        table.add_row(r["name"], f"{r['words_m']}M", *cells, "–" if r["macro"] is None else f"{r['macro']:.2f}")
+    return table
+
+
 def summary_table(results: dict):
     from rich.table import Table
 
@@ -410,4 +456,4 @@ def summary_table(results: dict):
 
 __all__ = ["Item", "TASKS", "PIPELINE_COMMIT", "read_blimp", "read_ewok", "read_entity_tracking", "encode_options",
            "score_choice", "evaluate_choice", "evaluate_wug", "surprisals", "evaluate_reading", "evaluate", "columns",
-           "summary_table"]
+           "summary_table", "checkpoint_folders", "evaluate_checkpoints", "checkpoints_table"]

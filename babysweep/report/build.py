@@ -19,14 +19,14 @@ from typing import Callable
 
 from babysweep.core import metrics as M
 from babysweep.report.importance import importances
-from babysweep.report.entries import Entry, ReportData, collect
+from babysweep.report.entries import Entry, ReportData, collect, suite_columns
 from babysweep.report.floor import floor_note, floor_row, floor_summary, read_floor
 from babysweep.report.fairness import equal_flops_entries, fairness, fairness_markdown, flops_sentence
 from babysweep.report.plots import blimp_bars, factor_plots, learning_curves
 from babysweep.report.regime import regime_markdown, regime_table
 from babysweep.report.search import report_sections, sections_markdown
 from babysweep.report.stats import excludes_zero, mean_std
-from babysweep.report.verdict import build_table, decisions, full_interval, num as _num, si, verdict
+from babysweep.report.verdict import build_table, decisions, digits as _digits, full_interval, metric_info, num as _num, si, verdict
 
 LogRun = Callable[[str, dict, dict, Path], None]
 
@@ -77,13 +77,15 @@ def _figures(data: ReportData, rows: list[dict], out_dir: Path) -> list[str]:
     return [p.name for p in paths if p is not None]
 
 
-def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str, log_run: LogRun | None = None) -> Path:
-    """Write out_dir/report.md, report.json and PNG figures; returns report.md's path.
+def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str, log_run: LogRun | None = None,
+                 metrics=None) -> Path:
+    """Write out_dir/report.md, report.json and PNG figures; returns report.md's path. `metrics`: what the verdict
+    compares (report.metrics; default blimp/overall and eval/loss).
 
     log_run(name, params, metrics, out_dir), when given, records the report (e.g. as an MLflow run)."""
     out_dir = Path(out_dir)
+    data = collect(tracking_uri, sweeps, metrics)  # checks the metrics' names before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = collect(tracking_uri, sweeps)
     arms = equal_flops_entries(tracking_uri, data)  # shown in the tables, not part of the verdict's family
     rows = build_table(dataclasses.replace(data, entries=data.entries + arms))
     fair = fairness(data, arms)
@@ -93,7 +95,8 @@ def write_report(tracking_uri: str, sweeps: list[str], out_dir: Path, name: str,
               "rows": rows, "fields": _fields(data.entries), "importances": {}, "figures": _figures(data, rows, out_dir),
               "blimp_scoring": next((s.scoring for e in data.entries for s in e.seeds if s.scoring), None),
               "blimp_use": blimp_use(data), "regime": regime_table(data.entries),
-              "ngram_floor": floor_summary(read_floor(out_dir))}  # studies/floor.py stores it there; outside the verdict
+              "ngram_floor": floor_summary(read_floor(out_dir)),  # studies/floor.py stores it there; outside the verdict
+              "verdict_metrics": list(data.metrics), "suite_columns": suite_columns(data.entries)}
     report["teacher_best_epochs"] = {r["entry"]: r["best_epochs"] for r in report["regime"]["rows"] if r["role"] == "teacher"}
     for sweep in data.sweeps:
         values, note = importances(data.runs[sweep], *data.objectives[sweep])
@@ -143,8 +146,7 @@ def decisions_table(d: dict | None) -> list[str]:
     lines = ["## Decisions", "", "| comparison | Δ [95% CI] | test | p | Holm p | outcome | smallest detectable (80% power) "
              "| seeds per arm for the observed Δ |", "|" + "---|" * 8]
     for c in d["comparisons"]:
-        digits = 2 if c["metric"] == "blimp" else 3
-        label = "BLiMP" if c["metric"] == "blimp" else "dev loss"
+        digits, label = _digits(c["metric"]), metric_info(c["metric"])[0]
         ci = "–" if c["low"] is None else f"[{_num(c['low'], digits, '+')}, {_num(c['high'], digits, '+')}]"
         fmt = lambda x, f="{:.3g}": "–" if x is None else f.format(x)  # noqa: E731
         lines.append(f"| {c.get('student') or d['student']} − {c['vs']} ({label}){'' if c['in_family'] else ' (outside the family)'} "
@@ -194,6 +196,54 @@ def budget_table(rows: list[dict]) -> list[str]:
                     "stopped early; failed trials are neither.", ""]
 
 
+def suite_table(report: dict) -> list[str]:
+    """The "BabyLM suite" section: per entry each task's score and the macro average (mean ± std over seeds, in the
+    pipeline's points), and the macro's difference to the reference teacher with its interval."""
+    cols = report.get("suite_columns") or []
+    if not cols:
+        return []
+    names = [c.removeprefix(M.SUITE_PREFIX) for c in cols]
+    diff = M.SUITE_MACRO if M.SUITE_MACRO in cols else cols[-1]
+    lines = ["## BabyLM zero-shot suite", "", "| entry | n | " + " | ".join(names)
+             + f" | Δ {diff.removeprefix(M.SUITE_PREFIX)} vs reference teacher [95% CI] |", "|" + "---|" * (len(cols) + 3)]
+    for r in report["rows"]:
+        if all(r.get(f"{c}_mean") is None for c in cols):
+            continue
+        cells = [_pm(r.get(f"{c}_mean"), r.get(f"{c}_std"), 2, r["n"]) for c in cols]
+        lines.append(f"| {r['entry']} | {r['n']} | " + " | ".join(cells) + f" | {_diff_cell(r, diff, 2)} |")
+    return lines + ["", "Scored at each finalist's end (eval.suite) as babylm/evaluation-pipeline-2025's causal backend "
+                    "scores it (docs/babylm-suite.md): accuracy in % for blimp, supplement, ewok, entity_tracking; "
+                    "Spearman's rho x 100 for wug_adj and wug_past; reading's R2 gain in % (reading_spr, reading_et); "
+                    "macro: their unweighted mean. Δ and intervals as in the comparison table; every suite column's "
+                    "difference is in report.json (rows: suite/<column>_diff, _low, _high).", ""]
+
+
+BABYLM_EPOCH_CAP = 10  # BabyLM 2025: at most 10 epochs over the track's corpus (100M words for strict-small's 10M)
+
+
+def babylm_budget_table(rows: list[dict]) -> list[str]:
+    """The "BabyLM's budget" section: words seen and epochs per entry against BabyLM's cap of 10 epochs, a
+    distilled student's teachers' training words counted with its own (docs/babylm-suite.md)."""
+    shown = [r for r in rows if r.get("words_seen")]
+    if not shown:
+        return []
+    lines = ["## BabyLM's budget", "", "| entry | words seen | teachers' words | counted | epochs | BabyLM cap (10 epochs) "
+             "| counted / cap |", "|" + "---|" * 7]
+    for r in shown:
+        own, teach = r["words_seen"], r.get("teacher_words")
+        epochs = r.get("epochs")
+        per_epoch = own / epochs if epochs else None
+        counted = own + (teach or 0.0)
+        cap = BABYLM_EPOCH_CAP * per_epoch if per_epoch else None
+        share = f"{counted / cap:.2f}" + (" (over)" if counted > cap * (1 + 1e-9) else "") if cap else "–"
+        lines.append(f"| {r['entry']} | {si(own)} | {si(teach) if teach else '–'} | {si(counted)} "
+                     f"| {'–' if epochs is None else f'{epochs:g}'} | {si(cap) if cap else '–'} | {share} |")
+    return lines + ["", "Words seen: words trained on, each epoch counting the training corpus's words (BabyLM's count, "
+                    "\"not unique\"), the current epoch in proportion to its tokens. Counted: the entry's own words plus, "
+                    "for a distilled student, the words its teachers were trained on (their own teachers' too): the "
+                    "rule babysweep applies for BabyLM 2025 (docs/babylm-suite.md). Cap: 10 epochs of this corpus.", ""]
+
+
 def render_markdown(report: dict) -> str:
     """report.md from report.json's content: every number shown is one stored there."""
     lines = [f"# {report['name']}: does distillation beat tuned teachers?", "",
@@ -221,8 +271,10 @@ def render_markdown(report: dict) -> str:
               "the verdict's decisions are Holm-corrected (the Decisions section). Eval noise (BLiMP, when per-pair decisions exist): "
               "2000-replicate bootstrap over the BLiMP pairs shared by both sides, seeds fixed: how much the finite "
               "test set moves the difference."] + floor_note(report.get("ngram_floor")) + [""]
+    lines += suite_table(report)
     lines += decisions_table(report.get("decisions"))
     lines += budget_table(report["rows"])
+    lines += babylm_budget_table(report["rows"])
     lines += regime_markdown(report.get("regime"))
     lines += config_lines(report["rows"])
     fields = sorted({f for per in report["fields"].values() for f in per})

@@ -51,6 +51,17 @@ class Seed:
     field_pairs: dict[str, int] | None = None  # pairs per BLiMP field, from blimp.json's field_of (the chance test's n)
     tags: dict = field(default_factory=dict)  # the run's tags (finalists.seeds: auto records its look there)
     words: float | None = None  # words in its training lines (data/train_words; None for runs made before it was logged)
+    suite: dict[str, float] = field(default_factory=dict)  # BabyLM suite metrics: {"suite/macro": ..., "suite/ewok": ...}
+    words_seen: float | None = None  # words trained on (train/words_seen; else epochs x words)
+    teacher_words: float | None = None  # its teachers' own training words (train/teacher_words_seen), distilled runs only
+
+    def value(self, col: str) -> float | None:
+        """The seed's value of a report column: "dev_loss", "blimp" (a fraction) or a suite metric (points)."""
+        if col == "dev_loss":
+            return self.dev_loss
+        if col == "blimp":
+            return self.blimp
+        return self.suite.get(col)
 
 
 @dataclass
@@ -79,15 +90,14 @@ class Entry:
         return float(np.mean(vals)) * (1.0 if self.selected_by[1] == "min" else -1.0)
 
     def values(self, col: str) -> list[float]:
-        """Per-seed values of a column; BLiMP as a fraction."""
-        vals = [s.dev_loss if col == "dev_loss" else s.blimp for s in self.seeds]
+        """Per-seed values of a column ("dev_loss", "blimp", or a suite metric such as "suite/macro"); BLiMP as a fraction."""
+        vals = [s.value(col) for s in self.seeds]
         return [v for v in vals if v is not None]
 
     def by_seed(self, col: str) -> dict[str, float] | None:
         """{seed label: value} of a column, or None when a seed lacks its label or two runs share one
         (then the entry cannot be matched by seed and comparisons with it are Welch's)."""
-        labelled = [(s.seed, v) for s in self.seeds
-                    if (v := (s.dev_loss if col == "dev_loss" else s.blimp)) is not None]
+        labelled = [(s.seed, v) for s in self.seeds if (v := s.value(col)) is not None]
         labels = [k for k, _ in labelled]
         if not labelled or None in labels or len(set(labels)) != len(labels):
             return None
@@ -111,6 +121,19 @@ class ReportData:
     objectives: dict[str, tuple[str, str]]  # tuning sweep -> (metric, mode)
     entries: list[Entry]
     warnings: list[str] = field(default_factory=list)
+    metrics: tuple[str, ...] = M.DEFAULT_VERDICT_METRICS  # what the verdict compares (report.metrics)
+
+
+def column(metric: str) -> str:
+    """The report's column of a verdict metric: blimp/overall -> "blimp", eval/loss -> "dev_loss", suite/* itself."""
+    return {M.BLIMP_OVERALL: "blimp", M.EVAL_LOSS: "dev_loss"}.get(metric, metric)
+
+
+def suite_columns(entries: list[Entry]) -> list[str]:
+    """The suite metrics any entry's seeds have, in the leaderboard's column order, suite/macro last."""
+    have = {k for e in entries for s in e.seeds for k in s.suite}
+    order = [M.suite_metric(c) for c in M.SUITE_COLUMNS] + [M.SUITE_MACRO]
+    return [k for k in order if k in have] + sorted(have - set(order))
 
 
 def read_blimp(run: dict) -> dict | None:
@@ -158,7 +181,18 @@ def _seed(run: dict, load_blimp: Callable[[dict], dict | None], metric: str) -> 
                 number(m.get(M.EVAL_LOSS)), number(m.get(M.BLIMP_OVERALL)), fields, history, bits, signature,
                 number(m.get(metric)), float(history[-1][0]) if history else None,  # eval/loss is logged every epoch, at step = epoch
                 number(m.get(M.TOKENS_SEEN)), number(m.get(M.FLOPS)), _blimp_method(data),
-                _field_pairs(data, signature), dict(run.get("tags", {})), number(m.get(M.TRAIN_WORDS)))
+                _field_pairs(data, signature), dict(run.get("tags", {})), number(m.get(M.TRAIN_WORDS)),
+                {k: v for k, v in m.items() if k.startswith(M.SUITE_PREFIX) and number(v) is not None},
+                _words_seen(m, history), number(m.get(M.TEACHER_WORDS)))
+
+
+def _words_seen(m: dict, history: list) -> float | None:
+    """train/words_seen, or (runs logged before it) epochs trained x the corpus's words."""
+    seen = number(m.get(M.WORDS_SEEN))
+    if seen is not None:
+        return seen
+    words = number(m.get(M.TRAIN_WORDS))
+    return float(history[-1][0]) * words if words is not None and history else None
 
 
 def _field_pairs(data: dict | None, signature: tuple | None) -> dict[str, int] | None:
@@ -284,10 +318,15 @@ def selection_warnings(entries: list[Entry]) -> list[str]:
     return out
 
 
-def collect(tracking_uri: str, sweeps: list[str]) -> ReportData:
-    """Runs of each sweep and of its `<sweep>.final` (when it exists), grouped into entries."""
+def collect(tracking_uri: str, sweeps: list[str], metrics=None) -> ReportData:
+    """Runs of each sweep and of its `<sweep>.final` (when it exists), grouped into entries; `metrics`: what the
+    verdict compares (report.metrics; default blimp/overall and eval/loss)."""
     if not sweeps:
         raise UserError("name at least one sweep to report on")
+    try:
+        metrics = M.check_verdict_metrics(metrics or M.DEFAULT_VERDICT_METRICS)
+    except ValueError as exc:
+        raise UserError(f"report.metrics: {exc}.") from None
     runs, objectives = {}, {}
     for sweep in sweeps:
         if sweep.endswith(FINAL):
@@ -305,4 +344,8 @@ def collect(tracking_uri: str, sweeps: list[str]) -> ReportData:
             except UserError:
                 break
     entries, warns = entries_from_runs(runs, objectives, lambda run: run_json(tracking_uri, run["run_id"], "blimp.json") or read_blimp(run))
-    return ReportData(list(sweeps), runs, objectives, entries, warns)
+    missing = [m for m in metrics if not any(e.values(column(m)) for e in entries)]
+    if missing:
+        warns.append(f"report.metrics names {', '.join(missing)}, which no entry's runs logged (for the suite: "
+                     f"set eval.suite in the specs); the verdict leaves {'it' if len(missing) == 1 else 'them'} out")
+    return ReportData(list(sweeps), runs, objectives, entries, warns, metrics)

@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from babysweep.report.entries import ROLES, Entry, ReportData, entries_from_runs, pair_weights, read_blimp
+from babysweep.core import metrics as M
+from babysweep.report.entries import ROLES, Entry, ReportData, column, entries_from_runs, pair_weights, read_blimp, suite_columns
 from babysweep.report.decide import (ALPHA, SEQUENTIAL_TAG, SeedTest, above_chance, holm, outcome, seed_test, sequential_look,
                               spending_schedule)
 from babysweep.report.stats import mean_std, pair_noise_interval
@@ -86,16 +87,19 @@ def chosen(entries: list[Entry]) -> Entry | None:
 
 def _rows(entries: list[Entry]) -> list[dict]:
     teacher = chosen([e for e in entries if e.role == "teacher"])
-    refs = {col: teacher if teacher is not None and teacher.values(col) else None for col in ("dev_loss", "blimp")}
+    cols = ("dev_loss", "blimp", *suite_columns(entries))
+    refs = {col: teacher if teacher is not None and teacher.values(col) else None for col in cols}
     rows = []
     for e in entries:
         row: dict[str, Any] = {"entry": e.name, "sweep": e.sweep, "role": e.role, "arch": e.arch, "params": e.params,
                                "trials": e.trials, "arch_trials": e.arch_trials, "source": e.source, "n": len(e.seeds),
                                "epochs": e.budget("epochs"), "tokens_seen": e.budget("tokens"), "flops": e.budget("flops"),
                                "trials_completed": e.completed, "trials_stopped": e.stopped, "config": dict(e.config),
-                               "seeds": [{"seed": s.seed, "dev_loss": s.dev_loss, "blimp": s.blimp} for s in e.seeds],
-                               "chance": chance(e)}
-        for col in ("dev_loss", "blimp"):
+                               "seeds": [{"seed": s.seed, "dev_loss": s.dev_loss, "blimp": s.blimp,
+                                          **({"suite": dict(s.suite)} if s.suite else {})} for s in e.seeds],
+                               "chance": chance(e), "words_seen": e.budget("words_seen"),
+                               "teacher_words": e.budget("teacher_words")}
+        for col in cols:
             vals = [v * (100.0 if col == "blimp" else 1.0) for v in e.values(col)]
             row[f"{col}_mean"], row[f"{col}_std"] = mean_std(vals) if vals else (None, None)
             ref = refs[col]
@@ -155,7 +159,7 @@ def num(x: float, digits: int, sign: str = "") -> str:
 
 
 def _fmt(col: str, x: float) -> str:
-    return num(x, 2 if col == "blimp" else 3, "+")
+    return num(x, digits(col), "+")
 
 
 def full_interval(basis: str) -> bool:
@@ -166,9 +170,8 @@ def full_interval(basis: str) -> bool:
 def _ci(col: str, c: dict) -> str:
     if c["basis"] == "none":
         return "no interval (one run each)"
-    digits = 2 if col == "blimp" else 3
     partial = "" if full_interval(c["basis"]) else " (a side with one run: its seed variation is missing, so it decides nothing)"
-    return f"95% CI [{num(c['low'], digits)}, {num(c['high'], digits)}]{partial}"
+    return f"95% CI [{num(c['low'], digits(col))}, {num(c['high'], digits(col))}]{partial}"
 
 
 # ------------------------------------------------------------------------------------ BLiMP vs chance
@@ -209,6 +212,18 @@ def not_above_chance(e: Entry, alpha: float = ALPHA) -> dict | None:
 METRIC = {"blimp": ("BLiMP", " points", True), "dev_loss": ("dev loss", "", False)}  # label, unit, higher is better
 
 
+def metric_info(col: str) -> tuple[str, str, bool]:
+    """(label, unit, higher is better) of a column: METRIC's, or a BabyLM suite metric's (points, higher better)."""
+    if col in METRIC:
+        return METRIC[col]
+    return f"suite {col.removeprefix(M.SUITE_PREFIX)}", " points", True
+
+
+def digits(col: str) -> int:
+    """Decimals shown: 3 for the dev loss, 2 for scores in points."""
+    return 3 if col == "dev_loss" else 2
+
+
 def sequential_design(entries: list[Entry]) -> tuple[int, int, int] | None:
     """(first, batch, cap) when the finalists' seeds came in looks of finalists.seeds: auto (their runs' tag)."""
     found = {s.tags[SEQUENTIAL_TAG] for e in entries for s in e.seeds if SEQUENTIAL_TAG in s.tags}
@@ -243,7 +258,7 @@ def replay(student: Entry, family: list[dict], design: tuple[int, int, int]) -> 
                  for i, f in enumerate(family)}
         tests = {i: t if t.method in ("paired", "welch") else dataclasses.replace(t, p=None) for i, t in tests.items()}
         now: dict = {}
-        decided = sequential_look(tests, decided, level, {i: METRIC[f["col"]][2] for i, f in enumerate(family)}, now)
+        decided = sequential_look(tests, decided, level, {i: metric_info(f["col"])[2] for i, f in enumerate(family)}, now)
         adjusted.update(now)
         applied, n_used = level, n
         if all(v != "cannot tell" for v in decided.values()):
@@ -273,8 +288,7 @@ def _and(items: list[str]) -> str:
 
 
 def _detail(col: str, kind: str, other: Entry, c: dict, p_adj: float | None, said: str) -> str:
-    label, unit, _ = METRIC[col]
-    digits = 2 if col == "blimp" else 3
+    label, unit, _ = metric_info(col)
     chosen_on = f" (chosen on {other.selected_by[0]})" if kind == "reference teacher" else ""
     parts = [f"{label} vs {_name(kind, other)}{chosen_on}: {said}, {_fmt(col, c['diff'])}{unit}, {_ci(col, c)}"]
     if c["method"] is not None:
@@ -283,7 +297,7 @@ def _detail(col: str, kind: str, other: Entry, c: dict, p_adj: float | None, sai
         if c["mdd"] is not None:
             need = (f"{c['seeds_needed']} seeds per arm would detect {_fmt(col, c['diff'])}" if c["seeds_needed"]
                     else f"no number of seeds up to a million would detect {_fmt(col, c['diff'])}")
-            parts.append(f"smallest detectable difference {num(c['mdd'], digits)}{unit} at 80% power; {need}")
+            parts.append(f"smallest detectable difference {num(c['mdd'], digits(col))}{unit} at 80% power; {need}")
     return "; ".join(parts)
 
 
@@ -293,7 +307,7 @@ def verdict(data: ReportData) -> str:
     decided by its t test over seeds with Holm's correction over the verdict's family; the head is
     Supported (all better), Contradicted (any worse) or Inconclusive, with its reason. Ends with
     budget_clause's sentence when the entries trained on unequal numbers of tokens."""
-    return _verdict(data.entries)
+    return _verdict(data.entries, data.metrics)
 
 
 def claim(e: Entry) -> str:
@@ -314,7 +328,7 @@ def claim(e: Entry) -> str:
             "teachers and the same student without distillation")
 
 
-def verdict_family(entries: list[Entry]) -> dict:
+def verdict_family(entries: list[Entry], metrics=M.DEFAULT_VERDICT_METRICS) -> dict:
     """The verdict's decisions as data: {"student" (the arm its sweeps' metric prefers), "students" (every student
     arm), "level", "family": [{student, col, kind, other, cmp, p_adj, outcome}], "outside": [...] (other teachers,
     unadjusted), "chance": [sentences: BLiMP comparisons left out]}. Each student arm (each student sweep) is
@@ -325,8 +339,9 @@ def verdict_family(entries: list[Entry]) -> dict:
     design = sequential_design(entries)
     level, why = ALPHA, None
     family, outside, notes = [], [], []
+    cols = [column(m) for m in metrics]  # report.metrics: blimp/overall, eval/loss, suite/* in the order given
     for arm in arms:
-        for col in ("blimp", "dev_loss"):
+        for col in cols:
             if not arm.values(col):
                 continue
             for kind, other in (("reference teacher", reference), ("baseline", baseline)):
@@ -345,20 +360,21 @@ def verdict_family(entries: list[Entry]) -> dict:
                 if t is not reference and t.values(col):
                     c = compare(arm, t, col)
                     outside.append({"student": arm, "col": col, "kind": "teacher", "other": t, "cmp": c, "p_adj": c["p"],
-                                    "outcome": outcome(c["diff"], c["p"], METRIC[col][2], ALPHA)})
+                                    "outcome": outcome(c["diff"], c["p"], metric_info(col)[2], ALPHA)})
     if design is not None and student is not None and family:
         level, why = replay(student, family, design)
     else:
         for f, p_adj in zip(family, holm([f["cmp"]["p"] for f in family])):
             f["p_adj"] = p_adj
-            f["outcome"] = outcome(f["cmp"]["diff"], p_adj, METRIC[f["col"]][2], level)
+            f["outcome"] = outcome(f["cmp"]["diff"], p_adj, metric_info(f["col"])[2], level)
     return {"student": student, "students": arms, "level": level, "why_level": why, "family": family, "outside": outside,
             "chance": notes}
 
 
 def decisions(data: ReportData) -> dict:
     """The verdict's decisions as report.json stores them: the correction, its level, and each comparison."""
-    v = verdict_family(data.entries)
+    v = verdict_family(data.entries, data.metrics)
+    on = _and([metric_info(column(m))[0] for m in data.metrics])
 
     def row(f: dict, in_family: bool) -> dict:
         c = f["cmp"]
@@ -368,9 +384,10 @@ def decisions(data: ReportData) -> dict:
                 "seeds_needed": c["seeds_needed"]}
 
     return {"correction": "holm", "level": v["level"], "level_note": v["why_level"],
-            "family": ("the best student vs the reference teacher and vs the baseline, on BLiMP and dev loss"
-                       if len(v["students"]) < 2 else "each student arm vs the reference teacher and vs the baseline, "
-                       "on BLiMP and dev loss"),
+            "family": (f"the best student vs the reference teacher and vs the baseline, on {on}"
+                       if len(v["students"]) < 2 else f"each student arm vs the reference teacher and vs the baseline, "
+                       f"on {on}"),
+            "metrics": list(data.metrics),
             "student": v["student"].name if v["student"] is not None else None,
             "arms": [{"student": a.name, "claim": claim(a)} for a in v["students"]],
             "comparisons": [row(f, True) for f in v["family"]] + [row(o, False) for o in v["outside"]],
@@ -383,7 +400,7 @@ def _head(student: Entry, family: list[dict]) -> str:
         by_other: dict[str, list[str]] = {}
         for f in family:
             if f["outcome"] == want:
-                by_other.setdefault(_name(f["kind"], f["other"]), []).append(METRIC[f["col"]][0])
+                by_other.setdefault(_name(f["kind"], f["other"]), []).append(metric_info(f["col"])[0])
         return _and([f"{who} (on {_and(cols)})" for who, cols in by_other.items()])
 
     subject = f"the distilled student ({student.name})"
@@ -398,12 +415,12 @@ def _head(student: Entry, family: list[dict]) -> str:
             + (f"; it is better than {better}." if better else "."))
 
 
-def _verdict(entries: list[Entry]) -> str:
+def _verdict(entries: list[Entry], metrics=M.DEFAULT_VERDICT_METRICS) -> str:
     by_role = {r: [e for e in entries if e.role == r] for r in ROLES}
     if not by_role["student"] or not by_role["teacher"]:
         missing = "distilled student (role student)" if not by_role["student"] else "tuned teacher (role teacher)"
         return f"No verdict: the report has no {missing} entry."
-    v = verdict_family(entries)
+    v = verdict_family(entries, metrics)
     student, family = v["student"], v["family"]
     if student is None or not family:
         return (f"No verdict: there are no values to compare the distilled student with the reference teacher or the "
@@ -417,7 +434,7 @@ def _verdict(entries: list[Entry]) -> str:
         details = "; ".join(f"{f['student'].name}, " + _detail(f["col"], f["kind"], f["other"], f["cmp"], f["p_adj"], f["outcome"])
                             for f in family)
     baseline = "" if by_role["baseline"] else " There is no baseline sweep in this report."
-    cols = _and(sorted({METRIC[f["col"]][0] for f in family}))
+    cols = _and(sorted({metric_info(f["col"])[0] for f in family}))
     whom = _and(list(dict.fromkeys(f"vs {_name(f['kind'], f['other'])}" for f in family)))
     whom = whom if len(arms) == 1 else f"arms {_and([a.name for a in arms])}, each {whom}"
     level = (f"at each look's spent alpha, {ALPHA:.0%} family-wise over all looks ({v['why_level']})" if v["why_level"]
@@ -430,8 +447,8 @@ def _verdict(entries: list[Entry]) -> str:
     if v["outside"]:
         parts.append("Outside the family (not corrected): " + "; ".join(
             ("" if len(arms) == 1 else f"{o['student'].name}, ") +
-            f"{METRIC[o['col']][0]} vs {_name(o['kind'], o['other'])}: {o['outcome']}, {_fmt(o['col'], o['cmp']['diff'])}"
-            f"{METRIC[o['col']][1]}, {_ci(o['col'], o['cmp'])}" for o in v["outside"]) + ".")
+            f"{metric_info(o['col'])[0]} vs {_name(o['kind'], o['other'])}: {o['outcome']}, {_fmt(o['col'], o['cmp']['diff'])}"
+            f"{metric_info(o['col'])[1]}, {_ci(o['col'], o['cmp'])}" for o in v["outside"]) + ".")
     for extra in (budget_clause(entries), flops_clause(entries)):
         if extra:
             parts.append(extra)

@@ -84,6 +84,10 @@ def _resolve_path(name: str, value: Any, check: bool) -> Any:
         if name == "distill.teacher":
             if not os.path.isdir(path):
                 raise BadValue(f"the teacher folder {path} does not exist")
+        elif name == "eval.suite":
+            if not os.path.isdir(path):
+                raise BadValue(f"the suite's data folder {path} does not exist (the layout of the pipeline's "
+                               f"evaluation_data/full_eval)")
         elif any(c in value for c in "*?["):
             if not globlib.glob(path):
                 raise BadValue(f"no file matches the glob {path}")

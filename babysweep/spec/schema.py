@@ -92,7 +92,7 @@ def _schema(model: type[BaseModel], prefix: str = "") -> tuple[dict[str, _Leaf],
 
 
 LEAVES, SECTION_MODELS = _schema(RunConfig)
-PATH_SPECIALS = {"data.train": ("builtin",), "data.dev": ("builtin",), "eval.blimp": ("builtin", "none"),
+PATH_SPECIALS = {"data.train": ("builtin",), "data.dev": ("builtin",), "eval.blimp": ("builtin", "none"), "eval.suite": (),
                  "distill.teachers": (), "distill.teacher": (), "data.cache_dir": ()}  # teacher: one entry
 
 

@@ -9,7 +9,8 @@ config.json, so they keep their types. A teacher sweep gets one finalist per arc
 a contender of its own), other sweeps one. Seeds start at the tuning seed + SEED_OFFSET, so no
 finalist repeats a tuning run: a value selected as the best of many would be optimistic. Finalists
 score full BLiMP (eval.blimp_final: full) and dev loss on every dev chunk (eval.dev_batches: all, unless
---set gave it) even when the tuning trials scored a subset. Student finalist k distils from its tuning
+--set gave it) even when the tuning trials scored a subset, and BabyLM's zero-shot suite when the spec's
+eval.suite names its data (eval.suite_on: all for them). Student finalist k distils from its tuning
 trials' teacher configs retrained with its own seed (finalist_teachers.py: the teacher finalists where they
 are those configs and seeds, else the sweep `<student>.final.teachers`).
 
@@ -35,6 +36,7 @@ from babysweep.spec.load import load_spec
 SEED_OFFSET = 1000
 BLIMP_FINAL = "eval.blimp_final"
 DEV_BATCHES = "eval.dev_batches"
+SUITE, SUITE_ON = "eval.suite", "eval.suite_on"
 DEFAULT_SEEDS = 5
 
 
@@ -131,6 +133,8 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
         "tracking.tags": {**spec.tracking.tags, FINALIST_OF: sweep,
                           **({SEQUENTIAL_TAG: ",".join(map(str, design))} if design else {})},
     }
+    if fixed_value(spec, SUITE, None) is not None:  # eval.suite set: finalists score BabyLM's suite at their end
+        overrides[SUITE_ON] = "all"                    # (tuning trials only with eval.suite_on: all)
     if DEV_BATCHES not in spec.overrides:  # the report's dev loss: every dev chunk, not a spec's cap for tuning
         overrides[DEV_BATCHES] = None  # (storybooks: 20 batches, 81,920 tokens); an explicit --set (a smoke run) stays
     return load_spec(spec.path, {**spec.overrides, **overrides}, check_paths=False)

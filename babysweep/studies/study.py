@@ -42,7 +42,7 @@ from typing import Callable, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from babysweep.core import paths
+from babysweep.core import metrics as M, paths
 from babysweep.core.atomic import write_text_atomic
 from babysweep.core.errors import UserError
 from babysweep.spec.messages import yaml_read
@@ -73,6 +73,15 @@ class FinalistsConfig(_Strict):
 
 class ReportConfig(_Strict):
     name: str | None = None  # reports/<name>/; default: the study's name
+    # What the verdict compares, each with the same tests, intervals and Holm correction: blimp/overall, eval/loss,
+    # and the BabyLM suite's suite/macro or suite/<column> (scored when the specs set eval.suite); higher is better
+    # for all but eval/loss.
+    metrics: list[str] = Field(default_factory=lambda: list(M.DEFAULT_VERDICT_METRICS))
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, value):
+        return list(M.check_verdict_metrics(value))
 
 
 class StudyConfig(_Strict):
@@ -93,6 +102,7 @@ class Study:
     settings: dict = field(default_factory=dict)  # every --set value as given, the study's keys too (the state's record)
     design: tuple[int, int, int] | None = None  # finalists.seeds: auto: (first_seeds, batch, max_seeds)
     equal_flops: bool = False  # finalists.equal_flops_baseline
+    metrics: tuple[str, ...] = M.DEFAULT_VERDICT_METRICS  # report.metrics: what the verdict compares
 
 
 @dataclass
@@ -176,7 +186,7 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
             raise UserError(f"{path}: finalists.equal_flops_baseline needs a fixed number of finalists.seeds, not auto.")
         design = (fin.first_seeds, fin.batch, fin.max_seeds)
     return Study(config.name, path, specs, seeds or (fin.max_seeds if design else fin.seeds), config.report.name or config.name,
-                 for_sweeps, overrides, design=design, equal_flops=fin.equal_flops_baseline)
+                 for_sweeps, overrides, design=design, equal_flops=fin.equal_flops_baseline, metrics=tuple(config.report.metrics))
 
 
 def _state_path(study: Study, storage: str | Path | None) -> Path:
@@ -314,7 +324,7 @@ def _run_study(study: Study, *, address: str | None, storage: str | Path | None,
                                   key, run, say):
                     return result
             before = n
-            family = verdict_family(collect(uri, names).entries)["family"]
+            family = verdict_family(collect(uri, names, study.metrics).entries, study.metrics)["family"]
             arms = len({f["student"].name for f in family})
             open_ = [("" if arms < 2 else f"{f['student'].name}: ") + f"{f['col']} vs {f['other'].name}"
                      for f in family if f["outcome"] == "cannot tell"]
@@ -337,7 +347,7 @@ def _run_study(study: Study, *, address: str | None, storage: str | Path | None,
             write_floor(uri, students[0], out_dir, say)
         except UserError as exc:  # the report stands without its floor row
             say(f"  n-gram floor left out: {exc}")
-    result.report = write_report(uri, names, out_dir, study.report, log_run=partial(log_report, uri))
+    result.report = write_report(uri, names, out_dir, study.report, log_run=partial(log_report, uri), metrics=study.metrics)
     result.stages.append(f"report {study.report}")
     return result
 

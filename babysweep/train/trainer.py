@@ -5,8 +5,11 @@
 
 Each epoch ends with a dev evaluation, a checkpoint under <out_dir>/checkpoints/step_<N>/ and one
 call `reporter(metrics, checkpoint_folder)`; the sweep layer turns that call into a Ray report.
-The last epoch also saves the model in Hugging Face format to <out_dir>/final/ and scores BLiMP, so
-its report carries the final metrics. Metrics per epoch go to <out_dir>/metrics.jsonl.
+The last epoch also saves the model in Hugging Face format to <out_dir>/final/ and scores BLiMP (and, with
+eval.suite and eval.suite_on: all, BabyLM's zero-shot suite: suite.json, suite/<column>, suite/macro), so
+its report carries the final metrics. Metrics per epoch go to <out_dir>/metrics.jsonl. With
+train.babylm_checkpoints the model is also saved as <out_dir>/chck_<n>M when the words seen reach BabyLM's
+checkpoint counts (babylm_checkpoint_names; Run.words_seen says how words are counted).
 
 Objectives per epoch follow the AntLM schedule: CLM epochs train next-token prediction (with
 ensemble distillation when teachers are given and alpha < 1); MLM epochs train masked-token
@@ -46,7 +49,7 @@ from babysweep.core.atomic import write_text_atomic
 from babysweep.train.checkpoint import load_checkpoint, load_latest, save_checkpoint
 from babysweep.core.config import RunConfig, TrainingConfig, budget_spent
 from babysweep.data import blimp_source, prepare
-from babysweep.data.batches import batches_per_epoch, dev_batches, train_batches
+from babysweep.data.batches import batches_per_epoch, chunks_per_epoch, dev_batches, train_batches
 from babysweep.data.tokenizer import MASK_ID, fingerprint
 from babysweep.core.errors import UserError
 from babysweep.lm.models import build_model, count_params, load_model, save_model
@@ -231,6 +234,17 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     cache_plan: Any = None  # teacher_cache.Plan: which way the teachers' outputs come (None without teachers)
     teacher_cache: Any = None  # teacher_cache.TeacherCache, or None to run the teachers on the fly
+    teacher_words: float | None = None  # the teachers' own training words, summed (None: a teacher's are unknown)
+
+    def words_seen(self, loop: "LoopState") -> float | None:
+        """Words trained on so far, as BabyLM counts them ("total count not unique"): each completed epoch is the
+        corpus's words (data/train_words), and the current one its share of them in proportion to the epoch's
+        training tokens consumed so far. None when the corpus's words are unknown."""
+        words = self.data.train_words
+        if words is None:
+            return None
+        per_epoch = chunks_per_epoch(len(self.data.train), self.cfg.data.seq_len) * self.cfg.data.seq_len
+        return (loop.epoch + min(loop.tokens / max(per_epoch, 1), 1.0)) * words
 
 
 def setup(config: RunConfig | dict[str, Any], out_dir: Path) -> Run:
@@ -259,8 +273,62 @@ def setup(config: RunConfig | dict[str, Any], out_dir: Path) -> Run:
     from babysweep.train.teacher_cache import for_run
 
     cache_plan, cache = for_run(cfg, data, teachers, dev, phases)
+    if training.babylm_checkpoints and data.train_words is None:
+        raise UserError("train.babylm_checkpoints: this corpus's training words are unknown, so words seen cannot be counted.")
+    if cfg.eval.suite is not None and cfg.eval.suite_on == "all" and not Path(cfg.eval.suite).expanduser().is_dir():
+        raise UserError(f"eval.suite: the suite's data folder {cfg.eval.suite} does not exist.")
+    words = teachers_words(distill.teachers) if teachers else None
     return Run(cfg, Path(out_dir), dev, data, model, count_params(model), phases, teachers, pairs, n_batches,
-               total_steps, optimizer, scheduler, cache_plan, cache)
+               total_steps, optimizer, scheduler, cache_plan, cache, words)
+
+
+def _words_seen(row: dict) -> float | None:
+    """A metrics row's words seen: train/words_seen, or (rows written before it was logged) tokens seen x words
+    per token."""
+    if isinstance(row.get(M.WORDS_SEEN), (int, float)):
+        return float(row[M.WORDS_SEEN])
+    tokens, words, per = row.get(M.TOKENS_SEEN), row.get(M.TRAIN_WORDS), row.get(M.TRAIN_TOKENS)
+    if all(isinstance(v, (int, float)) for v in (tokens, words, per)) and per:
+        return tokens * words / per
+    return None
+
+
+def teachers_words(folders: list[str]) -> float | None:
+    """The words the teachers were trained on, summed (their own teachers' included, as BabyLM counts them),
+    from each teacher run's metrics.jsonl beside its model folder (<run>/final); None when one is unknown."""
+    total = 0.0
+    for folder in folders:
+        path = Path(folder).expanduser().parent / "metrics.jsonl"
+        try:
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except (OSError, ValueError):
+            return None
+        seen = _words_seen(rows[-1]) if rows else None
+        if seen is None:
+            return None
+        total += seen + float(rows[-1].get(M.TEACHER_WORDS, 0.0) or 0.0)
+    return total
+
+
+def babylm_checkpoint_names(unit: int = 1_000_000) -> list[tuple[int, str]]:
+    """(words, folder name) of BabyLM's intermediate checkpoints: every 1M words up to 10M, every 10M up to 100M,
+    every 100M up to 1,000M, named chck_<n>M as the 2025 pipeline's scripts name them; `unit` words per M."""
+    counts = [*range(1, 10), *range(10, 100, 10), *range(100, 1001, 100)]
+    return [(n * unit, f"chck_{n}M") for n in counts]
+
+
+def save_babylm_checkpoints(run: Run, words_seen: float) -> list[str]:
+    """Save the model as each BabyLM checkpoint whose word count words_seen has reached and that is not saved yet
+    (a resumed run does not save one again); the names saved."""
+    saved = []
+    for words, name in babylm_checkpoint_names(run.cfg.train.babylm_checkpoint_unit):
+        if words > words_seen:
+            break
+        folder = run.out_dir / name
+        if not folder.is_dir():
+            save_model(run.model, run.data.tokenizer, folder)
+            saved.append(name)
+    return saved
 
 
 def restore(run: Run, resume: bool | str | Path) -> LoopState:
@@ -346,6 +414,8 @@ def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
         M.PARAMS: run.n_params,
         M.TRAIN_TOKENS: int(len(run.data.train)),
         **({M.TRAIN_WORDS: run.data.train_words} if run.data.train_words is not None else {}),
+        **({M.WORDS_SEEN: run.words_seen(loop)} if run.words_seen(loop) is not None else {}),
+        **({M.TEACHER_WORDS: run.teacher_words} if run.teacher_words is not None else {}),
         **(run.cache_plan.params() if run.cache_plan is not None else {}),  # strings too: the sweep logs them as params
     }
     loss = dev_loss(run.model, run.data.dev, run.cfg.data.seq_len, evaluation.batch_size, run.dev, evaluation.dev_batches)
@@ -368,7 +438,27 @@ def epoch_metrics(run: Run, loop: LoopState, phase: str, final: bool) -> dict:
             results = blimp.evaluate(run.model, run.data.tokenizer, run.pairs, evaluation.batch_size, scorer, rule=evaluation.rule)
             blimp.save_results(results, run.out_dir / "blimp.json")
             metrics.update(blimp.to_metrics(results))
+        if evaluation.suite is not None and evaluation.suite_on == "all":
+            metrics.update(score_suite(run))
     return metrics
+
+
+def score_suite(run: Run) -> dict:
+    """BabyLM's zero-shot suite on the model (eval/suite.py): suite.json in the run folder, and the metrics
+    suite/<column> per leaderboard column and suite/macro."""
+    from babysweep.eval import suite
+
+    was_training = run.model.training
+    run.model.eval()
+    try:
+        results = suite.evaluate(run.model, run.data.tokenizer, run.cfg.eval.suite, batch_size=run.cfg.eval.batch_size)
+    finally:
+        run.model.train(was_training)
+    write_text_atomic(run.out_dir / "suite.json", json.dumps(results), "the suite's results")
+    out = {M.suite_metric(col): float(v) for col, v in results["columns"].items()}
+    if results["macro"] is not None:
+        out[M.SUITE_MACRO] = float(results["macro"])
+    return out
 
 
 def _write_run_info(run: Run) -> None:
@@ -428,6 +518,8 @@ def train(
             run.optimizer.zero_grad(set_to_none=True)
             loop.step += 1
             loop.batch = index + 1
+            if training.babylm_checkpoints:
+                save_babylm_checkpoints(run, run.words_seen(loop))
             if loop.step % PROGRESS_EVERY == 0:
                 spent = loop.train_time + time.perf_counter() - epoch_start
                 progress({"epoch": epoch, "step": loop.step, "total_steps": run.total_steps, "loss": loss_value,
