@@ -255,3 +255,48 @@ def test_kd_weight_matches_the_losses_it_describes():
         ce_weight = alpha / (batch * (seq - 1))  # d total / d (one token's CE): CE is a mean over targets
         kd_weight = (1 - alpha) * t * t * out.kd.item() / counted.sum().item()  # d total / d (one position's KL)
         assert kd_weight / ce_weight == pytest.approx(kd_per_ce(alpha, t, reduction, seq), rel=1e-9)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("ensemble", ["logits", "probs"])
+@pytest.mark.parametrize("reduction", ["token", "babyllama"])
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_head_distillation_equals_head_then_distillation(monkeypatch, alpha, ensemble, reduction, temperature):
+    """objectives.head_distillation_loss (train.fused's distilled step) = distillation_loss(hidden @ weight^T): losses and
+    the gradients of hidden and weight, in float64 to 1e-12, over several row blocks and a short last one."""
+    monkeypatch.setattr(O, "HEAD_KD_ROWS", 4)
+    g = torch.Generator().manual_seed(5)
+    hidden = torch.randn(3, 7, 6, generator=g, dtype=torch.float64)
+    weight = torch.randn(11, 6, generator=g, dtype=torch.float64)
+    ids = torch.randint(0, 11, (3, 7), generator=g)
+    for n_teachers in (1, 2, 3):
+        teachers = [torch.randn(3, 7, 11, generator=g, dtype=torch.float64) * 3 for _ in range(n_teachers)]
+        h1, w1, h2, w2 = (x.clone().requires_grad_() for x in (hidden, weight, hidden, weight))
+        ours = O.head_distillation_loss(h1, w1, ids, teachers, alpha, temperature, ensemble, reduction)
+        ref = O.distillation_loss(h2 @ w2.t(), ids, teachers, alpha, temperature, ensemble, reduction)
+        (ours.total * 0.37).backward()  # a non-unit incoming gradient
+        (ref.total * 0.37).backward()
+        tol = 1e-12 if alpha < 1 else 1e-6  # alpha = 1: distillation_loss is plain float32 CE
+        torch.testing.assert_close(ours.total.double(), ref.total.double(), rtol=tol, atol=tol)
+        torch.testing.assert_close(ours.ce.double(), ref.ce.double(), rtol=tol, atol=tol)
+        if alpha < 1:
+            torch.testing.assert_close(ours.kd, ref.kd, rtol=tol, atol=tol)
+        for a, b in ((h1.grad, h2.grad), (w1.grad, w2.grad)):
+            torch.testing.assert_close(a, b, rtol=100 * tol, atol=tol)
+
+
+@pytest.mark.parametrize("reduction", ["token", "babyllama"])
+def test_head_distillation_float32_with_float16_teachers(reduction):
+    """The trainer's case: float32 hidden states and head, the cache's float16 logits of |z| up to ~10."""
+    g = torch.Generator().manual_seed(6)
+    hidden, weight = torch.randn(4, 70, 32, generator=g), torch.randn(300, 32, generator=g) * 0.5
+    ids = torch.randint(0, 300, (4, 70), generator=g)
+    teacher = [(torch.randn(4, 70, 300, generator=g) * 4).half()]
+    for temperature in (1.0, 1.7):
+        h1, w1, h2, w2 = (x.clone().requires_grad_() for x in (hidden, weight, hidden, weight))
+        ours = O.head_distillation_loss(h1, w1, ids, teacher, 0.3, temperature, "logits", reduction)
+        ref = O.distillation_loss(h2 @ w2.t(), ids, teacher, 0.3, temperature, "logits", reduction)
+        ours.total.backward()
+        ref.total.backward()
+        for a, b in ((ours.total, ref.total), (ours.ce, ref.ce), (ours.kd, ref.kd), (h1.grad, h2.grad), (w1.grad, w2.grad)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * float(b.abs().max()))

@@ -1,12 +1,17 @@
-"""The training step's speed-ups (train.fused: AdamW's fused step, the output head and cross-entropy in row
-blocks) give the same losses as the plain step to float rounding; train.precision bf16 runs on the CPU."""
+"""The training step's speed-ups (train.fused: AdamW's fused step, the output head and cross-entropy or the head and
+distillation loss in row blocks) give the same losses as the plain step to float rounding; train.precision bf16 runs
+on the CPU."""
 
 import json
 
 import pytest
 import torch
 
+from babysweep.core.config import RunConfig
+from babysweep.data import prepare
 from babysweep.lm import objectives
+from babysweep.lm.models import build_model, save_model
+from babysweep.train import trainer
 from babysweep.train.trainer import train
 from conftest import tiny_config
 
@@ -36,6 +41,54 @@ def test_fused_steps_give_the_same_losses(tmp_path, cache_dir, arch):
         runs[fused] = (final, [json.loads(line) for line in (tmp_path / f"{arch}-{fused}" / "metrics.jsonl").open()], steps)
     (plain, plain_rows, plain_steps), (fast, fast_rows, fast_steps) = runs[False], runs[True]
     assert plain_steps == pytest.approx(fast_steps, rel=1e-5)  # the loss every 10 steps
+    for a, b in zip(plain_rows, fast_rows):
+        for key in ("train/loss", "eval/loss"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5), key
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory, cache_dir):
+    """Two untrained teachers (LLaMA, GPT-2), their final norm scaled so that logits reach |z| ~ 10 as trained ones do."""
+    data = prepare(RunConfig.of(tiny_config(cache_dir)).data)
+    folders = []
+    for i, arch in enumerate(("llama", "gpt2")):
+        torch.manual_seed(i)
+        model = build_model(RunConfig.of(tiny_config(cache_dir, model={"arch": arch})).model, len(data.tokenizer), 32)
+        with torch.no_grad():
+            (model.model.norm if arch == "llama" else model.transformer.ln_f).weight.mul_(40.0)
+        folders.append(str(save_model(model, data.tokenizer, tmp_path_factory.mktemp(f"teacher{i}"))))
+    return folders
+
+
+@pytest.mark.parametrize("reduction,ensemble,cache", [("token", "logits", "exact"), ("babyllama", "logits", "exact"),
+                                                      ("token", "probs", "none")])
+def test_fused_distilled_steps_give_the_same_losses(tmp_path, cache_dir, teachers, monkeypatch, reduction, ensemble, cache):
+    """A student with train.fused false (logits, then objectives.distillation_loss) and true (the head and the loss in
+    row blocks, objectives.head_distillation_loss): the same loss at every step, and per epoch. With the exact cache
+    the fused run reads the entry the plain run built (warm); `none` distils on the fly."""
+    calls, losses = [], []
+    real, real_batch_loss = objectives.head_distillation_loss, trainer.batch_loss
+    monkeypatch.setattr(objectives, "head_distillation_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def batch_loss(*args):
+        loss = real_batch_loss(*args)
+        losses.append(float(loss.detach()))
+        return loss
+
+    monkeypatch.setattr(trainer, "batch_loss", batch_loss)
+    runs = {}
+    for fused in (False, True):
+        config = tiny_config(cache_dir, train={"fused": fused, "epochs": 2, "max_steps": 12},
+                             eval={"blimp": "none", "dev_batches": 2},
+                             distill={"teachers": teachers, "alpha": 0.3, "temperature": 1.7, "cache": cache,
+                                      "kd_reduction": reduction, "ensemble": ensemble})
+        losses.clear()
+        folder = tmp_path / f"{reduction}-{fused}"
+        train(config, folder)
+        runs[fused] = ([json.loads(line) for line in (folder / "metrics.jsonl").open()], list(losses))
+        assert len(calls) == (12 if fused else 0)  # the fused run took the fused path at every step
+    (plain_rows, plain_steps), (fast_rows, fast_steps) = runs[False], runs[True]
+    assert len(plain_steps) == 12 and plain_steps == pytest.approx(fast_steps, rel=1e-5)  # every step's loss
     for a, b in zip(plain_rows, fast_rows):
         for key in ("train/loss", "eval/loss"):
             assert b[key] == pytest.approx(a[key], rel=1e-5), key

@@ -86,7 +86,8 @@ class TrainingConfig(_Section):
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None = the trial's CPU allocation
     # Fused kernels, the same losses to float rounding (tests/test_trainer_speed.py): AdamW's fused step, and in fp32
-    # causal-LM steps without teachers the output head and cross-entropy in row blocks (objectives.head_causal_lm_loss).
+    # causal-LM steps the output head and cross-entropy in row blocks (objectives.head_causal_lm_loss), with teachers
+    # on the CPU the head and the distillation loss (objectives.head_distillation_loss; not top-k caches).
     fused: bool = True
     # BabyLM's intermediate checkpoints: model folders chck_1M ... chck_10M, chck_20M ... chck_100M, chck_200M ...
     # chck_1000M in the run folder, saved when the words trained on (train/words_seen) first reach each count.

@@ -265,6 +265,139 @@ def distillation_loss(logits, input_ids, teacher_logits, alpha: float, temperatu
     return DistillLoss(total, ce, kd)
 
 
+# Rows per block of the fused head + distillation loss: five [rows, vocab] float32 work arrays.
+HEAD_KD_ROWS = 256
+
+
+def _lse_from_softmax(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """logsumexp(x, 1) from p = softmax(x, 1), [rows, 1]: p's largest entry is exp(0) / sum exp(x - max x), never below
+    1 / vocab, so this is exact to float rounding, and two cheap passes (max of each) replace a pass of exp."""
+    return x.amax(1, keepdim=True) - p.amax(1, keepdim=True).log()
+
+
+class _HeadDistill(torch.autograd.Function):
+    """distillation_loss(hidden @ weight^T, ...) from the last hidden states and a bias-free head, with d(total)/d(hidden)
+    and d(total)/d(weight) computed in the forward pass block by block: the [tokens, vocab] logits and their
+    gradient are never stored (`_FusedDistill` needs both), only HEAD_KD_ROWS rows at a time.
+
+    The same loss and gradient as `_FusedDistill` (its docstring has the formulas) to float rounding, computed with
+    fewer passes of exp: the student's softmaxes at 1 and at T and the teachers' at T, their log-sum-exps from the
+    softmaxes (`_lse_from_softmax`), and every log-probability as a logit minus its row's log-sum-exp."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, target, kd_rows, teachers, ensemble, alpha, temperature, kd_denominator):
+        n, vocab = hidden.size(0), weight.size(0)
+        dtype = hidden.dtype
+        valid = target != -100
+        n_tokens = valid.sum().clamp(min=1).to(dtype)
+        device = hidden.device
+        kd_den = n_tokens if kd_denominator is None else torch.tensor(float(kd_denominator), dtype=dtype, device=device)
+        a_rows = (valid.to(dtype) * (alpha / n_tokens)).unsqueeze(1)  # per-row gradient weights, 0 on ignored rows
+        b_rows = (kd_rows.to(dtype) * ((1 - alpha) * temperature / kd_den)).unsqueeze(1)
+        safe_target = target.clamp(min=0).unsqueeze(1)
+        inv_t, k = 1.0 / temperature, len(teachers)
+        rows = min(n, HEAD_KD_ROWS)
+        grad_hidden = torch.empty_like(hidden)
+        grad_weight = torch.zeros_like(weight)
+        buf = lambda: torch.empty(rows, vocab, dtype=dtype, device=device)
+        logits, p_1, p_t, t_scaled, t_p = buf(), buf(), buf(), buf(), buf()
+        spare = buf() if ensemble == "probs" and k > 1 else None
+        ce_rows = torch.empty(n, dtype=dtype, device=device)
+        kl_rows = torch.empty(n, dtype=dtype, device=device)
+
+        for start in range(0, n, rows):
+            sl = slice(start, min(start + rows, n))
+            c = sl.stop - start
+            s, p1, pt, ts, tp = (b[:c] for b in (logits, p_1, p_t, t_scaled, t_p))
+            h, tgt, a, b = hidden[sl], safe_target[sl], a_rows[sl], b_rows[sl]
+            torch.mm(h, weight.t(), out=s)
+            torch.softmax(s, 1, out=p1)
+            lse_1 = _lse_from_softmax(s, p1)
+            ce_rows[sl] = (lse_1 - s.gather(1, tgt)).squeeze(1)
+            if temperature == 1.0:
+                pt, lse_t = p1, lse_1  # s is also the tempered logits
+            else:
+                s.mul_(inv_t)  # the student's logits at T, in place: the plain ones are no longer needed
+                torch.softmax(s, 1, out=pt)
+                lse_t = _lse_from_softmax(s, pt)
+
+            # The teachers' distribution at T: tp, and in ts log tp - log p_student_T (the student's log-probability
+            # at T being s - lse_t).
+            if ensemble == "logits":
+                if k == 1:
+                    _scaled_into(ts, teachers[0][sl], inv_t)
+                else:
+                    if teachers[0].dtype == dtype and teachers[1].dtype == dtype:
+                        torch.add(teachers[0][sl], teachers[1][sl], out=ts)
+                    else:
+                        ts.copy_(teachers[0][sl]).add_(teachers[1][sl])
+                    for t in teachers[2:]:
+                        ts.add_(t[sl])
+                    ts.mul_(inv_t / k)
+                torch.softmax(ts, 1, out=tp)
+                shift = lse_t - _lse_from_softmax(ts, tp)
+                ts.sub_(s).add_(shift)  # (ts - lse_teacher) - (s - lse_t)
+            else:
+                for i, t in enumerate(teachers):
+                    _scaled_into(ts, t[sl], inv_t)
+                    if i == 0:
+                        torch.softmax(ts, 1, out=tp)
+                    else:
+                        tp.add_(torch.softmax(ts, 1, out=spare[:c]))
+                if k > 1:
+                    tp.mul_(1.0 / k)
+                torch.clamp(tp, min=torch.finfo(dtype).tiny, out=ts).log_()
+                ts.sub_(s).add_(lse_t)
+            # The KL per row through the logits' buffer, free now; then the gradient rows into it:
+            # b * (softmax(z / T) - tp) + a * (softmax(z) - onehot).
+            g = logits[:c]
+            torch.sum(torch.mul(tp, ts, out=g), dim=1, out=kl_rows[sl])
+            torch.sub(pt, tp, out=g).mul_(b)
+            if alpha > 0:
+                g.addcmul_(p1, a)
+                g.scatter_add_(1, tgt, -a)
+            torch.mm(g, weight, out=grad_hidden[sl])
+            grad_weight.addmm_(g.t(), h)
+
+        zero = torch.zeros((), dtype=dtype, device=device)
+        ce = torch.where(valid, ce_rows, zero).sum() / n_tokens
+        kd = torch.where(kd_rows, kl_rows, zero).sum() / kd_den
+        total = alpha * ce + (1 - alpha) * temperature**2 * kd
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        ctx.mark_non_differentiable(ce, kd)
+        return total, ce, kd
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_total, _grad_ce, _grad_kd):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        if grad_total.device.type != "cpu" or grad_total.item() != 1.0:  # the common case on the CPU: no extra pass
+            grad_hidden, grad_weight = grad_hidden * grad_total, grad_weight * grad_total
+        return grad_hidden, grad_weight, None, None, None, None, None, None, None
+
+
+def head_distillation_loss(hidden: torch.Tensor, weight: torch.Tensor, input_ids: torch.Tensor, teacher_logits,
+                           alpha: float, temperature: float, ensemble: str = "logits",
+                           kd_reduction: str = "token") -> DistillLoss:
+    """distillation_loss(hidden @ weight^T, input_ids, teacher_logits, ...) from the last hidden states [batch, length, d]
+    and the output head's weight [vocab, d] (float32 or float64 on the CPU, no bias), without storing the logits or
+    their gradient: the same losses and gradients to float rounding. The teachers' logits may be float16 (the cache's)."""
+    if alpha >= 1.0:
+        ce = head_causal_lm_loss(hidden, weight, input_ids)
+        return DistillLoss(ce, ce, None)
+    if ensemble not in ("logits", "probs"):
+        raise ValueError(f"distillation ensemble {ensemble!r} is not 'logits' or 'probs'")
+    if kd_reduction not in ("token", "babyllama"):
+        raise ValueError(f"kd_reduction {kd_reduction!r} is not 'token' or 'babyllama'")
+    target = _targets(input_ids, None)
+    vocab = weight.size(0)
+    teachers = [t.reshape(-1, vocab) for t in teacher_logits]
+    total, ce, kd = _HeadDistill.apply(hidden.reshape(-1, hidden.size(-1)), weight, target,
+                                       _kd_rows(target, None, kd_reduction), teachers, ensemble, float(alpha),
+                                       float(temperature), hidden.size(0) if kd_reduction == "babyllama" else None)
+    return DistillLoss(total, ce, kd)
+
+
 def _kd_rows(target: torch.Tensor, mask: torch.Tensor | None, kd_reduction: str) -> torch.Tensor:
     if kd_reduction == "babyllama":  # every real input position: no target needed for a KL
         return torch.ones_like(target, dtype=torch.bool) if mask is None else (mask.reshape(-1) != 0)

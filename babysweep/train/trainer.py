@@ -369,12 +369,14 @@ def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int
             masked, labels = masked.to(dev.device), labels.to(dev.device)
             full = objectives.bidirectional_mask(torch.ones_like(masked), dev.autocast_dtype or model.dtype)
             return objectives.mlm_loss(model(input_ids=masked, attention_mask=full).logits, labels)
-        if not run.teachers and cfg.train.fused and dev.autocast_dtype is None and _plain_head(model):
-            hidden = model.base_model(input_ids=batch).last_hidden_state  # the logits are never stored
-            return objectives.head_causal_lm_loss(hidden, model.get_output_embeddings().weight, batch)
-        logits = model(input_ids=batch).logits
+        # train.fused in fp32 with a plain head: the head and the loss in row blocks, their gradients computed in the
+        # forward pass; the [tokens, vocab] logits are never stored.
+        fused_head = cfg.train.fused and dev.autocast_dtype is None and _plain_head(model)
         if not run.teachers:
-            return objectives.causal_lm_loss(logits, batch)
+            if fused_head:
+                hidden = model.base_model(input_ids=batch).last_hidden_state
+                return objectives.head_causal_lm_loss(hidden, model.get_output_embeddings().weight, batch)
+            return objectives.causal_lm_loss(model(input_ids=batch).logits, batch)
         distill = cfg.distill
         if run.teacher_cache is None:
             with torch.inference_mode():  # frozen teachers: no autograd bookkeeping at all
@@ -382,11 +384,15 @@ def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int
         else:  # the same chunks' stored outputs: batch `index` is rows [index * B, index * B + len(batch)) of the epoch
             stored = run.teacher_cache.read(epoch, index, cfg.train.batch_size, batch.size(0))
             if run.cache_plan.mode == "topk":
-                return objectives.topk_distillation_loss(logits, batch, *stored, alpha=distill.alpha, temperature=distill.temperature,
-                                                         kd_reduction=distill.kd_reduction).total
+                return objectives.topk_distillation_loss(model(input_ids=batch).logits, batch, *stored, alpha=distill.alpha,
+                                                         temperature=distill.temperature, kd_reduction=distill.kd_reduction).total
             teacher_logits = stored
-        return objectives.distillation_loss(logits, batch, teacher_logits, alpha=distill.alpha, temperature=distill.temperature,
-                                            ensemble=distill.ensemble, kd_reduction=distill.kd_reduction).total
+        kd = {"alpha": distill.alpha, "temperature": distill.temperature, "ensemble": distill.ensemble,
+              "kd_reduction": distill.kd_reduction}
+        if fused_head and dev.device.type == "cpu":  # measured on the CPU only; CUDA keeps the logits and _FusedDistill
+            hidden = model.base_model(input_ids=batch).last_hidden_state
+            return objectives.head_distillation_loss(hidden, model.get_output_embeddings().weight, batch, teacher_logits, **kd).total
+        return objectives.distillation_loss(model(input_ids=batch).logits, batch, teacher_logits, **kd).total
 
 
 def _plain_head(model) -> bool:
