@@ -1,6 +1,6 @@
 """Print the verdict and its decisions rebuilt from report.json files (babysweep/verdict_offline.py).
 
-    python scripts/verdict_from_report.py docs/example-study/report.json docs/example-storybooks/report.json
+    python scripts/verdict_from_report.py tests/fixtures/old_reports/example-study.json   # a report.json older than its decisions
 """
 
 import sys

@@ -299,13 +299,14 @@ def test_report_shows_decisions_power_configs_and_chance():
 
 @pytest.mark.parametrize("folder", ["example-study", "example-storybooks"])
 def test_the_published_verdicts_rebuild_from_report_json(folder):
-    """Old report.json files keep mean, std and n: the rebuilt Welch intervals equal the published ones."""
+    """Old report.json files keep mean, std and n: the rebuilt Welch intervals equal the published ones. The files:
+    the examples as published before their republication in the papers' regime (docs/ at 8d90b1c)."""
     import json
     from pathlib import Path
 
     from babysweep.report.verdict_offline import verdict_from_report
 
-    path = Path(__file__).parent.parent / "docs" / folder / "report.json"
+    path = Path(__file__).parent / "fixtures" / "old_reports" / f"{folder}.json"
     report = json.loads(path.read_text())
     text, decided = verdict_from_report(path)
     rows = {r["entry"]: r for r in report["rows"]}
