@@ -13,7 +13,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fuzz_cases import SURFACES, Fixtures
+from fuzz_cases import SURFACES, Fixtures, state_files
 from fuzz_cli import Project, check
 
 settings.register_profile("babysweep-ci", derandomize=True, database=None, deadline=None, print_blob=True,
@@ -65,3 +65,36 @@ def test_a_report_name_that_leaves_the_project_is_refused(args, tmp_path):
         outcome = project.invoke(*args)
         assert check(outcome, ["name"], must_fail=True) == [], outcome.traceback or outcome.err
         assert not (project.root.parent / "escape").exists()
+
+
+def _damaged_store(root, how: str) -> None:
+    import contextlib
+    import shutil
+    import sqlite3
+
+    db = root / "mlruns" / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Fixtures.store, db)
+    if how == "text":  # a run's name no longer UTF-8, in an intact page: sqlite's quick_check still says ok
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            conn.execute("UPDATE runs SET name = CAST(x'ff66616b65ff' AS TEXT)")
+            conn.commit()
+            assert conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
+    else:  # the 2,000-case run's page of 0xff bytes: quick_check's own report quotes them (not UTF-8 either)
+        with open(db, "r+b") as handle:
+            handle.seek(100 + 51 * (db.stat().st_size - 700) // 100)
+            handle.write(b"\xff" * 512)
+
+
+@pytest.mark.parametrize("how", ["text", "page"])
+@pytest.mark.parametrize("command", ["finalists", "report", "ablate"])
+def test_a_store_with_undecodable_text_is_refused_in_one_sentence(command, how, tmp_path):
+    # The regression of issue 26 at 2,000 state cases: a UnicodeDecodeError from inside MLflow (or from sqlite's
+    # quick_check report) reached the user as a traceback.
+    with Project(tmp_path) as project:
+        for name, content in state_files().items():
+            project.write(name, content)
+        _damaged_store(project.root, how)
+        outcome = project.invoke(command, "fake")
+        assert check(outcome, ["mlflow.db"], must_fail=True) == [], outcome.traceback or outcome.err
+        assert "damaged" in outcome.err
