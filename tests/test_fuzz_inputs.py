@@ -98,3 +98,39 @@ def test_a_store_with_undecodable_text_is_refused_in_one_sentence(command, how, 
         outcome = project.invoke(command, "fake")
         assert check(outcome, ["mlflow.db"], must_fail=True) == [], outcome.traceback or outcome.err
         assert "damaged" in outcome.err
+
+
+def _sweep_without_ray_state(project, files: dict) -> None:
+    for name, content in files.items():
+        project.write(name, content)
+    (project.root / "sweeps" / "fake" / "experiment_state-2026.json").unlink()
+    (project.root / "sweeps" / "fake" / "driver.json").unlink()
+
+
+def test_a_lost_ray_state_with_finished_trials_is_refused_not_restarted(tmp_path):
+    # The regression of issue 26 at 2,000 state cases: tuner.pkl without experiment_state-*.json took the
+    # "killed before any trial was saved" path, which deleted models/ and emptied mlflow_runs.json.
+    with Project(tmp_path) as project:
+        _sweep_without_ray_state(project, state_files())
+        outcome = project.invoke("run", "fake.yaml")
+        assert check(outcome, ["experiment_state"], must_fail=True) == [], outcome.traceback or outcome.err
+        assert "done" in outcome.err and "--fresh" in outcome.err
+        assert (project.root / "sweeps" / "fake" / "models" / "done" / "metrics.jsonl").is_file()
+
+
+def test_a_driver_killed_before_any_trial_saved_restarts_rays_part(tmp_path):
+    # The legitimate path (bench/study_kills.py meets it): trials had only started; their folders and runs go.
+    import json
+
+    files = {k: v for k, v in state_files().items() if "/models/" not in k}
+    files["sweeps/fake/models/t1/run.json"] = b"{}"
+    files["sweeps/fake/models/t1/metrics.jsonl"] = b""
+    files["sweeps/fake/mlflow_runs.json"] = json.dumps(
+        {"trials": {"t1": {"run_id": "0" * 32, "status": "RUNNING", "last_step": None}}}).encode()
+    with Project(tmp_path) as project:
+        _sweep_without_ray_state(project, files)
+        outcome = project.invoke("run", "fake.yaml")
+        assert outcome.accepted, outcome.traceback or outcome.err
+        folder = project.root / "sweeps" / "fake"
+        assert not (folder / "models").exists() and not (folder / "tuner.pkl").exists()
+        assert json.loads((folder / "mlflow_runs.json").read_text())["trials"] == {}
