@@ -13,7 +13,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fuzz_cases import SURFACES, Fixtures, state_files
+from fuzz_cases import SURFACES, Fixtures, fixed_spec, state_files
 from fuzz_cli import Project, check
 
 settings.register_profile("babysweep-ci", derandomize=True, database=None, deadline=None, print_blob=True,
@@ -134,3 +134,23 @@ def test_a_driver_killed_before_any_trial_saved_restarts_rays_part(tmp_path):
         folder = project.root / "sweeps" / "fake"
         assert not (folder / "models").exists() and not (folder / "tuner.pkl").exists()
         assert json.loads((folder / "mlflow_runs.json").read_text())["trials"] == {}
+
+
+@pytest.mark.parametrize("command", ["eval", "train"])
+def test_a_config_with_far_more_layers_than_the_weights_is_refused_before_it_is_built(command, tmp_path):
+    # Found by the 2,000-case model run of issue 26: config.json's num_hidden_layers 10**5 made transformers
+    # build 100,000 layers (gigabytes, minutes) before it found their weights missing.
+    import json
+    import shutil
+
+    with Project(tmp_path) as project:
+        shutil.copytree(Fixtures.model, project.root / "model")
+        config = json.loads((project.root / "model" / "config.json").read_text())
+        (project.root / "model" / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 100000}))
+        project.write("spec.yaml", fixed_spec(cache=Fixtures.cache))
+        args = (["eval", "model", "--blimp", str(Fixtures.pairs)] if command == "eval" else
+                ["train", "spec.yaml", "--out", "out", "--teacher", "model", "--set", "distill.alpha=0.5",
+                 "--set", "distill.cache=none", "--set", "eval.blimp=none"])
+        outcome = project.invoke(*args)
+        assert check(outcome, ["model"], must_fail=True) == [], outcome.traceback or outcome.err
+        assert "names 100000 layers" in outcome.err and outcome.seconds < 10

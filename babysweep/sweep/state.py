@@ -66,7 +66,7 @@ def saved_results(folder: Path) -> list[str]:
             wrote_epoch = metrics.is_file() and metrics.stat().st_size > 0 and bool(metrics.read_bytes().strip())
         except OSError:
             wrote_epoch = True  # unreadable: not ours to delete
-        saved = any(((trial / name).exists() for name in ("final", "blimp.json")))
+        saved = any((trial / name).exists() for name in ("final", "blimp.json"))
         ckpt = trial / "checkpoints"
         if wrote_epoch or saved or (ckpt.is_dir() and any(ckpt.iterdir())):
             found.add(trial.name)
