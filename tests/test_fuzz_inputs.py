@@ -154,3 +154,11 @@ def test_a_config_with_far_more_layers_than_the_weights_is_refused_before_it_is_
         outcome = project.invoke(*args)
         assert check(outcome, ["model"], must_fail=True) == [], outcome.traceback or outcome.err
         assert "names 100000 layers" in outcome.err and outcome.seconds < 10
+
+
+@pytest.mark.parametrize("args", [["status", "--storage", "~nosuchuser0x/sweeps"], ["cache", "show", "--cache-dir", "~nosuchuser0x"]])
+def test_a_tilde_that_names_no_user_is_refused_in_one_sentence(args, tmp_path):
+    # Found by the long option run of issue 26: Path.expanduser raised RuntimeError("Could not determine home directory").
+    with Project(tmp_path) as project:
+        outcome = project.invoke(*args)
+        assert check(outcome, [args[-1]], must_fail=True) == [], outcome.traceback or outcome.err
