@@ -162,3 +162,11 @@ def test_a_tilde_that_names_no_user_is_refused_in_one_sentence(args, tmp_path):
     with Project(tmp_path) as project:
         outcome = project.invoke(*args)
         assert check(outcome, [args[-1]], must_fail=True) == [], outcome.traceback or outcome.err
+
+
+def test_a_study_whose_sweep_holds_a_nul_is_refused(tmp_path):
+    # Found by the long study run of issue 26: resolve() raised "ValueError: embedded null byte".
+    with Project(tmp_path) as project:
+        project.write("study.yaml", 'name: s\nsweeps:\n- "nul\\0"\n')
+        outcome = project.invoke("validate", "study.yaml")
+        assert check(outcome, ["study.yaml"], must_fail=True) == [], outcome.traceback or outcome.err
