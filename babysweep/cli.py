@@ -546,6 +546,11 @@ def main() -> None:
         if found is not None:
             err_console.print(_one_line(f"error: {found}"), markup=False, highlight=False, soft_wrap=True)
             sys.exit(2)
+        if isinstance(exc, RuntimeError) and "home directory" in str(exc):  # Path.expanduser on ~NAME: no such user
+            given = next((a for a in sys.argv[1:] if a.startswith("~") or "=~" in a), "a path given")
+            err_console.print(_one_line(f"error: {given}: its ~ names no home directory on this machine (no such user, "
+                                        "or HOME unset); give the path in full."), markup=False, highlight=False, soft_wrap=True)
+            sys.exit(2)
         if isinstance(exc, _click_errors()):  # an unknown option, a missing argument: one line, exit 2
             ctx = getattr(exc, "ctx", None)
             hint = f" See `{ctx.command_path} --help`." if ctx is not None else ""

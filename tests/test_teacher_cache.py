@@ -331,3 +331,51 @@ def test_a_full_disk_stops_the_build_with_one_sentence(tmp_path, teacher_dirs, m
     assert files.complete_meta(tmp_path / "root" / cache.key(0)) is None
     monkeypatch.undo()
     assert cache.open(0)["logits"].shape[1] == cache.chunks  # space freed: the same call builds it
+
+
+def test_a_damaged_shard_is_found_by_its_checksum_and_rebuilt(tmp_path, teacher_dirs, capsys, monkeypatch):
+    # Issue 26: garbage written over a complete entry (same size, a marker that still describes the run) was
+    # read as teacher outputs. Each shard's CRC-32 is checked on the first open in a process.
+    run = _run(tmp_path, teacher_dirs, "exact")
+    cache = _fresh_cache(run, tmp_path / "root", shard_rows=50)
+    fresh = np.array(cache.open(0)["logits"])
+    entry = tmp_path / "root" / cache.key(0)
+    n_shards = math.ceil(cache.chunks / 50)
+    assert n_shards >= 3
+    size = (entry / "logits.bin").stat().st_size
+    with open(entry / "logits.bin", "r+b") as handle:  # a page of garbage inside a middle shard
+        handle.seek(size // 2)
+        handle.write(np.random.default_rng(0).bytes(4096))
+    assert files.complete_meta(entry) is not None  # sizes and marker alone say complete
+    capsys.readouterr()
+
+    monkeypatch.setattr(teacher_cache, "_VERIFIED", set())  # a new process
+    checked = []
+    real = teacher_cache.shard_crc
+    monkeypatch.setattr(teacher_cache, "shard_crc", lambda *a: checked.append(a[1]) or real(*a))
+    reopened = np.array(_fresh_cache(run, tmp_path / "root", shard_rows=50).open(0)["logits"])
+    assert np.array_equal(reopened, fresh)
+    err = capsys.readouterr().err
+    assert "does not match its checksum (damaged); building the entry again" in err and str(entry) in err
+
+    checked.clear()  # the rebuilt entry (this process built it) is not checked again, nor a second open of it
+    again = _fresh_cache(run, tmp_path / "root", shard_rows=50)
+    assert np.array_equal(np.array(again.open(0)["logits"]), fresh)
+    assert checked == []
+    monkeypatch.setattr(teacher_cache, "_VERIFIED", set())  # another process checks every shard once
+    _fresh_cache(run, tmp_path / "root", shard_rows=50).open(0)
+    assert len(checked) == n_shards
+
+
+def test_a_marker_without_checksums_is_rebuilt(tmp_path, teacher_dirs, capsys):
+    import json
+
+    run = _run(tmp_path, teacher_dirs, "exact")
+    cache = _fresh_cache(run, tmp_path / "root")
+    fresh = np.array(cache.open(0)["logits"])
+    entry = tmp_path / "root" / cache.key(0)
+    meta = json.loads((entry / files.META).read_text())
+    for damage in ({"crc32": meta["crc32"][:-1]}, {"crc32": None}, {"shard_rows": 0}):
+        (entry / files.META).write_text(json.dumps({**meta, **damage}))
+        assert np.array_equal(np.array(_fresh_cache(run, tmp_path / "root").open(0)["logits"]), fresh)
+        assert "does not describe this run's teacher outputs" in capsys.readouterr().err

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -78,6 +79,30 @@ def save_model(model: PreTrainedModel, tokenizer, folder: str | Path) -> Path:
         raise
 
 
+_LAYER = re.compile(r"\.(?:layers|h|layer|blocks)\.(\d+)\.")
+
+
+def _layers_fit(folder: Path) -> None:
+    """Refuse a config.json whose layer count differs from the weights' before transformers builds the model:
+    it allocates every layer the config names (100,000 layers of a small model: gigabytes and minutes)
+    before it finds them missing. Compares the count with the layer indices in model.safetensors' header."""
+    import json
+
+    weights = folder / "model.safetensors"
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        layers = config.get("num_hidden_layers", config.get("n_layer"))
+        with open(weights, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            names = json.loads(handle.read(size)) if 0 < size <= 100 << 20 else {}
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+        return  # no readable config or weights header: from_pretrained says what is wrong
+    indices = {int(m.group(1)) for name in names if (m := _LAYER.search(name))} if isinstance(names, dict) else set()
+    if indices and isinstance(layers, int) and not isinstance(layers, bool) and layers != max(indices) + 1:
+        raise UserError(f"{folder}: its config.json names {layers} layers but {weights.name} holds {max(indices) + 1}; "
+                        "the config belongs to another model.")
+
+
 def load_model(folder: str | Path, device: str | torch.device = "cpu"):
     """(model, tokenizer) from a saved folder, the model in eval mode on `device`. A folder that does not
     load, whose weights do not fit its config.json (another architecture, missing or reshaped tensors),
@@ -87,6 +112,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
     folder = Path(folder).expanduser()
     if not (folder / "config.json").is_file():
         raise UserError(f"{folder}: is not a saved model folder (no config.json).")
+    _layers_fit(folder)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # its multi-line load report: the refusal below says it in one sentence
     try:

@@ -172,6 +172,9 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
     paths.check_name(config.name, f"{path}: name")
     if config.report.name is not None:  # reports/<name>/: a name such as ../x would write outside the project
         paths.check_name(config.report.name, f"{path}: report.name")
+    nul = next((s for s in config.sweeps if "\x00" in s), None)
+    if nul is not None:  # no file name holds one; resolve() would raise ValueError
+        raise UserError(f"{path}: sweeps: {nul!r} holds a NUL character; give the spec file's path.")
     specs = [(path.parent / s).resolve() for s in config.sweeps]
     for given, spec in zip(config.sweeps, specs):
         if not spec.is_file():

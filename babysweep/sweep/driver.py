@@ -48,7 +48,7 @@ from babysweep.spec.load import diff_specs
 from babysweep.spec.checks import stratified_points
 from babysweep.core.paths import MODELS, RUN_MAP_FILE, SPEC_FILE, TEACHERS_FILE
 from babysweep.sweep.ray_cluster import init_ray
-from babysweep.sweep.state import driver_running, resume_summary, sweep_status
+from babysweep.sweep.state import driver_running, resume_summary, saved_results, sweep_status
 from babysweep.sweep.trial import GRID_KEY, POINT_KEY, REPEAT_KEY, TrialContext, trial_config
 
 
@@ -268,7 +268,16 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool, tracking_uri: str) ->
         if any(folder.glob("experiment_state-*.json")):
             return True
         # Killed after Ray wrote tuner.pkl but before it saved any trial: nothing can continue, and a restore
-        # would know no trial. Start Ray's part afresh; trials (and their runs) get new ids.
+        # would know no trial. Start Ray's part afresh; trials (and their runs) get new ids. Only when no trial
+        # saved anything: a folder whose experiment state went missing later (deleted, a lost copy) keeps its
+        # finished trials, and the user decides.
+        kept = saved_results(folder)
+        if kept:
+            n, shown = len(kept), ", ".join(kept[:3]) + (", ..." if len(kept) > 3 else "")
+            raise UserError(f"{folder}: Ray's saved state (experiment_state-*.json) is missing, yet {n} trial"
+                            f"{'' if n == 1 else 's'} ({shown}) saved results under {folder / MODELS}; restore that "
+                            "file to continue the sweep, or run it under another name (--name NEW) to keep them, "
+                            "or start over with --fresh (deletes them).")
         from babysweep.tracking.runs import discard_trial_runs
 
         for path in folder.iterdir():

@@ -30,7 +30,7 @@ from babysweep.core import metrics as M
 from babysweep.train.checkpoint import checkpoints
 from babysweep.core.config import budget_spent
 from babysweep.core.errors import UserError
-from babysweep.core.paths import MODELS, SPEC_FILE, sweep_folder
+from babysweep.core.paths import MODELS, RUN_MAP_FILE, SPEC_FILE, sweep_folder
 from babysweep.spec.sweep_spec import Spec
 from babysweep.spec.load import load_spec
 from babysweep.sweep.trial import TrialContext, trial_config
@@ -47,6 +47,40 @@ def driver_running(folder: Path) -> Iterator[None]:
         yield
     finally:
         mark.unlink(missing_ok=True)
+
+
+def saved_results(folder: Path) -> list[str]:
+    """What a sweep folder holds that a restart of Ray's part would lose: each trial (by id) that wrote an
+    epoch's metrics, a checkpoint, a final model or BLiMP scores under models/, or whose MLflow run (by the run
+    map, mlflow_runs.json) logged a metric or finished; a run map that cannot be read counts too. [] when a
+    killed driver left only what trials write as they start (run.json, placement, empty metrics.jsonl)."""
+    folder = Path(folder)
+    found: set[str] = set()
+    models = folder / MODELS
+    for trial in sorted(models.iterdir()) if models.is_dir() else []:
+        if not trial.is_dir():
+            found.add(trial.name)
+            continue
+        metrics = trial / "metrics.jsonl"
+        try:
+            wrote_epoch = metrics.is_file() and metrics.stat().st_size > 0 and bool(metrics.read_bytes().strip())
+        except OSError:
+            wrote_epoch = True  # unreadable: not ours to delete
+        saved = any((trial / name).exists() for name in ("final", "blimp.json"))
+        ckpt = trial / "checkpoints"
+        if wrote_epoch or saved or (ckpt.is_dir() and any(ckpt.iterdir())):
+            found.add(trial.name)
+    run_map = folder / RUN_MAP_FILE
+    if run_map.exists():
+        try:
+            entries = json.loads(run_map.read_bytes()).get("trials", {})
+            for trial_id, entry in entries.items():
+                if (not isinstance(entry, dict) or entry.get("last_step") is not None or entry.get("model_dir")
+                        or entry.get("status") not in ("RUNNING", "KILLED", "FAILED")):  # FAILED before a metric: reruns
+                    found.add(str(trial_id))
+        except (OSError, ValueError, AttributeError, TypeError):
+            found.add(RUN_MAP_FILE)
+    return sorted(found)
 
 
 def driver_alive(folder: Path) -> bool:

@@ -2,16 +2,22 @@
 and the limits MLflow puts on keys and values.
 
     client = client_for(uri)     # creates and migrates a new sqlite store under a file lock
+
+A sqlite store is checked (quick_check) when a process first opens it; damage that check cannot see (a
+text value that is no longer UTF-8 in an intact page) surfaces in a later call, and the client says so in
+one sentence too (DamagedStore), not in a traceback from inside MLflow.
 """
 
 from __future__ import annotations
 
 import contextlib
-
+import functools
 import logging
 import os
 import re
 from pathlib import Path
+from typing import Any
+
 import mlflow
 from mlflow.exceptions import MlflowException
 from babysweep.core.atomic import replace_file_durably
@@ -42,10 +48,92 @@ TERMINAL = ("FINISHED", "FAILED", "STOPPED")
 _READY: set[str] = set()  # sqlite stores this process has opened (tables created and migrated)
 
 
+class DamagedStore(UserError, MlflowException):
+    """A sqlite store whose content MLflow cannot read back. A UserError (the CLI prints one sentence, exit 2)
+    and an MlflowException (code that handled MLflow's own error before still does)."""
+
+    def __init__(self, message: str):
+        MlflowException.__init__(self, message)
+
+    def __reduce__(self):  # pickles with its one argument, e.g. out of a Ray worker
+        return (type(self), (self.message,))
+
+
+_DAMAGE_TEXTS = ("could not decode to utf-8", "database disk image is malformed", "file is not a database")
+
+
+def damage_sentence(db: Path, detail: str) -> str:
+    return (f"{db}: the MLflow store is damaged ({detail}); restore it from a backup, or move it away to start a "
+            "new store (each sweep's trials stay in its folder under sweeps/).")
+
+
+def _damage(exc: BaseException | None) -> str | None:
+    """What in an exception's chain says the store's content is damaged (a few words), or None."""
+    from babysweep.core.storage_errors import find as storage_error
+
+    if storage_error(exc) is not None:  # a full or read-only disk: said by storage_errors, in its own words
+        return None
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, DamagedStore):
+            return None  # said already
+        if isinstance(exc, UnicodeDecodeError):
+            return "a text value that is not UTF-8"
+        text = str(exc).lower()
+        hit = next((t for t in _DAMAGE_TEXTS if t in text), None)
+        if hit is not None:
+            return "a text value that is not UTF-8" if hit.startswith("could not") else hit
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+class _QuietAboutDamage(logging.Filter):
+    """MLflow logs a traceback before it raises an OperationalError again; for damage, the sentence is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and record.exc_info[1] is not None and _damage(record.exc_info[1]))
+
+
+logging.getLogger("mlflow.store.db.utils").addFilter(_QuietAboutDamage())
+
+
+class _Guarded:
+    """An MlflowClient on a sqlite store whose calls raise DamagedStore where MLflow meets damaged content."""
+
+    def __init__(self, client: mlflow.MlflowClient, db: Path):
+        self._inner, self._db = client, db
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def call(*args, **kwargs):
+            with _refusing_damage(self._db):
+                return value(*args, **kwargs)
+        return call
+
+
+@contextlib.contextmanager
+def _refusing_damage(db: Path):
+    try:
+        yield
+    except Exception as exc:
+        detail = _damage(exc)
+        if detail is None:
+            raise
+        raise DamagedStore(damage_sentence(db, detail)) from exc
+
+
 def _client(uri: str) -> mlflow.MlflowClient:
     db = sqlite_path(uri)
-    if db is None or uri in _READY:
+    if db is None:
         return mlflow.MlflowClient(tracking_uri=uri)
+    if uri in _READY:
+        with _refusing_damage(db):
+            return _Guarded(mlflow.MlflowClient(tracking_uri=uri), db)  # type: ignore[return-value]
     import fcntl
 
     db.parent.mkdir(parents=True, exist_ok=True)  # sqlite creates the file, not its folder
@@ -60,9 +148,10 @@ def _client(uri: str) -> mlflow.MlflowClient:
             _create_sqlite(db, uri)
         else:
             _check_sqlite(db)
-        client = mlflow.MlflowClient(tracking_uri=uri)
+        with _refusing_damage(db):
+            client = mlflow.MlflowClient(tracking_uri=uri)
     _READY.add(uri)
-    return client
+    return _Guarded(client, db)  # type: ignore[return-value]
 
 
 def _check_sqlite(db: Path) -> None:
@@ -78,9 +167,10 @@ def _check_sqlite(db: Path) -> None:
             verdict = "no sqlite header"
     except (OSError, sqlite3.Error) as exc:
         verdict = str(exc)
+    except UnicodeDecodeError:  # sqlite's own error message quotes damaged bytes (a schema entry), and Python cannot decode it
+        verdict = "a damaged page that sqlite cannot describe"
     if verdict != "ok":
-        raise UserError(f"{db}: the MLflow store is damaged ({verdict}); restore it from a backup, or move it away "
-                        "to start a new store (each sweep's trials stay in its folder under sweeps/).")
+        raise UserError(damage_sentence(db, " ".join(verdict.split())[:120]))
 
 
 def _create_sqlite(db: Path, uri: str) -> None:

@@ -17,6 +17,11 @@ logits, their token ids and the log-sum-exp of the rest (objectives.topk_distill
 Building: an entry is cut into shards; every trial that needs the entry takes the shards nobody holds
 (a non-blocking lock per shard), so concurrent trials share the build instead of one waiting idle;
 then waits for the others' shards and renames the files into place (train/teacher_cache_files.py).
+
+Integrity: each shard's builder records a CRC-32 of the bytes it wrote (shard-<i>.done, then meta.json's
+"crc32"); the first open of an entry in a process checks every shard against it (one sequential pass,
+about 3 GB/s, before the epoch's reads) and an entry that does not match (a flipped page, a file written
+over) is built again, with a line saying so: garbage is never read as teacher outputs.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import math
 import os
 import sys
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +46,11 @@ from babysweep.train.disk import cache_budget
 from babysweep.core.atomic import write_text_atomic
 from babysweep.data.batches import chunks_per_epoch, epoch_starts
 from babysweep.core.config import DistillConfig, RunConfig
+from babysweep.core.errors import UserError
 from babysweep.core.paths import cache_dir
 from babysweep.core.storage_errors import writing
 
-FORMAT = 1  # bump when what an entry holds changes
+FORMAT = 2  # bump when what an entry holds changes (2: per-shard CRC-32s)
 STORE_BYTES = 2  # float16
 SHARD_BYTES = 64 << 20  # a shard's output: big enough to amortise its locks, small enough to resume cheaply
 BUILD_ROWS = 32  # chunks per teacher forward pass while building
@@ -117,6 +124,19 @@ def teacher_digest(folder: str | Path) -> str:
     return _DIGESTS[stamp]
 
 
+_VERIFIED: set[tuple] = set()  # entries (path and files' identity) whose shards matched their CRCs in this process
+
+
+def shard_crc(arrays: dict[str, np.ndarray], lo: int, hi: int) -> int:
+    """CRC-32 of rows [lo, hi) of every array (the chunk axis: 1 for exact's logits, 0 otherwise)."""
+    crc = 0
+    for name in sorted(arrays):
+        array = arrays[name]
+        for part in ([array[i, lo:hi] for i in range(array.shape[0])] if name == "logits" else [array[lo:hi]]):
+            crc = zlib.crc32(memoryview(np.ascontiguousarray(part)).cast("B"), crc)
+    return crc
+
+
 def _say(text: str) -> None:
     print(f"teacher cache: {text}", file=sys.stderr, flush=True)
 
@@ -172,30 +192,59 @@ class TeacherCache:
         return [put(logits[i, sl]) for i in range(logits.shape[0])]
 
     def open(self, epoch: int) -> dict[str, np.ndarray]:
-        """Memory maps of the epoch's complete entry, built first if needed."""
+        """Memory maps of the epoch's complete entry, built first if needed; an entry built by another process
+        (or earlier) is checked against its CRCs once per process, and built again when it does not match."""
         entry = self.root / self.key(epoch)
+        rebuilt = False
         while True:
             meta = files.complete_meta(entry)
             if meta is not None and not self._describes(meta, epoch):  # a damaged or foreign marker: never read it
                 _say(f"epoch {epoch}: {entry / files.META} does not describe this run's teacher outputs (damaged?); "
                      "building the entry again")
-                with files.locked(self.root / f"{entry.name}.lock"):
-                    (entry / files.META).unlink(missing_ok=True)
+                self._discard(entry)
                 meta = None
-            if meta is None:
+            built = meta is None
+            if built:
                 with writing(entry, "the teacher cache (or lower distill.cache_budget_gb, or distill.cache: none)"):
                     meta = self._build(epoch, entry)
             files.touch(entry)
             try:  # copy-on-write maps: writable for torch.from_numpy, never written, so never copied
-                return {name: np.memmap(entry / f"{name}.bin", dtype=spec["dtype"], mode="c", shape=tuple(spec["shape"]))
+                maps = {name: np.memmap(entry / f"{name}.bin", dtype=spec["dtype"], mode="c", shape=tuple(spec["shape"]))
                         for name, spec in meta["arrays"].items()}
+                identity = (str(entry), *((os.stat(entry / f"{name}.bin").st_ino, os.stat(entry / f"{name}.bin").st_mtime_ns)
+                                          for name in sorted(meta["arrays"])))
             except FileNotFoundError:  # evicted or cleared between the check and the map: build it again
                 continue
+            if built or identity in _VERIFIED:
+                _VERIFIED.add(identity)
+                return maps
+            bad = next((i for i, crc in enumerate(meta["crc32"])
+                        if shard_crc(maps, i * meta["shard_rows"], (i + 1) * meta["shard_rows"]) != crc), None)
+            if bad is None:
+                _VERIFIED.add(identity)
+                return maps
+            del maps
+            if rebuilt:
+                raise UserError(f"{entry}: the teacher cache's entry for epoch {epoch} does not match its checksums even "
+                                "after it was built again (failing storage?); run `babysweep cache clear`, or set "
+                                "distill.cache: none to distil on the fly.")
+            _say(f"epoch {epoch}: shard {bad} of {entry} does not match its checksum (damaged); building the entry again")
+            self._discard(entry)
+            rebuilt = True
+
+    def _discard(self, entry: Path) -> None:
+        """Remove the entry's marker (under its lock): the next open builds it again."""
+        with files.locked(self.root / f"{entry.name}.lock"):
+            (entry / files.META).unlink(missing_ok=True)
 
     def _describes(self, meta: dict, epoch: int) -> bool:
         """The marker names this run's teachers, tokens, seed, epoch and array layout (file sizes alone
         would let a marker of another shape, or another run's entry, be read as this one)."""
-        return meta.get("key") == json.loads(self._base) and meta.get("epoch") == epoch and meta.get("arrays") == self.layout()
+        if not (meta.get("key") == json.loads(self._base) and meta.get("epoch") == epoch and meta.get("arrays") == self.layout()):
+            return False
+        rows, crcs = meta.get("shard_rows"), meta.get("crc32")
+        return (isinstance(rows, int) and rows > 0 and isinstance(crcs, list) and len(crcs) == math.ceil(self.chunks / rows)
+                and all(isinstance(c, int) for c in crcs))
 
     # ----------------------------------------------------------------------------- building
     def _build(self, epoch: int, entry: Path) -> dict:
@@ -213,8 +262,8 @@ class TeacherCache:
             for i in pending:
                 with files.locked(entry / f"shard-{i}.lock", blocking=False) as got:
                     if got and not done(i) and files.complete_meta(entry) is None:
-                        self._build_shard(entry, layout, starts, i)
-                        (entry / f"shard-{i}.done").touch()
+                        crc = self._build_shard(entry, layout, starts, i)
+                        write_text_atomic(entry / f"shard-{i}.done", json.dumps({"crc32": crc}))
                         finished = sum(done(j) for j in range(n_shards))
                         if finished * 10 // n_shards != (finished - 1) * 10 // n_shards:  # about every 10%
                             _say(f"epoch {epoch}: {finished}/{n_shards} shards ({100 * finished // n_shards}%)")
@@ -225,7 +274,7 @@ class TeacherCache:
                 continue
             with files.locked(self.root / f"{entry.name}.lock"):
                 if files.complete_meta(entry) is None:
-                    self._finish(entry, layout, epoch)
+                    self._finish(entry, layout, epoch, n_shards)
         return meta
 
     def _prepare(self, entry: Path, layout: dict, total: int) -> None:
@@ -252,18 +301,26 @@ class TeacherCache:
                 os.close(fd)
             os.replace(tmp, partial)
 
-    def _finish(self, entry: Path, layout: dict, epoch: int) -> None:
+    def _finish(self, entry: Path, layout: dict, epoch: int, n_shards: int) -> None:
+        crcs = []
+        for i in range(n_shards):
+            try:
+                crcs.append(int(json.loads((entry / f"shard-{i}.done").read_text())["crc32"]))
+            except (OSError, ValueError, KeyError, TypeError):  # a damaged mark: build that shard again
+                (entry / f"shard-{i}.done").unlink(missing_ok=True)
+                return
         for name in layout:
             partial = entry / f"{name}.bin{files.PARTIAL}"
             with open(partial, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.replace(partial, entry / f"{name}.bin")
-        meta = {"arrays": layout, "key": json.loads(self._base), "epoch": epoch}
+        meta = {"arrays": layout, "key": json.loads(self._base), "epoch": epoch, "shard_rows": self.shard_rows, "crc32": crcs}
         write_text_atomic(entry / files.META, json.dumps(meta, indent=1))  # the marker comes last
         _say(f"epoch {epoch}: complete")
 
     @torch.inference_mode()
-    def _build_shard(self, entry: Path, layout: dict, starts: np.ndarray, shard: int) -> None:
+    def _build_shard(self, entry: Path, layout: dict, starts: np.ndarray, shard: int) -> int:
+        """Writes the shard's rows of every array; returns their CRC-32 (shard_crc)."""
         lo, hi = shard * self.shard_rows, min((shard + 1) * self.shard_rows, self.chunks)
         maps = {name: np.memmap(entry / f"{name}.bin{files.PARTIAL}", dtype=spec["dtype"], mode="r+", shape=tuple(spec["shape"]))
                 for name, spec in layout.items()}
@@ -289,6 +346,7 @@ class TeacherCache:
                     maps["logits"][i, a:b] = o.half().cpu().numpy()
         for m in maps.values():
             m.flush()
+        return shard_crc(maps, lo, hi)
 
 
 def _reserve(fd: int, size: int) -> None:

@@ -6,10 +6,10 @@
     make_room(root, needed, budget, keep)       # evicts least recently used entries
 
 An entry is a folder <root>/<key>/ holding one .bin file per array. While it is built the arrays
-are <name>.bin.partial and each finished shard leaves shard-<i>.done; when every shard is done the
+are <name>.bin.partial and each finished shard leaves shard-<i>.done (its CRC-32); when every shard is done the
 partials are renamed and meta.json, the completeness marker, is written last (atomically). A reader
 only opens an entry whose meta.json exists and whose files have the sizes it states, so a
-half-written entry is never read. Locks are flock(2) files: they vanish with a killed holder.
+half-written entry is never read (and checks the shards' CRC-32s, in train/teacher_cache.py). Locks are flock(2) files: they vanish with a killed holder.
 """
 
 from __future__ import annotations
