@@ -12,6 +12,8 @@ placement.json (started / finished around `train()`, written by babysweep/sweep.
 - waves: a wave's trials that ended before its slowest one, until it ended (the price of reproducible
   waves, README "Reproducible sweeps"); trials are grouped into waves by their start order;
 - other: Ray's start, worker start-up and imports before train(), the driver's work between waves.
+Then: how many worker processes ran the trials (fewer with search.reuse_workers), and the seconds before train() from
+Ray's start of each trial (the experiment state's start_time) and from a wave's end (load-independent when ~0).
 With `--wall` the sweep's wall time is given (an existing folder); when the script runs the sweep it times it.
 """
 
