@@ -12,6 +12,8 @@ placement.json (started / finished around `train()`, written by babysweep/sweep.
 - waves: a wave's trials that ended before its slowest one, until it ended (the price of reproducible
   waves, README "Reproducible sweeps"); trials are grouped into waves by their start order;
 - other: Ray's start, worker start-up and imports before train(), the driver's work between waves.
+Then: how many worker processes ran the trials (fewer with search.reuse_workers), and the seconds before train() from
+Ray's start of each trial (the experiment state's start_time) and from a wave's end (load-independent when ~0).
 With `--wall` the sweep's wall time is given (an existing folder); when the script runs the sweep it times it.
 """
 
@@ -41,7 +43,7 @@ def account(folder: Path, wall: float, slots: int) -> None:
             continue
         # A trial the scheduler stopped has no "finished": its last report (elapsed since train() began) ends it.
         end = placement.get("finished", placement["started"] + rows[-1][M.ELAPSED_S])
-        trials.append({**placement, "finished": end, "steps": steps})
+        trials.append({**placement, "finished": end, "steps": steps, "trial_id": record.parent.name})
     if not trials:
         raise SystemExit(f"{folder}: no trial with a {PLACEMENT_FILE} and an epoch (sweeps run before it was written have none).")
     trials.sort(key=lambda t: t["started"])
@@ -56,6 +58,27 @@ def account(folder: Path, wall: float, slots: int) -> None:
                         ("waves waiting for their slowest trial", waiting),
                         ("other (Ray, worker start-up and imports, driver)", other)):
         print(f"   {name:52s} {value:7.0f} s  {100 * value / total:5.1f}%")
+    starts(folder, trials, waves)
+
+
+def starts(folder: Path, trials: list[dict], waves: list[list[dict]]) -> None:
+    """Seconds before train(): from Ray's start of each trial (its actor ready, Ray's run_metadata start_time in the
+    experiment state) to train(), and from the end of a wave to the start of each trial of the next; and how many
+    worker processes ran the trials (fewer than the trials when workers are reused)."""
+    found = sorted(folder.glob("experiment_state-*.json"))
+    ray_start = {}
+    if found:
+        for info, runtime in json.loads(found[-1].read_text())["trial_data"]:
+            ray_start[json.loads(info)["trial_id"]] = json.loads(runtime).get("start_time")
+    pids = {t.get("pid") for t in trials}
+    gaps = [t["started"] - ray_start[t["trial_id"]] for t in trials if ray_start.get(t.get("trial_id"))]
+    between = [t["started"] - max(o["finished"] for o in before) for before, wave in zip(waves, waves[1:]) for t in wave]
+    def show(values: list[float]) -> str:
+        return (f"mean {sum(values) / len(values):.1f} s, min {min(values):.1f}, max {max(values):.1f} "
+                f"({', '.join(f'{v:.1f}' for v in values)})") if values else "none"
+    print(f"   {len(trials)} trials ran in {len(pids)} worker processes")
+    print(f"   Ray's trial start to train(): {show(gaps)}")
+    print(f"   a wave's end to the next wave's train(): {show(between)}")
 
 
 def main() -> None:

@@ -378,7 +378,7 @@ def _load_text(text: str, path: Path, overrides: dict[str, Any] | None, check_pa
 
 def diff_specs(old_text: str, new_spec: Spec) -> list[str]:
     """Dotted keys whose search space or search settings differ between a saved spec's text and
-    new_spec (search.concurrent and search.max_failures may change). Blank old text: nothing to compare."""
+    new_spec (search.concurrent, search.max_failures and search.reuse_workers may change). Blank old text: nothing to compare."""
     if not old_text.strip():
         return []
     old = _load_text(old_text, Path(f"{new_spec.path} (saved copy)"), None, check_paths=False)

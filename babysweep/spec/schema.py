@@ -35,6 +35,9 @@ class SearchConfig(_Strict):
     # TPE cannot spend a whole sweep on the value it liked first; Optuna samples every other key
     stratify: str | None = None
     max_failures: int = Field(1, ge=0)  # retries of a failed trial
+    # a trial's worker process runs the next trial too (Ray's reuse_actors): no new process, no imports of torch,
+    # transformers and babysweep per trial; results do not depend on it (tests/test_warm_workers.py)
+    reuse_workers: bool = True
     grace_period: int = Field(1, ge=1)  # ASHA: epochs before a trial may be stopped
     reduction_factor: float = Field(2, gt=1)  # ASHA: keep 1/reduction_factor at each rung
 

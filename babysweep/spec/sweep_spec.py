@@ -18,7 +18,7 @@ from babysweep.spec.space import OptunaSpace as OptunaSpace  # sweeps saved befo
 from babysweep.spec.messages import _first_error
 from babysweep.spec.schema import FromSweep, LEAVES, ResourcesConfig, SearchConfig, TrackingConfig
 
-RUNTIME_SEARCH_KEYS = ("concurrent", "max_failures")  # may change when a sweep resumes
+RUNTIME_SEARCH_KEYS = ("concurrent", "max_failures", "reuse_workers")  # may change when a sweep resumes
 
 
 # ------------------------------------------------------------------ the spec

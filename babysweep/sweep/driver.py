@@ -149,6 +149,12 @@ def run_trial(params: dict, payload: dict) -> None:
 
     from babysweep.train.trainer import train
 
+    # A warm worker (search.reuse_workers) runs its next trial only once this trial's thread has ended; Ray waits
+    # 2 s for that by default and then fails the *next* trial. Unwinding a stopped trial can take longer on a
+    # loaded machine. Everything else the trial relies on is set by the trainer in every trial: threads
+    # (train.threads, from the trial's CPUs), the python, numpy and torch seeds, the device; module-level caches
+    # are keyed by content (teacher digests, the built-in grammar); the run's objects are the thread's own.
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "120")
     spec: Spec = payload["spec"]
     config = trial_config(spec, params, payload["context"]).config  # the very config the driver logs to MLflow
     trial_id = tune.get_context().get_trial_id()
@@ -435,6 +441,7 @@ def _run_sweep(spec: Spec, *, fresh: bool, address: str | None, storage: str | P
                     raise UserError(f"{folder / 'tuner.pkl'}: Ray cannot restore the sweep from its saved state "
                                     f"({text}); restore the folder, or start the sweep over with --fresh.") from None
                 tuner._local_tuner.get_run_config().callbacks = callbacks  # callbacks hold live objects: set anew
+                tuner._local_tuner._tune_config.reuse_actors = search.reuse_workers  # a runtime setting, as the spec's now
             else:
                 tune_config = tune.TuneConfig(
                     search_alg=None if param_space else _searcher(spec),
@@ -442,6 +449,7 @@ def _run_sweep(spec: Spec, *, fresh: bool, address: str | None, storage: str | P
                     num_samples=1 if param_space else total,
                     max_concurrent_trials=None if in_waves(spec) else search.concurrent,  # else the limiter's
                     trial_dirname_creator=trial_dirname,
+                    reuse_actors=search.reuse_workers,  # warm workers: run_trial sets all the process state it relies on
                 )
                 run_config = tune.RunConfig(
                     name=spec.name, storage_path=str(folder.parent), callbacks=callbacks, verbose=0,
