@@ -86,7 +86,7 @@ else:
 
 spec = load_spec(REPO / "search_spaces" / "students.yaml")
 fixed = {"train.lr": 2e-3, "train.weight_decay": 0.1, "train.warmup_steps": 100, "train.scheduler": "cosine",
-         "distill.temperature": 2.0, "distill.alpha": 0.5, "antlm.schedule": "4clm"}
+         "distill.temperature": 2.0, "distill.alpha": 0.5, "antlm.schedule": f"{spec.space['train']['epochs']}clm"}  # all CLM
 base = spec.materialize(fixed, teachers=teachers)
 base["train"]["threads"] = 1  # one thread, as a sweep trial with cpu: 1 has
 base["data"]["builtin_words"] = args.words
