@@ -140,6 +140,16 @@ def test_topk_tail_bucket_is_exact_at_temperature_one():
     assert float(loss.kd) <= float(full) + 1e-6  # a coarse-grained KL never exceeds the full one
 
 
+def _built_entry(tmp_path, teacher_dirs):
+    """A built exact-cache entry of epoch 0: the run, its logits as read, its folder and its meta.json."""
+    import json
+
+    run = _run(tmp_path, teacher_dirs, "exact")
+    cache = _fresh_cache(run, tmp_path / "root")
+    entry = tmp_path / "root" / cache.key(0)
+    return run, np.array(cache.open(0)["logits"]), entry, json.loads((entry / files.META).read_text())
+
+
 def _fresh_cache(run, root, shard_rows=400):
     plan, cfg = run.cache_plan, run.cfg
     return teacher_cache.TeacherCache(plan, root, run.teachers, cfg.distill.teachers, run.data.train, "test-tokens",
@@ -222,11 +232,7 @@ def test_a_marker_that_does_not_describe_the_run_is_rebuilt_not_read(tmp_path, t
     # epoch, another run's key) was read as this run's outputs: silently wrong numbers.
     import json
 
-    run = _run(tmp_path, teacher_dirs, "exact")
-    cache = _fresh_cache(run, tmp_path / "root")
-    fresh = np.array(cache.open(0)["logits"])
-    entry = tmp_path / "root" / cache.key(0)
-    meta = json.loads((entry / files.META).read_text())
+    run, fresh, entry, meta = _built_entry(tmp_path, teacher_dirs)
     shape = meta["arrays"]["logits"]["shape"]
     for damage in ({"arrays": {"logits": {**meta["arrays"]["logits"], "shape": [shape[0], shape[1], shape[3], shape[2]]}}},
                    {"epoch": 1}, {"key": {**meta["key"], "seed": 12345}}):
@@ -370,11 +376,7 @@ def test_a_damaged_shard_is_found_by_its_checksum_and_rebuilt(tmp_path, teacher_
 def test_a_marker_without_checksums_is_rebuilt(tmp_path, teacher_dirs, capsys):
     import json
 
-    run = _run(tmp_path, teacher_dirs, "exact")
-    cache = _fresh_cache(run, tmp_path / "root")
-    fresh = np.array(cache.open(0)["logits"])
-    entry = tmp_path / "root" / cache.key(0)
-    meta = json.loads((entry / files.META).read_text())
+    run, fresh, entry, meta = _built_entry(tmp_path, teacher_dirs)
     for damage in ({"crc32": meta["crc32"][:-1]}, {"crc32": None}, {"shard_rows": 0}):
         (entry / files.META).write_text(json.dumps({**meta, **damage}))
         assert np.array_equal(np.array(_fresh_cache(run, tmp_path / "root").open(0)["logits"]), fresh)

@@ -102,6 +102,20 @@ def _scaled_into(dst: torch.Tensor, src: torch.Tensor, scale: float) -> torch.Te
     return torch.mul(src, scale, out=dst) if src.dtype == dst.dtype else dst.copy_(src).mul_(scale)
 
 
+def _mean_logits_into(dst: torch.Tensor, teachers, rows: slice, scale: float) -> torch.Tensor:
+    """dst = the teachers' logits on `rows`, averaged and times `scale` (1/T), in dst's (work) dtype."""
+    k = len(teachers)
+    if k == 1:
+        return _scaled_into(dst, teachers[0][rows], scale)
+    if teachers[0].dtype == dst.dtype and teachers[1].dtype == dst.dtype:
+        torch.add(teachers[0][rows], teachers[1][rows], out=dst)
+    else:
+        dst.copy_(teachers[0][rows]).add_(teachers[1][rows])
+    for t in teachers[2:]:
+        dst.add_(t[rows])
+    return dst.mul_(scale / k)
+
+
 def _copy_or_view(buffer: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
     """Rows in the work dtype: as they are (a view) when no conversion buffer is given."""
     return rows if buffer is None else buffer.copy_(rows)
@@ -168,16 +182,7 @@ class _FusedDistill(torch.autograd.Function):
 
             # The teachers' distribution at temperature T: tp (probabilities) and tlp (their logs).
             if ensemble == "logits":
-                if k == 1:
-                    _scaled_into(ts, teachers[0][sl], inv_t)
-                else:
-                    if teachers[0].dtype == work and teachers[1].dtype == work:
-                        torch.add(teachers[0][sl], teachers[1][sl], out=ts)
-                    else:
-                        ts.copy_(teachers[0][sl]).add_(teachers[1][sl])
-                    for t in teachers[2:]:
-                        ts.add_(t[sl])
-                    ts.mul_(inv_t / k)
+                _mean_logits_into(ts, teachers, sl, inv_t)
                 torch.log_softmax(ts, -1, out=tlp)
                 torch.exp(tlp, out=tp)
             else:
@@ -324,16 +329,7 @@ class _HeadDistill(torch.autograd.Function):
             # The teachers' distribution at T: tp, and in ts log tp - log p_student_T (the student's log-probability
             # at T being s - lse_t).
             if ensemble == "logits":
-                if k == 1:
-                    _scaled_into(ts, teachers[0][sl], inv_t)
-                else:
-                    if teachers[0].dtype == dtype and teachers[1].dtype == dtype:
-                        torch.add(teachers[0][sl], teachers[1][sl], out=ts)
-                    else:
-                        ts.copy_(teachers[0][sl]).add_(teachers[1][sl])
-                    for t in teachers[2:]:
-                        ts.add_(t[sl])
-                    ts.mul_(inv_t / k)
+                _mean_logits_into(ts, teachers, sl, inv_t)
                 torch.softmax(ts, 1, out=tp)
                 shift = lse_t - _lse_from_softmax(ts, tp)
                 ts.sub_(s).add_(shift)  # (ts - lse_teacher) - (s - lse_t)
