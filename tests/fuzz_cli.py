@@ -54,6 +54,7 @@ class Outcome:
     accepted: bool = False
     changed: list[str] = field(default_factory=list)  # files that existed before and differ (or vanished) after
     seconds: float = 0.0
+    cwd: str = ""  # the folder the command ran in: a relative path may be named resolved against it
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -122,7 +123,7 @@ class Project:
         watched = watch or self.root
         before = tree_hashes(watched)
         out, err = io.StringIO(), io.StringIO()
-        outcome = Outcome(argv, None)
+        outcome = Outcome(argv, None, cwd=str(self.root))
         saved = (sys.argv, os.environ.get("BABYSWEEP_PROJECT"), os.environ.get("COLUMNS"), os.getcwd())
 
         def alarm(*_):
@@ -190,7 +191,7 @@ def check(outcome: Outcome, names: list[str] = (), must_fail: bool = False) -> l
         lines = [line for line in outcome.err.splitlines() if line.strip()]
         if len(lines) > MAX_LINES or not lines or not lines[-1].startswith("error: "):
             problems.append(f"long: {len(lines)} lines on stderr: {outcome.err[:300]!r}")
-        elif names and not any(variant in outcome.err for name in names for variant in _printed(str(name))):
+        elif names and not any(variant in outcome.err for name in names for variant in _printed(str(name), outcome.cwd)):
             problems.append(f"unnamed: none of {list(names)[:4]} in {outcome.err.strip()[:300]!r}")
     return problems
 
@@ -203,11 +204,14 @@ def _one_line(text: str) -> str:
     return escape(text)
 
 
-def _printed(name: str) -> set[str]:
-    """How a name the user typed may appear in a message: as typed, escaped, or as a normalised path."""
+def _printed(name: str, cwd: str = "") -> set[str]:
+    """How a name the user typed may appear in a message: as typed, escaped, or as a normalised path
+    (also resolved against the command's folder: `--teacher ..` is named as the folder it means)."""
     variants = {name, _one_line(name)}
     with contextlib.suppress(ValueError):
         variants.add(str(Path(name)))
+        if cwd and name and "\x00" not in name:
+            variants.add(os.path.normpath(os.path.join(cwd, name)))
     return variants
 
 

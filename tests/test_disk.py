@@ -18,14 +18,14 @@ def test_the_study_estimate_names_the_teacher_cache_and_what_is_free(tmp_path, m
 
     monkeypatch.setattr(disk, "free_bytes", lambda path: 40e9)
     # the corpus as prepare() returns it (its tokenisation is tested elsewhere): 330,000 training tokens
-    monkeypatch.setattr(babysweep.data, "prepare", lambda data_cfg: types.SimpleNamespace(train=[0] * 330_000))
+    monkeypatch.setattr(babysweep.data, "prepare", lambda data_cfg: types.SimpleNamespace(train=[0] * 330_000, chunk_bos=1))
     small = {"data.seq_len": 32, "data.tokenizer.vocab_size": 500}
     specs = [load_spec(ROOT / "search_spaces" / f"{name}.yaml", small) for name in ("teachers", "students")]
     lines = disk_estimate.study_estimate(specs, 5, tmp_path / "sweeps")
     assert lines[0].startswith("disk estimate: at most ") and "40.00 GB free under" in lines[0]
     assert "teacher cache" in lines[0] and "models and checkpoints about" in lines[0]
-    # 8 distilled epochs x 10,311 chunks x 32 x vocab 500 x 2 B per seed, for the tuning seed and 5 finalist seeds
-    assert lines[1].startswith("  teacher cache, students: 2.64 GB per seed x 6 seeds")
+    # 8 distilled epochs x 10,644 chunks (<s> + 31 tokens each) x 32 x vocab 500 x 2 B per seed, for the tuning seed and 5 finalist seeds
+    assert lines[1].startswith("  teacher cache, students: 2.72 GB per seed x 6 seeds")
     assert "the cache budget 10.00 GB (25% of the 40.00 GB it could use, leaving at least 5 GB free" in lines[1]
     monkeypatch.setattr(disk, "free_bytes", lambda path: 3e9)
     lines = disk_estimate.study_estimate(specs, 5, tmp_path / "sweeps")

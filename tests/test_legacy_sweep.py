@@ -6,6 +6,7 @@ sweep killed with one trial finished and one at epoch 2 of 4. Its Ray state pick
 files hold absolute paths, so it is unpacked where it was made.
 """
 
+import json
 import os
 import pickletools
 import shutil
@@ -56,5 +57,10 @@ def test_a_sweep_made_before_the_move_resumes():
         assert len(rows) == 2 and {r["state"] for r in rows} == {"FINISHED"} and {r["epoch"] for r in rows} == {4}
         runs = sweep_runs(default_tracking_uri(MADE_AT), "legacy")
         assert len(runs) == 2 and {r["status"] for r in runs} == {"FINISHED"}  # the killed trial's run continued
+        # Made before data.chunk_bos: its trials keep the chunks they started with (no <s> added).
+        records = [json.loads(p.read_text()) for p in sweep.rglob("run.json")]
+        layouts = [r["config"]["data"].get("chunk_bos") for r in records]  # None: written by the old code
+        assert False in layouts and True not in layouts
+        assert not (sweep / "data_layout.json").exists()
     finally:
         shutil.rmtree(MADE_AT, ignore_errors=True)

@@ -98,7 +98,8 @@ def test_metrics_blimp_and_saved_model(tmp_path, cache_dir):
     assert final[M.EVAL_PPL] == pytest.approx(math.exp(final[M.EVAL_LOSS]))
     # Running totals: every epoch trains on all its chunks (the last batch is short, not dropped).
     first = reports[0][0]
-    assert first[M.TOKENS_SEEN] == chunks_per_epoch(len(prepare(RunConfig.of(tiny_config(cache_dir)).data).train), 32) * 32
+    data = prepare(RunConfig.of(tiny_config(cache_dir)).data)
+    assert first[M.TOKENS_SEEN] == chunks_per_epoch(len(data.train), 32, data.chunk_bos) * 32
     assert final[M.TOKENS_SEEN] == 2 * first[M.TOKENS_SEEN] and final[M.FLOPS] == pytest.approx(2 * first[M.FLOPS])
     assert reports[1][0][M.EVAL_LOSS] < 7.0  # it learnt something (uniform over 500 tokens is 6.2+)
     assert 0.0 <= final[M.BLIMP_OVERALL] <= 1.0 and M.BLIMP_OVERALL not in reports[0][0]

@@ -27,6 +27,9 @@ class DataConfig(_Section):
     train: str = "builtin"  # "builtin", a BabyLM folder (train_*/), a file or a glob
     dev: str = "builtin"  # "builtin", a folder (dev/), a file or a glob
     seq_len: int = Field(128, ge=8)  # tokens per training chunk (BabyLlama: 128)
+    # Every training chunk begins with <s>, as evaluation reads a sentence (data/batches.py). Sweeps and
+    # runs started before this existed keep false when they resume: their batches and caches stay theirs.
+    chunk_bos: bool = True
     tokenizer: TokenizerConfig = TokenizerConfig()
     builtin_words: int = Field(250_000, ge=1000)  # built-in corpus size (train); dev is a tenth
     builtin_seed: int = 0  # the built-in grammar's seed: same seed and size, same text

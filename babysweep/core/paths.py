@@ -49,6 +49,9 @@ def sweep_folder(name: str, storage: str | Path | None = None) -> Path:
 # Inside a sweep folder (besides Ray's own files):
 SPEC_FILE = "spec.yaml"  # the spec the sweep was started with; a resume checks the new spec against it
 TEACHERS_FILE = "teachers.json"  # a student sweep's resolved teachers, so that a resume uses the same ones
+# Written when a sweep folder is made; a sweep folder without it was started before data.chunk_bos existed,
+# so its trials (resumed or new) keep the older chunk layout and stay comparable with one another.
+LAYOUT_FILE = "data_layout.json"
 RUN_MAP_FILE = "mlflow_runs.json"  # trial id -> MLflow run id (tracking/tracker.py), so that a resume reuses the runs
 MODELS = "models"  # models/<trial_id>/: checkpoints/, final/ (HF model), metrics.jsonl, run.json, blimp.json
 

@@ -63,7 +63,7 @@ def study_estimate(specs: list, seeds: int, root: str | Path) -> list[str]:
         n_stored = 1
         if _fixed(spec, "distill.ensemble", "logits") == "probs":
             n_stored = spec.teachers_from_sweep.top if spec.teachers_from_sweep is not None else len(_fixed(spec, "distill.teachers", []))
-        chunks = chunks_per_epoch(len(prepared.train), seq_len)
+        chunks = chunks_per_epoch(len(prepared.train), seq_len, prepared.chunk_bos)
         per_seed = epochs * chunks * seq_len * vocab * 2 * n_stored
         if mode.startswith("topk"):
             k = int(mode.partition(":")[2])

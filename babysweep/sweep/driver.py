@@ -46,7 +46,7 @@ from babysweep.spec.space import OptunaSpace
 from babysweep.spec.sweep_spec import Spec, config_count, grid_points
 from babysweep.spec.load import diff_specs
 from babysweep.spec.checks import stratified_points
-from babysweep.core.paths import MODELS, RUN_MAP_FILE, SPEC_FILE, TEACHERS_FILE
+from babysweep.core.paths import LAYOUT_FILE, MODELS, RUN_MAP_FILE, SPEC_FILE, TEACHERS_FILE
 from babysweep.sweep.ray_cluster import init_ray
 from babysweep.sweep.state import driver_running, resume_summary, saved_results, sweep_status
 from babysweep.sweep.trial import GRID_KEY, POINT_KEY, REPEAT_KEY, TrialContext, trial_config
@@ -249,7 +249,7 @@ class SweepResult:
 
 
 # What a sweep folder keeps when Ray's part starts afresh: the spec, the resolved teachers, the MLflow run map.
-_KEPT_ON_RAY_RESTART = {SPEC_FILE, TEACHERS_FILE, RUN_MAP_FILE}
+_KEPT_ON_RAY_RESTART = {SPEC_FILE, TEACHERS_FILE, RUN_MAP_FILE, LAYOUT_FILE}
 
 
 def _prepare_folder(spec: Spec, folder: Path, fresh: bool, tracking_uri: str) -> bool:
@@ -290,7 +290,10 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool, tracking_uri: str) ->
             if path.name not in _KEPT_ON_RAY_RESTART:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         discard_trial_runs(tracking_uri, folder)
+    new = not (folder / SPEC_FILE).is_file()
     folder.mkdir(parents=True, exist_ok=True)
+    if new:
+        write_text_atomic(folder / LAYOUT_FILE, json.dumps({"chunk_bos": True}), "the sweep's data layout")
     write_text_atomic(folder / SPEC_FILE, spec.text, "the sweep's spec")
     return False
 

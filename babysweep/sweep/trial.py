@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from babysweep.core.config import RunConfig
-from babysweep.core.paths import TEACHERS_FILE
+from babysweep.core.paths import LAYOUT_FILE, SPEC_FILE, TEACHERS_FILE
 from babysweep.spec.sweep_spec import Spec
 
 GRID_KEY = "grid_point"  # algorithm grid: the trial's grid point
@@ -36,6 +36,8 @@ class TrialContext:
     # rows of teachers.json with a "repeat" (finalist_teachers.py). None: every trial has `teachers`.
     teachers_by_repeat: tuple[tuple[str, ...], ...] | None = None
     teacher_runs_by_repeat: tuple[tuple[str, ...], ...] | None = None  # their MLflow run ids
+    # A sweep started before data.chunk_bos existed (core/paths.LAYOUT_FILE): every trial keeps the old chunks.
+    old_chunks: bool = False
 
     @classmethod
     def of(cls, spec: Spec, folder: Path) -> "TrialContext":
@@ -43,13 +45,14 @@ class TrialContext:
         saved = Path(folder) / TEACHERS_FILE
         rows = json.loads(saved.read_text()) if saved.is_file() else None
         cache, cpu = str(Path(folder).parent / ".cache"), spec.resources.cpu
+        old = (Path(folder) / SPEC_FILE).is_file() and not (Path(folder) / LAYOUT_FILE).is_file()
         if rows and all("repeat" in r for r in rows):
             repeats = sorted({int(r["repeat"]) for r in rows})
             by = [[r for r in rows if int(r["repeat"]) == k] for k in range(max(repeats) + 1)]
             dirs = tuple(tuple(r["model_dir"] for r in group) for group in by)
             runs = tuple(tuple(r["run_id"] for r in group) for group in by)
-            return cls(dirs[0], cache, cpu, dirs, runs)
-        return cls(tuple(r["model_dir"] for r in rows) if rows is not None else None, cache, cpu)
+            return cls(dirs[0], cache, cpu, dirs, runs, old)
+        return cls(tuple(r["model_dir"] for r in rows) if rows is not None else None, cache, cpu, old_chunks=old)
 
     def teachers_of(self, repeat: int) -> tuple[str, ...] | None:
         if self.teachers_by_repeat is not None and repeat < len(self.teachers_by_repeat) and self.teachers_by_repeat[repeat]:
@@ -93,4 +96,6 @@ def trial_config(spec: Spec, ray_config: dict, context: TrialContext) -> Trial:
     config.data.cache_dir = config.data.cache_dir or context.cache_dir
     config.train.seed += repeat
     config.train.threads = config.train.threads or max(1, int(context.cpu))
+    if context.old_chunks:
+        config.data.chunk_bos = False
     return Trial(params, config, repeat, point)

@@ -44,7 +44,7 @@ from babysweep.train import teacher_cache_files as files
 from babysweep.core.file_hash import update_with_files
 from babysweep.train.disk import cache_budget
 from babysweep.core.atomic import write_text_atomic
-from babysweep.data.batches import chunks_per_epoch, epoch_starts
+from babysweep.data.batches import chunk_rows, chunks_per_epoch, epoch_starts
 from babysweep.core.config import DistillConfig, RunConfig
 from babysweep.core.errors import UserError
 from babysweep.core.paths import cache_dir
@@ -146,16 +146,17 @@ class TeacherCache:
 
     def __init__(self, plan: Plan, root: Path, teachers: list[torch.nn.Module], teacher_dirs: list[str],
                  tokens: np.ndarray, token_id: str, seq_len: int, seed: int, ensemble: str, dev, vocab: int,
-                 budget_bytes: float, epochs: list[int], shard_rows: int | None = None):
+                 budget_bytes: float, epochs: list[int], shard_rows: int | None = None, bos: int | None = None):
         self.plan, self.root, self.teachers, self.tokens = plan, Path(root), teachers, tokens
         self.seq_len, self.seed, self.ensemble, self.dev, self.vocab = seq_len, seed, ensemble, dev, vocab
-        self.budget_bytes, self.epochs = budget_bytes, epochs
-        self.chunks = chunks_per_epoch(len(tokens), seq_len)
+        self.budget_bytes, self.epochs, self.bos = budget_bytes, epochs, bos
+        self.chunks = chunks_per_epoch(len(tokens), seq_len, bos)
         kind = f"topk:{plan.k}" if plan.mode == "topk" else f"exact-{ensemble}"
         precision = str(dev.autocast_dtype) if dev.autocast_dtype is not None else "fp32"
         self._base = json.dumps({"format": FORMAT, "kind": kind, "teachers": [teacher_digest(d) for d in teacher_dirs],
                                  "tokens": token_id, "n_tokens": len(tokens), "seq_len": seq_len, "seed": seed,
-                                 "precision": precision}, sort_keys=True)
+                                 "precision": precision, **({"chunk_bos": bos} if bos is not None else {})},
+                                sort_keys=True)  # the older layout's entries keep their keys
         row_bytes = seq_len * bytes_per_position(plan.mode, plan.k, vocab, self._stored())
         self.shard_rows = shard_rows or max(1, SHARD_BYTES // row_bytes)
         self._epoch: int | None = None
@@ -255,7 +256,7 @@ class TeacherCache:
             if files.complete_meta(entry) is None:
                 self._prepare(entry, layout, total)
         done = lambda i: (entry / f"shard-{i}.done").exists()  # noqa: E731
-        starts = epoch_starts(len(self.tokens), self.seq_len, self.seed, epoch)
+        starts = epoch_starts(len(self.tokens), self.seq_len, self.seed, epoch, self.bos)
         _say(f"epoch {epoch}: building {files.human(total)} in {n_shards} shards ({entry})")
         while (meta := files.complete_meta(entry)) is None:
             pending = [i for i in range(n_shards) if not done(i)]
@@ -326,7 +327,7 @@ class TeacherCache:
                 for name, spec in layout.items()}
         for a in range(lo, hi, BUILD_ROWS):
             b = min(a + BUILD_ROWS, hi)
-            rows = np.stack([self.tokens[s : s + self.seq_len] for s in starts[a:b]]).astype(np.int64)
+            rows = chunk_rows(self.tokens, starts[a:b], self.seq_len, self.bos)
             batch = self.dev.put(torch.from_numpy(rows))
             with self.dev.autocast():
                 outs = [t(input_ids=batch).logits.float() for t in self.teachers]
@@ -369,11 +370,12 @@ def for_run(cfg: RunConfig, data, teachers: list[torch.nn.Module], dev, phases: 
     epochs = [e for e, phase in enumerate(phases) if phase != "mlm"]  # MLM epochs have no KD
     vocab = teachers[0].config.vocab_size
     root = files.cache_root(cache_dir(cfg.data.cache_dir))
-    chosen = plan(distill, chunks_per_epoch(len(data.train), seq_len), seq_len, vocab, len(teachers), len(epochs), root)
+    chosen = plan(distill, chunks_per_epoch(len(data.train), seq_len, data.chunk_bos), seq_len, vocab, len(teachers), len(epochs), root)
     _say(f"{chosen.mode if chosen.mode != 'topk' else f'topk:{chosen.k}'} ({chosen.reason})")
     if chosen.mode == "none":
         return chosen, None
     filename = Path(getattr(data.train, "filename", "") or "")
     token_id = f"{filename.parent.name}/{filename.name}" if filename.name else hashlib.sha256(np.ascontiguousarray(data.train)).hexdigest()
     return chosen, TeacherCache(chosen, root, teachers, distill.teachers, data.train, token_id, seq_len, seed,
-                                distill.ensemble, dev, vocab, cache_budget(distill.cache_budget_gb, root)[0], epochs)
+                                distill.ensemble, dev, vocab, cache_budget(distill.cache_budget_gb, root)[0], epochs,
+                                bos=data.chunk_bos)

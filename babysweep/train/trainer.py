@@ -33,6 +33,7 @@ import json
 import math
 import platform
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ from babysweep.lm import flops
 
 from babysweep.core import metrics as M, schedule
 from babysweep.core.atomic import write_text_atomic
-from babysweep.train.checkpoint import load_checkpoint, load_latest, save_checkpoint
+from babysweep.train.checkpoint import META, checkpoints, load_checkpoint, load_latest, save_checkpoint
 from babysweep.core.config import RunConfig, TrainingConfig, budget_spent
 from babysweep.data import blimp_source, prepare
 from babysweep.data.batches import batches_per_epoch, chunks_per_epoch, dev_batches, train_batches
@@ -243,7 +244,7 @@ class Run:
         words = self.data.train_words
         if words is None:
             return None
-        per_epoch = chunks_per_epoch(len(self.data.train), self.cfg.data.seq_len) * self.cfg.data.seq_len
+        per_epoch = chunks_per_epoch(len(self.data.train), self.cfg.data.seq_len, self.data.chunk_bos) * self.cfg.data.seq_len
         return (loop.epoch + min(loop.tokens / max(per_epoch, 1), 1.0)) * words
 
 
@@ -262,7 +263,7 @@ def setup(config: RunConfig | dict[str, Any], out_dir: Path) -> Run:
     source = blimp_source(cfg.eval, cfg.data)
     pairs = blimp.load_pairs(source) if source is not None else None
 
-    n_batches = batches_per_epoch(len(data.train), seq_len, training.batch_size)
+    n_batches = batches_per_epoch(len(data.train), seq_len, training.batch_size, data.chunk_bos)
     if n_batches == 0:
         raise UserError(f"data.train: the corpus has fewer than {2 * seq_len} tokens, too few for one seq_len chunk.")
     total_steps = math.ceil(n_batches / training.grad_accum) * training.epochs
@@ -329,6 +330,26 @@ def save_babylm_checkpoints(run: Run, words_seen: float) -> list[str]:
             save_model(run.model, run.data.tokenizer, folder)
             saved.append(name)
     return saved
+
+
+def keep_saved_chunking(cfg: RunConfig, out_dir: Path, resume: bool | str | Path) -> RunConfig:
+    """A run resumed from a checkpoint written before data.chunk_bos existed keeps its chunks as they were
+    (data/batches.py's older layout), so its remaining batches are the ones it would have trained on."""
+    if not resume or not cfg.data.chunk_bos:
+        return cfg
+    folders = checkpoints(out_dir / "checkpoints") if resume is True else [Path(resume)]
+    for folder in reversed(folders):
+        try:
+            saved = json.loads((folder / META).read_text())[META_CONFIG]["data"]
+        except Exception:  # unreadable: restore() falls back past it too
+            continue
+        if "chunk_bos" not in saved:
+            print(f"{out_dir}: resuming a run started before data.chunk_bos; its training chunks keep their old "
+                  "layout (no <s> added).", file=sys.stderr, flush=True)
+            cfg = cfg.model_copy(deep=True)
+            cfg.data.chunk_bos = False
+        break
+    return cfg
 
 
 def restore(run: Run, resume: bool | str | Path) -> LoopState:
@@ -487,7 +508,7 @@ def train(
     reporter, progress = reporter or _null_reporter, progress or _null_progress
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = setup(config, out_dir)
+    run = setup(keep_saved_chunking(RunConfig.of(config), out_dir, resume), out_dir)
     loop = restore(run, resume)
     training = run.cfg.train
     _write_run_info(run)
@@ -501,7 +522,7 @@ def train(
         epoch_start = time.perf_counter()
         micro = 0  # micro-batches accumulated since the last optimiser step
         for index, batch in train_batches(run.data.train, run.cfg.data.seq_len, training.batch_size, training.seed,
-                                          epoch, loop.batch):
+                                          epoch, loop.batch, run.data.chunk_bos):
             group = min(training.grad_accum, run.n_batches - (index - index % training.grad_accum))  # this accumulation group
             batch = run.dev.put(batch)
             loss = batch_loss(run, batch, phase, epoch, index)

@@ -1,0 +1,112 @@
+"""Training chunks that begin with <s> (data.chunk_bos), and runs and sweeps from before it that keep their chunks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from babysweep.core.config import RunConfig
+from babysweep.core.paths import LAYOUT_FILE, SPEC_FILE
+from babysweep.data import prepare
+from babysweep.data.batches import batches_per_epoch, chunk_rows, chunks_per_epoch, epoch_starts, train_batches
+from babysweep.data.tokenizer import BOS_ID
+from babysweep.train.trainer import train
+
+from conftest import tiny_config
+
+SEQ = 16
+
+
+def _stream(n: int, seed: int = 0) -> np.ndarray:
+    """Token ids 4..99 in lines of 1 to 12 tokens, each line after a <s>, as the token cache lays them out."""
+    rng, out = np.random.default_rng(seed), []
+    while len(out) < n:
+        out += [BOS_ID, *rng.integers(4, 100, rng.integers(1, 13)).tolist()]
+    return np.array(out[:n], dtype=np.uint16)
+
+
+@pytest.mark.parametrize("seed,epoch,n", [(0, 0, 1000), (3, 5, 777), (1, 2, 2 * SEQ + 3)])
+def test_every_chunk_begins_with_bos_and_reads_the_stream(seed, epoch, n):
+    tokens = _stream(n, seed)
+    starts = epoch_starts(n, SEQ, seed, epoch, BOS_ID)
+    assert starts.size == chunks_per_epoch(n, SEQ, BOS_ID) > 0
+    assert (starts + SEQ <= n).all()  # every chunk fits, whatever the offset
+    steps = np.diff(np.sort(starts))
+    assert (steps == SEQ - 1).all()  # consecutive chunks step by seq_len - 1: nothing skipped
+    rows = chunk_rows(tokens, starts, SEQ, BOS_ID)
+    assert rows.shape == (starts.size, SEQ) and (rows[:, 0] == BOS_ID).all()
+    for row, s in zip(rows, starts):
+        if tokens[s] == BOS_ID:  # a chunk that starts a line already has its <s>: no second one
+            assert (row == tokens[s : s + SEQ]).all()
+        else:
+            assert (row[1:] == tokens[s : s + SEQ - 1]).all()
+    if starts.size > 20:  # both kinds of chunk occur
+        assert any(tokens[s] == BOS_ID for s in starts) and any(tokens[s] != BOS_ID for s in starts)
+    batches = list(train_batches(tokens, SEQ, 8, seed, epoch, bos=BOS_ID))
+    assert len(batches) == batches_per_epoch(n, SEQ, 8, BOS_ID)
+    assert np.array_equal(np.concatenate([b.numpy() for _, b in batches]), rows)
+
+
+def test_the_older_layout_is_unchanged():
+    # Pinned from data/batches.py before data.chunk_bos existed: old runs resume on exactly these batches.
+    tokens = (np.arange(5000) * 7919 % 997).astype(np.uint16)
+    for (seq, batch, seed, epoch), (digest, count) in {(16, 4, 3, 2): ("f522dbb5fc23962a", 78), (128, 32, 0, 0): ("af6f210a709146d1", 2),
+                                                       (9, 5, 1, 7): ("a226f32073476abf", 111)}.items():
+        got = [b.numpy() for _, b in train_batches(tokens, seq, batch, seed, epoch)]
+        assert len(got) == count
+        assert hashlib.sha256(np.concatenate(got).tobytes()).hexdigest()[:16] == digest
+
+
+def _epoch_rows(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_run_from_before_chunk_bos_resumes_on_its_old_chunks(tmp_path, cache_dir, capsys):
+    config = tiny_config(cache_dir, eval={"blimp": "none", "dev_batches": 2})
+    old = json.loads(json.dumps(config))
+    old["data"]["chunk_bos"] = False
+    train(old, tmp_path / "whole")  # two epochs, the old layout throughout
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(metrics, folder):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(old, tmp_path / "cut", reporter=stop_after_first_epoch)
+    for meta in (tmp_path / "cut" / "checkpoints").glob("step_*/meta.json"):  # as written before the key existed
+        saved = json.loads(meta.read_text())
+        del saved["config"]["data"]["chunk_bos"]
+        meta.write_text(json.dumps(saved))
+    train(config, tmp_path / "cut", resume=True)  # today's config: chunk_bos true by default
+    assert "keep their old layout" in capsys.readouterr().err
+    whole, cut = _epoch_rows(tmp_path / "whole"), _epoch_rows(tmp_path / "cut")
+    assert [r["train/loss"] for r in cut] == pytest.approx([r["train/loss"] for r in whole], rel=1e-6)
+    assert [r["eval/loss"] for r in cut] == pytest.approx([r["eval/loss"] for r in whole], rel=1e-6)
+
+    # A new run of the same config trains on other chunks (every one with <s> first): other losses.
+    train(config, tmp_path / "new")
+    assert _epoch_rows(tmp_path / "new")[-1]["train/loss"] != pytest.approx(whole[-1]["train/loss"], rel=1e-6)
+    data = prepare(RunConfig.of(config).data)
+    assert data.chunk_bos == BOS_ID and prepare(RunConfig.of(old).data).chunk_bos is None
+
+
+def test_a_sweep_folder_from_before_chunk_bos_keeps_the_old_chunks_for_every_trial(tmp_path):
+    from babysweep.spec.load import load_spec
+    from babysweep.sweep.trial import TrialContext, trial_config
+
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text("name: s\ntrain:\n  lr: {loguniform: [1.0e-4, 1.0e-2]}\nsearch: {samples: 2}\n")
+    spec = load_spec(spec_file)
+    folder = tmp_path / "sweeps" / "s"
+    folder.mkdir(parents=True)
+    assert trial_config(spec, {"train.lr": 1e-3}, TrialContext.of(spec, folder)).config.data.chunk_bos  # a new sweep
+    (folder / SPEC_FILE).write_text(spec.text)  # started before: a spec, no layout file
+    context = TrialContext.of(spec, folder)
+    assert context.old_chunks and not trial_config(spec, {"train.lr": 1e-3}, context).config.data.chunk_bos
+    (folder / LAYOUT_FILE).write_text(json.dumps({"chunk_bos": True}))
+    assert trial_config(spec, {"train.lr": 1e-3}, TrialContext.of(spec, folder)).config.data.chunk_bos
