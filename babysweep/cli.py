@@ -419,7 +419,7 @@ def study(
     study_file: Path = typer.Argument(..., help="A study file, e.g. search_spaces/study.yaml."),
     seeds: Optional[int] = typer.Option(None, "--seeds", min=1, max=MAX_SEEDS, help=SEEDS_HELP + " Default: the study file's finalists.seeds."),
     set_: list[str] = typer.Option([], "--set", help="Override a key of every sweep of the study, e.g. --set train.epochs=1, "
-                                   "or the study's finalists.seeds or report.name (repeatable; a rerun must repeat them)."),
+                                   "or the study's finalists.* or report.name or report.metrics (repeatable; a rerun must repeat them)."),
     address: Optional[str] = SWEEP_OPTIONS["address"],
     storage: Optional[str] = SWEEP_OPTIONS["storage"],
     tracking_uri: Optional[str] = SWEEP_OPTIONS["tracking_uri"],

@@ -89,6 +89,9 @@ def test_unknown_metrics_and_missing_suite_folders_are_refused(tmp_path, monkeyp
         load_study(tmp_path / "s.yaml")
     (tmp_path / "s.yaml").write_text("name: s\nsweeps: [a.yaml]\nreport: {metrics: [suite/macro, eval/loss]}\n")
     assert load_study(tmp_path / "s.yaml").metrics == (M.SUITE_MACRO, M.EVAL_LOSS)
+    assert load_study(tmp_path / "s.yaml", overrides={"report.metrics": "suite/macro"}).metrics == (M.SUITE_MACRO,)  # --set
+    with pytest.raises(UserError, match=r"s.yaml: report.metrics: unknown metric 'suite/glue'"):
+        load_study(tmp_path / "s.yaml", overrides={"report.metrics": ["suite/glue"]})
     spec = tmp_path / "b.yaml"
     spec.write_text("name: b\neval: {suite: $SUITE_DATA/nope}\n")
     monkeypatch.setenv("SUITE_DATA", str(tmp_path))

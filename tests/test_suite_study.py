@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from babysweep.core import metrics as M
+from babysweep.report.verdict_offline import verdict_from_report
 from babysweep.studies.study import load_study, run_study
 
 pytestmark = pytest.mark.slow
@@ -36,9 +37,10 @@ def test_finalists_score_the_suite_and_the_verdict_compares_it(tmp_path, cache_d
     (tmp_path / "tutors.yaml").write_text(SPEC.format(name="tutors", role="teacher", cache=cache_dir))
     (tmp_path / "pupils.yaml").write_text(SPEC.format(name="pupils", role="student", cache=cache_dir)
                                           + "distill: {teachers: {from_sweep: tutors, top: 1}, alpha: 0.5, temperature: 2.0}\n")
-    (tmp_path / "study.yaml").write_text("name: suite-study\nsweeps: [tutors.yaml, pupils.yaml]\nfinalists: {seeds: 2}\n"
-                                         "report: {metrics: [suite/macro, eval/loss]}\n")
-    result = run_study(load_study(tmp_path / "study.yaml"), live=False, say=lambda line: None)
+    (tmp_path / "study.yaml").write_text("name: suite-study\nsweeps: [tutors.yaml, pupils.yaml]\nfinalists: {seeds: 2}\n")
+    # report.metrics as `babysweep study study.yaml --set report.metrics=[suite/macro,eval/loss]` gives it
+    study = load_study(tmp_path / "study.yaml", overrides={"report.metrics": [M.SUITE_MACRO, M.EVAL_LOSS]})
+    result = run_study(study, live=False, say=lambda line: None)
     assert not result.interrupted and result.report.is_file()
 
     uri = default_tracking_uri(tmp_path)
@@ -54,6 +56,9 @@ def test_finalists_score_the_suite_and_the_verdict_compares_it(tmp_path, cache_d
     assert {c["metric"] for c in family} == {M.SUITE_MACRO, "dev_loss"}
     assert all(c["outcome"] in ("better", "worse", "cannot tell") and c["method"] == "paired" for c in family)
     assert "suite macro vs the reference teacher tutors/llama" in report["verdict"]
+    # The offline rebuild (report.json alone) compares the same metrics and reaches the same decisions.
+    text, decided = verdict_from_report(result.report.parent / "report.json")
+    assert report["verdict"].startswith(text) and decided == report["decisions"]
     rows = {r["entry"]: r for r in report["rows"]}
     assert rows["pupils"]["suite/macro_diff"] is not None and rows["pupils"]["suite/macro_low"] is not None
     assert rows["pupils"]["teacher_words"] == pytest.approx(rows["tutors/llama"]["words_seen"])  # one teacher, same corpus

@@ -8,9 +8,10 @@ entry's per-seed values with their seed labels, so the rebuilt verdict is the on
 gives (paired where seeds match). An older one keeps only mean, std and n per entry: its seeds are
 rebuilt as n values with exactly that mean and std (ddof=1), which reproduces Welch's t, but not a
 paired test (the seed labels are gone), so every comparison is then Welch's and the verdict says so.
-BLiMP's pairs come from the report's "blimp_use" lines; the chance test then uses overall accuracy x
-pairs (the pooled count when every paradigm has the same number of pairs, as in BLiMP and the
-built-in corpus).
+The verdict compares the metrics the report's verdict compared (its "verdict_metrics": report.metrics,
+BLiMP and dev loss by default, suite metrics when chosen). BLiMP's pairs come from the report's
+"blimp_use" lines; the chance test then uses overall accuracy x pairs (the pooled count when every
+paradigm has the same number of pairs, as in BLiMP and the built-in corpus).
 """
 
 from __future__ import annotations
@@ -50,15 +51,17 @@ def entries_from_report(report: dict) -> tuple[list[Entry], bool]:
     for r in report["rows"]:
         n = int(r["n"])
         if r.get("seeds"):
-            seeds = [Seed(f"{r['entry']}#{i}", s.get("seed"), s.get("dev_loss"), s.get("blimp"), {}, [])
-                     for i, s in enumerate(r["seeds"])]
+            seeds = [Seed(f"{r['entry']}#{i}", s.get("seed"), s.get("dev_loss"), s.get("blimp"), {}, [],
+                          suite=dict(s.get("suite") or {})) for i, s in enumerate(r["seeds"])]
         else:
             exact = False
             z = _standard(n)
-            dev = None if r.get("dev_loss_mean") is None else r["dev_loss_mean"] + (r.get("dev_loss_std") or 0.0) * z
-            blimp = None if r.get("blimp_mean") is None else (r["blimp_mean"] + (r.get("blimp_std") or 0.0) * z) / 100.0
-            seeds = [Seed(f"{r['entry']}#{i}", None, None if dev is None else float(dev[i]),
-                          None if blimp is None else float(blimp[i]), {}, []) for i in range(n)]
+            rebuilt = {col: r[f"{col}_mean"] + (r.get(f"{col}_std") or 0.0) * z
+                       for col in ("dev_loss", "blimp", *report.get("suite_columns", [])) if r.get(f"{col}_mean") is not None}
+            seeds = [Seed(f"{r['entry']}#{i}", None, float(rebuilt["dev_loss"][i]) if "dev_loss" in rebuilt else None,
+                          float(rebuilt["blimp"][i]) / 100.0 if "blimp" in rebuilt else None, {}, [],
+                          suite={col: float(v[i]) for col, v in rebuilt.items() if col.startswith(M.SUITE_PREFIX)})
+                     for i in range(n)]
         is_reference = "ref" in (r.get("dev_loss_basis"), r.get("blimp_basis"))
         for s in seeds:
             s.selection = 0.0 if (r["role"] != "teacher" or is_reference) else 1.0
@@ -74,7 +77,8 @@ def verdict_from_report(path: Path) -> tuple[str, dict]:
     """(verdict line, decisions) rebuilt from a report.json file."""
     report = json.loads(Path(path).read_text())
     entries, exact = entries_from_report(report)
-    data = ReportData(report.get("sweeps", []), {}, {}, entries, [])
+    metrics = tuple(report.get("verdict_metrics") or M.DEFAULT_VERDICT_METRICS)  # report.metrics, as the report chose
+    data = ReportData(report.get("sweeps", []), {}, {}, entries, [], metrics=metrics)
     text = verdict(data)
     if not exact:
         text += (" (Rebuilt from an older report.json, which keeps mean, std and n per entry but not the seeds: every "

@@ -78,6 +78,11 @@ class ReportConfig(_Strict):
     # for all but eval/loss.
     metrics: list[str] = Field(default_factory=lambda: list(M.DEFAULT_VERDICT_METRICS))
 
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _one(cls, value):  # `--set report.metrics=suite/macro`: one metric
+        return [value] if isinstance(value, str) else value
+
     @field_validator("metrics")
     @classmethod
     def _known(cls, value):
@@ -127,7 +132,7 @@ def is_study_file(path: str | Path) -> bool:
 
 
 STUDY_KEYS = ("finalists.seeds", "finalists.first_seeds", "finalists.batch", "finalists.max_seeds",
-              "finalists.equal_flops_baseline", "report.name")  # --set keys of the study file itself; the rest go to every sweep
+              "finalists.equal_flops_baseline", "report.name", "report.metrics")  # --set keys of the study file itself; the rest go to every sweep
 
 
 def _override_study(raw: dict, path: Path, overrides: dict) -> dict:
