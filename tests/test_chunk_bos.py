@@ -110,3 +110,21 @@ def test_a_sweep_folder_from_before_chunk_bos_keeps_the_old_chunks_for_every_tri
     assert context.old_chunks and not trial_config(spec, {"train.lr": 1e-3}, context).config.data.chunk_bos
     (folder / LAYOUT_FILE).write_text(json.dumps({"chunk_bos": True}))
     assert trial_config(spec, {"train.lr": 1e-3}, TrialContext.of(spec, folder)).config.data.chunk_bos
+
+
+def test_a_lost_layout_file_is_refused_when_trials_trained_the_new_chunks(tmp_path):
+    from babysweep.core.errors import UserError
+    from babysweep.spec.load import load_spec
+    from babysweep.sweep.trial import TrialContext
+
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text("name: s\nsearch: {samples: 1}\n")
+    spec = load_spec(spec_file)
+    folder = tmp_path / "sweeps" / "s"
+    (folder / "models" / "t1").mkdir(parents=True)
+    (folder / SPEC_FILE).write_text(spec.text)
+    (folder / "models" / "t1" / "run.json").write_text(json.dumps({"config": {"data": {"seq_len": 64}}}))  # before the key
+    assert TrialContext.of(spec, folder).old_chunks
+    (folder / "models" / "t1" / "run.json").write_text(json.dumps({"config": {"data": {"chunk_bos": True}}}))
+    with pytest.raises(UserError, match=r"data_layout.json is missing, yet .*run.json trained <s>-first chunks"):
+        TrialContext.of(spec, folder)

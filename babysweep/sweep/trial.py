@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from babysweep.core.config import RunConfig
-from babysweep.core.paths import LAYOUT_FILE, SPEC_FILE, TEACHERS_FILE
+from babysweep.core.errors import UserError
+from babysweep.core.paths import LAYOUT_FILE, MODELS, SPEC_FILE, TEACHERS_FILE
 from babysweep.spec.sweep_spec import Spec
 
 GRID_KEY = "grid_point"  # algorithm grid: the trial's grid point
@@ -46,6 +47,8 @@ class TrialContext:
         rows = json.loads(saved.read_text()) if saved.is_file() else None
         cache, cpu = str(Path(folder).parent / ".cache"), spec.resources.cpu
         old = (Path(folder) / SPEC_FILE).is_file() and not (Path(folder) / LAYOUT_FILE).is_file()
+        if old:
+            _check_no_new_chunks(Path(folder))
         if rows and all("repeat" in r for r in rows):
             repeats = sorted({int(r["repeat"]) for r in rows})
             by = [[r for r in rows if int(r["repeat"]) == k] for k in range(max(repeats) + 1)]
@@ -64,6 +67,19 @@ class TrialContext:
         if self.teacher_runs_by_repeat is not None and repeat < len(self.teacher_runs_by_repeat):
             return self.teacher_runs_by_repeat[repeat] or None
         return None
+
+
+def _check_no_new_chunks(folder: Path) -> None:
+    """A folder without LAYOUT_FILE whose trials trained <s>-first chunks lost the file: refuse, rather than
+    give its next trials the older chunks."""
+    for record in sorted((folder / MODELS).glob("*/run.json")):
+        try:
+            new = json.loads(record.read_text())["config"]["data"]["chunk_bos"] is True
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # unreadable or from before the key: says nothing about the layout
+        if new:
+            raise UserError(f"{folder / LAYOUT_FILE} is missing, yet {record} trained <s>-first chunks; restore it "
+                            '(its content: {"chunk_bos": true}) to continue the sweep, or start over with --fresh.')
 
 
 @dataclass
