@@ -457,3 +457,22 @@ def test_a_store_creation_killed_mid_migration_does_not_break_the_next_open(tmp_
 
     assert [e.name for e in _client(uri).search_experiments()] == ["Default"]
     assert sorted(p.name for p in db.parent.iterdir()) == ["mlflow.db", "mlflow.db.lock"]  # no temporary file left
+
+
+def test_a_report_whose_write_fails_leaves_no_half_run_and_keeps_the_previous(uri, client, tmp_path, monkeypatch):
+    from babysweep.tracking import runs as runs_module
+    from babysweep.tracking.runs import REPORTS_EXPERIMENT, log_report
+    from babysweep.tracking.store import DamagedStore
+
+    (tmp_path / "report.md").write_text("# r\n")
+    first = log_report(uri, "half", {"a": 1}, {"m": 1.0}, tmp_path)
+
+    def damaged(*args, **kwargs):
+        raise DamagedStore("mlruns/mlflow.db: the MLflow store is damaged (test).")
+
+    monkeypatch.setattr(runs_module, "_log_batch", damaged)
+    with pytest.raises(DamagedStore):
+        log_report(uri, "half", {"a": 2}, {"m": 2.0}, tmp_path)
+    exp = client.get_experiment_by_name(REPORTS_EXPERIMENT)
+    active = client.search_runs([exp.experiment_id], "tags.report = 'half'")
+    assert [r.info.run_id for r in active] == [first] and active[0].data.metrics["m"] == 1.0

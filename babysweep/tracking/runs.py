@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import tempfile
@@ -197,15 +198,23 @@ def log_report(tracking_uri: str, name: str, params: dict[str, Any], metrics: di
         REPORTS_EXPERIMENT, tags={R.EXPERIMENT_KIND: R.MODEL_TRAINING})
     if exp is not None and exp.lifecycle_stage != "active":
         client.restore_experiment(experiment_id)
-    for old in client.search_runs([experiment_id], f"tags.report = '{name}'", ViewType.ACTIVE_ONLY):
-        client.delete_run(old.info.run_id)
+    olds = [r.info.run_id for r in client.search_runs([experiment_id], f"tags.report = '{name}'", ViewType.ACTIVE_ONLY)]
     tags = {R.KIND: "report", "report": name, "babysweep.version": babysweep.__version__}
     run = client.create_run(experiment_id, run_name=name, tags=_tag_dict(tags))
-    keyed = {k: v for k, v in ((_safe_key(k), v) for k, v in metrics.items()) if k}
-    _log_batch(client, run.info.run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in keyed.items() if _number(v) is not None],
-               params=_params(params))
-    client.log_artifacts(run.info.run_id, str(folder))
-    client.set_terminated(run.info.run_id, "FINISHED")
+    try:
+        keyed = {k: v for k, v in ((_safe_key(k), v) for k, v in metrics.items()) if k}
+        _log_batch(client, run.info.run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in keyed.items()
+                                                     if _number(v) is not None], params=_params(params))
+        client.log_artifacts(run.info.run_id, str(folder))
+        client.set_terminated(run.info.run_id, "FINISHED")
+    except BaseException:
+        # A write that fails (a damaged store, a full disk, Ctrl-C) leaves no half-written report run, and the
+        # previous report's run stays: the old ones are deleted only once the new one is whole.
+        with contextlib.suppress(Exception):
+            client.delete_run(run.info.run_id)
+        raise
+    for old in olds:
+        client.delete_run(old)
     return run.info.run_id
 
 
