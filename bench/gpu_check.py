@@ -78,6 +78,7 @@ def check(args, dev, work: Path) -> int:
     from babysweep.lm import objectives
     from babysweep.core.config import RunConfig
     from babysweep.data.batches import chunks_per_epoch, train_batches
+    from babysweep.data.tokenizer import BOS_ID  # chunks begin with <s>, as training's default (data.chunk_bos)
     from babysweep.lm.flops import forward_flops_per_token
     from babysweep.lm.models import build_model, count_params
     from babysweep.train.teacher_cache import TeacherCache, plan
@@ -120,7 +121,7 @@ def check(args, dev, work: Path) -> int:
     n_batches = 5 + args.steps
     rng = np.random.default_rng(0)
     tokens = rng.integers(4, vocab, size=(n_batches * batch + 2) * seq_len, dtype=np.uint16)
-    batches = [b for _, b in zip(range(n_batches), (b for _, b in train_batches(tokens, seq_len, batch, 0, 0)))]
+    batches = [b for _, b in zip(range(n_batches), (b for _, b in train_batches(tokens, seq_len, batch, 0, 0, bos=BOS_ID)))]
     student_cfg = model_cfg("babyllama_student.yaml")
     train_cfg = RunConfig.of({"train": {"lr": 2.5e-4}}).train
 
@@ -188,9 +189,9 @@ def check(args, dev, work: Path) -> int:
 
     kcfg = RunConfig.of({"distill": {"teachers": teacher_dirs, "cache": "exact", "cache_budget_gb": 1000}}).distill
 
-    chosen = plan(kcfg, chunks_per_epoch(len(tokens), seq_len), seq_len, vocab, len(teachers), 1)
+    chosen = plan(kcfg, chunks_per_epoch(len(tokens), seq_len, BOS_ID), seq_len, vocab, len(teachers), 1)
     cache = TeacherCache(chosen, work / "cache", teachers, teacher_dirs, tokens, "gpu-check-random", seq_len, 0, "logits",
-                         dev, vocab, kcfg.cache_budget_gb * 1e9, [0])
+                         dev, vocab, kcfg.cache_budget_gb * 1e9, [0], bos=BOS_ID)
     sync()
     start = time.perf_counter()
     cache.open(0)

@@ -73,7 +73,7 @@ def variant(name: str, fused: bool, alpha: float):
     run = setup(config, tmp / name)
     if run.teacher_cache is not None:
         run.teacher_cache.open(0)  # build epoch 0's entry now: the timed steps read a warm cache
-    batches = itertools.cycle(list(train_batches(run.data.train, 64, 32, 0, 0)))  # epoch 0's batches, again and again
+    batches = itertools.cycle(list(train_batches(run.data.train, 64, 32, 0, 0, bos=run.data.chunk_bos)))  # epoch 0's batches, again and again
     run.model.train()
     return run, batches
 
@@ -93,7 +93,7 @@ def steps(run, batches, n: int) -> float:
 
 variants = {"base": (True, 1.0), "warm, unfused": (False, 0.5), "warm, fused": (True, 0.5)}
 state = {name: variant(name.replace(", ", "-"), *spec) for name, spec in variants.items()}
-n_batches = sum(1 for _ in train_batches(data.train, 64, 32, 0, 0))
+n_batches = sum(1 for _ in train_batches(data.train, 64, 32, 0, 0, bos=data.chunk_bos))
 print(f"load average {os.getloadavg()[0]:.1f}; vocabulary {len(data.tokenizer)}, {n_batches} batches of 32 x 64; "
       f"kd_reduction {args.kd_reduction}, ensemble {args.ensemble}", flush=True)
 for run, batches in state.values():

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import shutil
 import signal
 import sys
@@ -191,7 +192,7 @@ def check(outcome: Outcome, names: list[str] = (), must_fail: bool = False) -> l
         lines = [line for line in outcome.err.splitlines() if line.strip()]
         if len(lines) > MAX_LINES or not lines or not lines[-1].startswith("error: "):
             problems.append(f"long: {len(lines)} lines on stderr: {outcome.err[:300]!r}")
-        elif names and not any(variant in outcome.err for name in names for variant in _printed(str(name), outcome.cwd)):
+        elif names and not any(_names(outcome.err, str(name), outcome.cwd) for name in names):
             problems.append(f"unnamed: none of {list(names)[:4]} in {outcome.err.strip()[:300]!r}")
     return problems
 
@@ -204,15 +205,23 @@ def _one_line(text: str) -> str:
     return escape(text)
 
 
-def _printed(name: str, cwd: str = "") -> set[str]:
-    """How a name the user typed may appear in a message: as typed, escaped, or as a normalised path
-    (also resolved against the command's folder: `--teacher ..` is named as the folder it means)."""
+def _printed(name: str) -> set[str]:
+    """How a name the user typed may appear in a message: as typed, escaped, or as a normalised path."""
     variants = {name, _one_line(name)}
     with contextlib.suppress(ValueError):
         variants.add(str(Path(name)))
-        if cwd and name and "\x00" not in name:
-            variants.add(os.path.normpath(os.path.join(cwd, name)))
     return variants
+
+
+def _names(err: str, name: str, cwd: str = "") -> bool:
+    """Whether the message names `name`: as printed (above), or as the whole path it means resolved against the
+    command's folder (`--teacher ..` named as that folder, not as any path that merely begins with it)."""
+    if any(variant in err for variant in _printed(name)):
+        return True
+    if not cwd or not name or "\x00" in name:
+        return False
+    resolved = os.path.normpath(os.path.join(cwd, name))
+    return re.search(rf"(?<![\w/.-]){re.escape(resolved)}(?![\w/.-])", err) is not None
 
 
 def kind(problem: str) -> str:

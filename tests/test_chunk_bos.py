@@ -85,6 +85,16 @@ def test_a_run_from_before_chunk_bos_resumes_on_its_old_chunks(tmp_path, cache_d
     train(config, tmp_path / "cut", resume=True)  # today's config: chunk_bos true by default
     assert "keep their old layout" in capsys.readouterr().err
     whole, cut = _epoch_rows(tmp_path / "whole"), _epoch_rows(tmp_path / "cut")
+    # Checkpoints the resumed run writes say chunk_bos: false; one of those, resumed again with today's config
+    # (true), is still followed: the first epoch's checkpoint as the resumed run would have written it.
+    written = json.loads(max((tmp_path / "cut" / "checkpoints").glob("step_*/meta.json"), key=lambda p: p.stat().st_mtime).read_text())
+    assert written["config"]["data"]["chunk_bos"] is False
+    first_epoch = min((tmp_path / "cut" / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    meta = json.loads((first_epoch / "meta.json").read_text())
+    meta["config"]["data"]["chunk_bos"] = False
+    (first_epoch / "meta.json").write_text(json.dumps(meta))
+    train(config, tmp_path / "again", resume=first_epoch)
+    assert [r["train/loss"] for r in _epoch_rows(tmp_path / "again")] == pytest.approx([r["train/loss"] for r in whole], rel=1e-6)
     assert [r["train/loss"] for r in cut] == pytest.approx([r["train/loss"] for r in whole], rel=1e-6)
     assert [r["eval/loss"] for r in cut] == pytest.approx([r["eval/loss"] for r in whole], rel=1e-6)
 
@@ -128,3 +138,53 @@ def test_a_lost_layout_file_is_refused_when_trials_trained_the_new_chunks(tmp_pa
     (folder / "models" / "t1" / "run.json").write_text(json.dumps({"config": {"data": {"chunk_bos": True}}}))
     with pytest.raises(UserError, match=r"data_layout.json is missing, yet .*run.json trained <s>-first chunks"):
         TrialContext.of(spec, folder)
+
+
+def test_sweeps_made_inside_older_chunks_get_no_layout_file(tmp_path):
+    from babysweep.spec.load import load_spec
+    from babysweep.sweep.driver import _prepare_folder, older_chunks
+
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text("name: s\nsearch: {samples: 1}\n")
+    spec = load_spec(spec_file)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert not _prepare_folder(spec, tmp_path / "new", False, uri) and (tmp_path / "new" / LAYOUT_FILE).is_file()
+    with older_chunks(True):
+        _prepare_folder(spec, tmp_path / "old", False, uri)
+    assert (tmp_path / "old" / SPEC_FILE).is_file() and not (tmp_path / "old" / LAYOUT_FILE).exists()
+
+
+@pytest.mark.parametrize("saved,older", [(None, False), ({"done": {}, "settings": {}}, True),
+                                         ({"done": {}, "settings": {}, "chunk_bos": True}, False),
+                                         ({"done": {}, "settings": {}, "chunk_bos": False}, True)])
+def test_a_study_started_before_chunk_bos_makes_its_later_sweeps_with_the_older_chunks(tmp_path, monkeypatch, saved, older):
+    from babysweep.studies import study as study_module
+    from babysweep.sweep import driver
+
+    monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path))
+    (tmp_path / "a.yaml").write_text("name: a\n")
+    (tmp_path / "st.yaml").write_text("name: st\nsweeps: [a.yaml]\n")
+    if saved is not None:
+        (tmp_path / "sweeps").mkdir()
+        (tmp_path / "sweeps" / "st.study.json").write_text(json.dumps(saved))
+    seen = {}
+
+    def fake_run_study(study, **kwargs):
+        seen.update(older=driver._OLDER_CHUNKS.get(), chunk_bos=kwargs["chunk_bos"])
+
+    monkeypatch.setattr(study_module, "_run_study", fake_run_study)
+    lines = []
+    study_module.run_study(study_module.load_study(tmp_path / "st.yaml"), storage=tmp_path / "sweeps", say=lines.append)
+    assert seen == {"older": older, "chunk_bos": not older}
+    assert any("started before data.chunk_bos" in line for line in lines) == older
+    assert not driver._OLDER_CHUNKS.get()  # only inside the study
+
+
+def test_a_damaged_layout_record_in_a_study_progress_file_is_refused(tmp_path, monkeypatch):
+    from babysweep.core.errors import UserError
+    from babysweep.studies import study as study_module
+
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "st.study.json").write_text(json.dumps({"done": {}, "chunk_bos": "yes"}))
+    with pytest.raises(UserError, match="progress file is damaged"):
+        study_module._load_state(tmp_path / "sweeps" / "st.study.json")

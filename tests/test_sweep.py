@@ -32,6 +32,7 @@ def test_tiny_sweep_end_to_end(ray_session, project, cache_dir):
     result = run_sweep(load_spec(write_spec(project, cache_dir)), live=False)
     assert not result.interrupted and result.counts["finished"] == 3
     rows = sweep_status("tiny")
+    assert (result.folder / "data_layout.json").is_file()
     assert len(rows) == 3 and {r["state"] for r in rows} == {"FINISHED"}
     assert all(r["epoch"] == r["planned"] == 2 for r in rows)
     assert Path(result.best["model_dir"], "config.json").is_file()
@@ -44,6 +45,7 @@ def test_tiny_sweep_end_to_end(ray_session, project, cache_dir):
         logged = run_json(default_tracking_uri(project), run["run_id"], "config.json")
         trained = json.loads((Path(run["tags"]["model_dir"]).parent / "run.json").read_text())["config"]
         assert logged == trained and logged["train"]["threads"] == 1
+        assert trained["data"]["chunk_bos"] is True  # a new sweep: <s>-first chunks (data/batches.py)
         assert run["metrics"]["train/lr"] > 0  # the learning rate actually used, logged each epoch
 
 

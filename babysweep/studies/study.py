@@ -211,7 +211,7 @@ def _load_state(path: Path) -> dict:
     except (OSError, ValueError) as exc:
         state = exc
     if (not isinstance(state, dict) or not isinstance(state.get("done"), dict)
-            or not isinstance(state.get("settings", {}), dict)):
+            or not isinstance(state.get("settings", {}), dict) or not isinstance(state.get("chunk_bos", True), bool)):
         raise UserError(f"{path}: the study's progress file is damaged; delete it and run the study again with the "
                         "same --set values (finished sweeps are not retrained: each continues from its own folder).")
     return state
@@ -260,13 +260,22 @@ def run_study(study: Study, *, address: str | None = None, storage: str | Path |
     """Run the study's stages in order, skipping those finished before; stops at an interrupted sweep. A
     second driver of the same study on this machine is refused while this one runs (run_lock)."""
     from babysweep.core import run_lock
+    from babysweep.sweep.driver import older_chunks
     lock = run_lock.lock_path(paths.sweeps_dir(storage), f"{study.name}.study")
     with run_lock.held(lock, f"study '{study.name}'"):
-        return _run_study(study, address=address, storage=storage, tracking_uri=tracking_uri, live=live, say=say)
+        state_path = _state_path(study, storage)
+        # A study started before data.chunk_bos (a progress file without it) makes its later sweeps with the older
+        # chunks too, so that its arms and seeds are trained alike (data/batches.py).
+        chunk_bos = _load_state(state_path).get("chunk_bos", not state_path.is_file())
+        if not chunk_bos:
+            say(f"study '{study.name}' was started before data.chunk_bos: its sweeps keep the older chunk layout")
+        with older_chunks(not chunk_bos):
+            return _run_study(study, address=address, storage=storage, tracking_uri=tracking_uri, live=live, say=say,
+                              chunk_bos=chunk_bos)
 
 
 def _run_study(study: Study, *, address: str | None, storage: str | Path | None, tracking_uri: str | None, live: bool,
-               say: Callable[[str], None]) -> StudyResult:
+               say: Callable[[str], None], chunk_bos: bool = True) -> StudyResult:
     from babysweep.studies.finalists import few_trials, run_finalists
     from babysweep.report.build import write_report
     from babysweep.spec.load import load_spec
@@ -283,6 +292,7 @@ def _run_study(study: Study, *, address: str | None, storage: str | Path | None,
     if len(set(names)) != len(names):
         raise UserError(f"{study.path}: sweeps: two specs have the same sweep name ({', '.join(names)}).")
     state["settings"] = study.settings
+    state["chunk_bos"] = chunk_bos  # the layout of every sweep this study makes (run_study)
     _save_state(state_path, state)  # recorded before the first trial: an interrupted first sweep keeps them too
     if len(state["done"]) < len(specs) * 2:  # before anything is written: how much disk it takes at most
         from babysweep.studies.disk_estimate import study_estimate

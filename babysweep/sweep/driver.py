@@ -23,6 +23,8 @@ whichever trial of a wave reports first. The price: a wave's slots wait for its 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import json
 import os
@@ -248,6 +250,21 @@ class SweepResult:
     counts: dict[str, int]
 
 
+# True inside older_chunks(): new sweep folders get no LAYOUT_FILE, so their trials keep the older chunk layout.
+_OLDER_CHUNKS: contextvars.ContextVar[bool] = contextvars.ContextVar("older_chunks", default=False)
+
+
+@contextlib.contextmanager
+def older_chunks(on: bool):
+    """Sweeps made inside keep the older chunk layout (data.chunk_bos false): a study started before data.chunk_bos
+    makes its later sweeps (finalists, later looks, equal-FLOPs arms) so, and its arms stay comparable."""
+    token = _OLDER_CHUNKS.set(on)
+    try:
+        yield
+    finally:
+        _OLDER_CHUNKS.reset(token)
+
+
 # What a sweep folder keeps when Ray's part starts afresh: the spec, the resolved teachers, the MLflow run map.
 _KEPT_ON_RAY_RESTART = {SPEC_FILE, TEACHERS_FILE, RUN_MAP_FILE, LAYOUT_FILE}
 
@@ -292,7 +309,7 @@ def _prepare_folder(spec: Spec, folder: Path, fresh: bool, tracking_uri: str) ->
         discard_trial_runs(tracking_uri, folder)
     new = not (folder / SPEC_FILE).is_file()
     folder.mkdir(parents=True, exist_ok=True)
-    if new:
+    if new and not _OLDER_CHUNKS.get():
         write_text_atomic(folder / LAYOUT_FILE, json.dumps({"chunk_bos": True}), "the sweep's data layout")
     write_text_atomic(folder / SPEC_FILE, spec.text, "the sweep's spec")
     return False

@@ -265,7 +265,8 @@ def setup(config: RunConfig | dict[str, Any], out_dir: Path) -> Run:
 
     n_batches = batches_per_epoch(len(data.train), seq_len, training.batch_size, data.chunk_bos)
     if n_batches == 0:
-        raise UserError(f"data.train: the corpus has fewer than {2 * seq_len} tokens, too few for one seq_len chunk.")
+        need = 2 * seq_len - (data.chunk_bos is not None)  # chunks_per_epoch's smallest corpus with one chunk
+        raise UserError(f"data.train: the corpus has fewer than {need} tokens, too few for one seq_len chunk.")
     total_steps = math.ceil(n_batches / training.grad_accum) * training.epochs
     if training.max_steps:
         total_steps = min(total_steps, training.max_steps)
@@ -333,9 +334,9 @@ def save_babylm_checkpoints(run: Run, words_seen: float) -> list[str]:
 
 
 def keep_saved_chunking(cfg: RunConfig, out_dir: Path, resume: bool | str | Path) -> RunConfig:
-    """A run resumed from a checkpoint written before data.chunk_bos existed keeps its chunks as they were
-    (data/batches.py's older layout), so its remaining batches are the ones it would have trained on."""
-    if not resume or not cfg.data.chunk_bos:
+    """A resumed run keeps the chunk layout its checkpoint was trained with (data.chunk_bos as saved; false for a
+    checkpoint written before the key existed), so its remaining batches are the ones it would have trained on."""
+    if not resume:
         return cfg
     folders = checkpoints(out_dir / "checkpoints") if resume is True else [Path(resume)]
     for folder in reversed(folders):
@@ -343,11 +344,13 @@ def keep_saved_chunking(cfg: RunConfig, out_dir: Path, resume: bool | str | Path
             saved = json.loads((folder / META).read_text())[META_CONFIG]["data"]
         except Exception:  # unreadable: restore() falls back past it too
             continue
-        if "chunk_bos" not in saved:
-            print(f"{out_dir}: resuming a run started before data.chunk_bos; its training chunks keep their old "
-                  "layout (no <s> added).", file=sys.stderr, flush=True)
+        kept = saved.get("chunk_bos", False) is True
+        if kept != cfg.data.chunk_bos:
+            if "chunk_bos" not in saved:
+                print(f"{out_dir}: resuming a run started before data.chunk_bos; its training chunks keep their old "
+                      "layout (no <s> added).", file=sys.stderr, flush=True)
             cfg = cfg.model_copy(deep=True)
-            cfg.data.chunk_bos = False
+            cfg.data.chunk_bos = kept
         break
     return cfg
 
