@@ -188,3 +188,24 @@ def test_a_damaged_layout_record_in_a_study_progress_file_is_refused(tmp_path, m
     (tmp_path / "sweeps" / "st.study.json").write_text(json.dumps({"done": {}, "chunk_bos": "yes"}))
     with pytest.raises(UserError, match="progress file is damaged"):
         study_module._load_state(tmp_path / "sweeps" / "st.study.json")
+
+
+@pytest.mark.parametrize("source_has_layout,outer,older", [(True, False, False), (False, False, True), (True, True, True)])
+def test_finalists_of_a_sweep_from_before_chunk_bos_train_on_its_older_chunks(tmp_path, monkeypatch, source_has_layout,
+                                                                               outer, older):
+    import types
+
+    from babysweep.studies import finalists
+    from babysweep.sweep import driver
+
+    source = tmp_path / "sweeps" / "tutors"
+    source.mkdir(parents=True)
+    (source / SPEC_FILE).write_text("name: tutors\n")
+    if source_has_layout:
+        (source / LAYOUT_FILE).write_text(json.dumps({"chunk_bos": True}))
+    seen = []
+    monkeypatch.setattr(finalists, "finalist_spec", lambda *a, **k: types.SimpleNamespace(name="tutors.final", teachers_from_sweep=None))
+    monkeypatch.setattr(driver, "run_sweep", lambda spec, **k: seen.append(driver._OLDER_CHUNKS.get()))
+    with driver.older_chunks(outer):  # a study started before data.chunk_bos holds its layout over the source's
+        finalists.run_finalists("tutors", 2, storage=tmp_path / "sweeps", tracking_uri=f"sqlite:///{tmp_path}/m.db", live=False)
+    assert seen == [older]

@@ -143,7 +143,18 @@ def finalist_spec(sweep: str, seeds: int = DEFAULT_SEEDS, *, storage: str | Path
 def run_finalists(sweep: str, seeds: int = DEFAULT_SEEDS, *, address: str | None = None, storage: str | Path | None = None,
                   tracking_uri: str | None = None, live: bool = True, look: int = 0, first_seed: int = 0,
                   design: tuple[int, int, int] | None = None):
-    """Run (or resume) `<sweep>.final` (or a later look's batch); returns run_sweep's SweepResult."""
+    """Run (or resume) `<sweep>.final` (or a later look's batch); returns run_sweep's SweepResult. Finalists of a
+    sweep made before data.chunk_bos train on its older chunks, as its trials did."""
+    from babysweep.sweep.driver import older_chunks
+    from babysweep.sweep.trial import made_before_chunk_bos
+
+    with older_chunks(made_before_chunk_bos(paths.sweep_folder(sweep, storage))):
+        return _run_finalists(sweep, seeds, address=address, storage=storage, tracking_uri=tracking_uri, live=live,
+                              look=look, first_seed=first_seed, design=design)
+
+
+def _run_finalists(sweep: str, seeds: int, *, address: str | None, storage: str | Path | None, tracking_uri: str | None,
+                   live: bool, look: int, first_seed: int, design: tuple[int, int, int] | None):
     from babysweep.sweep.driver import run_sweep
 
     uri = paths.tracking_uri(tracking_uri)

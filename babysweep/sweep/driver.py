@@ -256,9 +256,10 @@ _OLDER_CHUNKS: contextvars.ContextVar[bool] = contextvars.ContextVar("older_chun
 
 @contextlib.contextmanager
 def older_chunks(on: bool):
-    """Sweeps made inside keep the older chunk layout (data.chunk_bos false): a study started before data.chunk_bos
-    makes its later sweeps (finalists, later looks, equal-FLOPs arms) so, and its arms stay comparable."""
-    token = _OLDER_CHUNKS.set(on)
+    """Sweeps made inside keep the older chunk layout (data.chunk_bos false) when `on`: a study started before
+    data.chunk_bos makes its later sweeps (finalists, later looks, equal-FLOPs arms) so, and so do the finalists,
+    ablations and equal-FLOPs arms of a sweep made before it, so that they are trained like their source."""
+    token = _OLDER_CHUNKS.set(on or _OLDER_CHUNKS.get())  # an outer older_chunks(True) holds inside
     try:
         yield
     finally:

@@ -46,7 +46,7 @@ class TrialContext:
         saved = Path(folder) / TEACHERS_FILE
         rows = json.loads(saved.read_text()) if saved.is_file() else None
         cache, cpu = str(Path(folder).parent / ".cache"), spec.resources.cpu
-        old = (Path(folder) / SPEC_FILE).is_file() and not (Path(folder) / LAYOUT_FILE).is_file()
+        old = made_before_chunk_bos(Path(folder))
         if old:
             _check_no_new_chunks(Path(folder))
         if rows and all("repeat" in r for r in rows):
@@ -67,6 +67,11 @@ class TrialContext:
         if self.teacher_runs_by_repeat is not None and repeat < len(self.teacher_runs_by_repeat):
             return self.teacher_runs_by_repeat[repeat] or None
         return None
+
+
+def made_before_chunk_bos(folder: Path) -> bool:
+    """A sweep folder made before data.chunk_bos existed: its spec saved, no LAYOUT_FILE."""
+    return (folder / SPEC_FILE).is_file() and not (folder / LAYOUT_FILE).is_file()
 
 
 def _check_no_new_chunks(folder: Path) -> None:
