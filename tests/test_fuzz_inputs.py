@@ -170,3 +170,12 @@ def test_a_study_whose_sweep_holds_a_nul_is_refused(tmp_path):
         project.write("study.yaml", 'name: s\nsweeps:\n- "nul\\0"\n')
         outcome = project.invoke("validate", "study.yaml")
         assert check(outcome, ["study.yaml"], must_fail=True) == [], outcome.traceback or outcome.err
+
+
+def test_a_study_whose_sweep_name_is_too_long_for_the_file_system_is_refused(tmp_path):
+    # Found by the long study run after issue 25's changes: Path.is_file raised "OSError: File name too long".
+    with Project(tmp_path) as project:
+        project.write("study.yaml", "name: s\nsweeps: [" + "x" * 300 + "]\n")
+        for command in ("validate", "study"):
+            outcome = project.invoke(command, "study.yaml")
+            assert check(outcome, ["study.yaml"], must_fail=True) == [], outcome.traceback or outcome.err

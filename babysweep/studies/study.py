@@ -182,7 +182,12 @@ def load_study(path: str | Path, seeds: int | None = None, overrides: dict | Non
         raise UserError(f"{path}: sweeps: {nul!r} holds a NUL character; give the spec file's path.")
     specs = [(path.parent / s).resolve() for s in config.sweeps]
     for given, spec in zip(config.sweeps, specs):
-        if not spec.is_file():
+        try:
+            found = spec.is_file()
+        except OSError as exc:  # a name the file system refuses (too long): is_file raises instead of saying False
+            raise UserError(f"{path}: sweeps: {given[:80]}{'...' if len(given) > 80 else ''}: cannot be a spec file "
+                            f"({exc.strerror}).") from None
+        if not found:
             raise UserError(f"{path}: sweeps: {given} does not exist (paths are relative to the study file).")
     if seeds is not None and seeds < 1:
         raise UserError(f"--seeds must be at least 1, not {seeds}.")
