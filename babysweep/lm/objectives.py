@@ -116,6 +116,25 @@ def _mean_logits_into(dst: torch.Tensor, teachers, rows: slice, scale: float) ->
     return dst.mul_(scale / k)
 
 
+def _row_weights(target, kd_rows, alpha: float, temperature: float, kd_denominator, dtype):
+    """What both fused distillation losses weigh rows by: (valid, n_tokens, kd_den, a_rows, b_rows): the CE rows
+    (targets != -100), the two means' denominators, and the per-row gradient weights [N, 1], 0 on ignored rows."""
+    valid = target != -100
+    n_tokens = valid.sum().clamp(min=1).to(dtype)
+    kd_den = n_tokens if kd_denominator is None else torch.tensor(float(kd_denominator), dtype=dtype, device=target.device)
+    a_rows = (valid.to(dtype) * (alpha / n_tokens)).unsqueeze(1)
+    b_rows = (kd_rows.to(dtype) * ((1 - alpha) * temperature / kd_den)).unsqueeze(1)
+    return valid, n_tokens, kd_den, a_rows, b_rows
+
+
+def _totals(valid, ce_rows, kd_rows, kl_rows, n_tokens, kd_den, alpha: float, temperature: float):
+    """(total, ce, kd) from the per-row CE and KL of both fused distillation losses."""
+    zero = torch.zeros((), dtype=ce_rows.dtype, device=ce_rows.device)
+    ce = torch.where(valid, ce_rows, zero).sum() / n_tokens
+    kd = torch.where(kd_rows, kl_rows, zero).sum() / kd_den
+    return alpha * ce + (1 - alpha) * temperature**2 * kd, ce, kd
+
+
 def _copy_or_view(buffer: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
     """Rows in the work dtype: as they are (a view) when no conversion buffer is given."""
     return rows if buffer is None else buffer.copy_(rows)
@@ -146,12 +165,7 @@ class _FusedDistill(torch.autograd.Function):
         device = z.device
         work = torch.float64 if z.dtype == torch.float64 else torch.float32  # the work dtype: float32 at least
         rows = max(1, min(n, KD_CHUNK_ELEMENTS["cpu" if device.type == "cpu" else "other"] // vocab))
-        valid = target != -100
-        n_tokens = valid.sum().clamp(min=1).to(work)
-        kd_den = n_tokens if kd_denominator is None else torch.tensor(float(kd_denominator), dtype=work, device=device)
-        # Per-row gradient weights (0 on ignored rows), [N, 1].
-        a_rows = (valid.to(work) * (alpha / n_tokens)).unsqueeze(1)
-        b_rows = (kd_rows.to(work) * ((1 - alpha) * temperature / kd_den)).unsqueeze(1)
+        valid, n_tokens, kd_den, a_rows, b_rows = _row_weights(target, kd_rows, alpha, temperature, kd_denominator, work)
         safe_target = target.clamp(min=0)
         inv_t = 1.0 / temperature
         k = len(teachers)
@@ -221,10 +235,7 @@ class _FusedDistill(torch.autograd.Function):
             if out_work is not None:
                 grad[sl].copy_(dest)
 
-        zero = torch.zeros((), dtype=work, device=device)
-        ce = torch.where(valid, ce_rows, zero).sum() / n_tokens
-        kd = torch.where(kd_rows, kl_rows, zero).sum() / kd_den
-        total = alpha * ce + (1 - alpha) * temperature**2 * kd
+        total, ce, kd = _totals(valid, ce_rows, kd_rows, kl_rows, n_tokens, kd_den, alpha, temperature)
         ctx.save_for_backward(grad)
         ctx.mark_non_differentiable(ce, kd)
         return total, ce, kd
@@ -293,12 +304,8 @@ class _HeadDistill(torch.autograd.Function):
     def forward(ctx, hidden, weight, target, kd_rows, teachers, ensemble, alpha, temperature, kd_denominator):
         n, vocab = hidden.size(0), weight.size(0)
         dtype = hidden.dtype
-        valid = target != -100
-        n_tokens = valid.sum().clamp(min=1).to(dtype)
         device = hidden.device
-        kd_den = n_tokens if kd_denominator is None else torch.tensor(float(kd_denominator), dtype=dtype, device=device)
-        a_rows = (valid.to(dtype) * (alpha / n_tokens)).unsqueeze(1)  # per-row gradient weights, 0 on ignored rows
-        b_rows = (kd_rows.to(dtype) * ((1 - alpha) * temperature / kd_den)).unsqueeze(1)
+        valid, n_tokens, kd_den, a_rows, b_rows = _row_weights(target, kd_rows, alpha, temperature, kd_denominator, dtype)
         safe_target = target.clamp(min=0).unsqueeze(1)
         inv_t, k = 1.0 / temperature, len(teachers)
         rows = min(n, HEAD_KD_ROWS)
@@ -355,10 +362,7 @@ class _HeadDistill(torch.autograd.Function):
             torch.mm(g, weight, out=grad_hidden[sl])
             grad_weight.addmm_(g.t(), h)
 
-        zero = torch.zeros((), dtype=dtype, device=device)
-        ce = torch.where(valid, ce_rows, zero).sum() / n_tokens
-        kd = torch.where(kd_rows, kl_rows, zero).sum() / kd_den
-        total = alpha * ce + (1 - alpha) * temperature**2 * kd
+        total, ce, kd = _totals(valid, ce_rows, kd_rows, kl_rows, n_tokens, kd_den, alpha, temperature)
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.mark_non_differentiable(ce, kd)
         return total, ce, kd
