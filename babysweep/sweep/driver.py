@@ -51,6 +51,7 @@ from babysweep.spec.checks import stratified_points
 from babysweep.core.paths import LAYOUT_FILE, MODELS, RUN_MAP_FILE, SPEC_FILE, TEACHERS_FILE
 from babysweep.sweep.ray_cluster import init_ray
 from babysweep.sweep.state import driver_running, resume_summary, saved_results, sweep_status
+from babysweep.sweep.worker_cache import keeping_workers
 from babysweep.sweep.trial import GRID_KEY, POINT_KEY, REPEAT_KEY, TrialContext, trial_config
 
 
@@ -477,7 +478,8 @@ def _run_sweep(spec: Spec, *, fresh: bool, address: str | None, storage: str | P
                     failure_config=tune.FailureConfig(max_failures=search.max_failures),
                 )
                 tuner = tune.Tuner(trainable, param_space=param_space or {}, tune_config=tune_config, run_config=run_config)
-            tuner.fit()
+            with keeping_workers(search.concurrent if search.reuse_workers else 0):
+                tuner.fit()
         except KeyboardInterrupt:
             callback.interrupted = True
         finally:
