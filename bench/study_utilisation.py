@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -29,7 +30,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 
 def trials(sweeps: Path):
-    """(sweep, flops, step seconds, train() seconds) of every trial that reported an epoch."""
+    """(sweep, flops, step seconds, train() seconds, train()'s start) of every trial that reported an epoch; a trial
+    stopped early has no end in its placement.json: its train() time is then its last report's elapsed time."""
     from babysweep.core import metrics as M
     from babysweep.sweep.driver import PLACEMENT_FILE
 
@@ -41,11 +43,50 @@ def trials(sweeps: Path):
         tokens = [row[M.TOKENS_SEEN] - (rows[i - 1][M.TOKENS_SEEN] if i else 0) for i, row in enumerate(rows)]
         steps = sum(t / row[M.TOKENS_PER_S] for t, row in zip(tokens, rows) if row.get(M.TOKENS_PER_S, 0) > 0)
         placement = record.parent / PLACEMENT_FILE
-        in_train = rows[-1].get(M.ELAPSED_S, steps)
+        in_train, started = rows[-1].get(M.ELAPSED_S, steps), None
         if placement.is_file():
             where = json.loads(placement.read_text())
-            in_train = where.get("finished", where["started"] + in_train) - where["started"]
-        yield record.parent.parent.parent.name, rows[-1].get(M.FLOPS, 0.0), steps, in_train
+            started = where["started"]
+            in_train = where.get("finished", started + in_train) - started
+        yield record.parent.parent.parent.name, rows[-1].get(M.FLOPS, 0.0), steps, in_train, started
+
+
+def stage_timeline(rows: list[tuple]) -> list[tuple[str, float, float, float, int]]:
+    """Per sweep, in the order it ran: (name, first train() start, last train() end, core-seconds in train(), trials)."""
+    stages: dict[str, list] = {}
+    for sweep, _, _, in_train, started in rows:
+        if started is None:
+            continue
+        entry = stages.setdefault(sweep, [math.inf, 0.0, 0.0, 0])
+        entry[0] = min(entry[0], started)
+        entry[1] = max(entry[1], started + in_train)
+        entry[2] += in_train
+        entry[3] += 1
+    return sorted(((name, *values) for name, values in stages.items()), key=lambda row: row[1])
+
+
+def print_timeline(rows: list[tuple], cores: int, wall: float, ended: float | None) -> None:
+    """Where the idle core-seconds are: inside each stage's span (slots waiting for a wave's slowest trial, the
+    stage's tail, the next trial's start) and in the gaps between stages (Ray, workers' start, the driver's work)."""
+    stages = stage_timeline(rows)
+    if not stages:
+        return
+    end = ended if ended is not None else stages[-1][2]
+    start = end - wall
+    print(f"timeline (idle core-seconds; study from {start:.0f} to {end:.0f}, {cores} cores):")
+    print(f"   {'stage':30s} {'gap before':>10s} {'span':>7s} {'trials':>6s} {'in train()':>10s} {'idle in span':>12s}")
+    previous, gaps, inside = start, 0.0, 0.0
+    for name, first, last, busy, count in stages:
+        gap, span = max(0.0, first - previous) * cores, last - first
+        idle = span * cores - busy
+        gaps, inside = gaps + gap, inside + idle
+        print(f"   {name:30s} {gap:10.0f} {span:7.0f} {count:6d} {busy:10.0f} {idle:12.0f}")
+        previous = max(previous, last)
+    tail = max(0.0, end - previous) * cores
+    print(f"   {'(after the last trial)':30s} {tail:10.0f}")
+    total = wall * cores
+    print(f"   idle between stages {gaps + tail:.0f} core-s ({100 * (gaps + tail) / total:.1f}%), "
+          f"inside stages {inside:.0f} ({100 * inside / total:.1f}%)")
 
 
 def main() -> None:
@@ -54,6 +95,8 @@ def main() -> None:
     parser.add_argument("--wall", type=float, required=True, help="the study's wall time in seconds")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ended", type=float, default=None,
+                        help="when the study ended (seconds since the epoch); the last trial's end when not given")
     args = parser.parse_args()
     import torch
     from utilisation import peak
@@ -75,7 +118,7 @@ def main() -> None:
                         ("idle: outside any trial's train()", total - in_train)):
         print(f"   {name:52s} {value:7.0f} s  {100 * value / total:5.1f}%")
     by_sweep = {}
-    for sweep, f, s, t in rows:
+    for sweep, f, s, t, _ in rows:
         entry = by_sweep.setdefault(sweep, [0, 0.0, 0.0, 0.0])
         entry[0] += 1
         entry[1] += f
@@ -84,6 +127,7 @@ def main() -> None:
     print("per sweep: trials, TFLOP, step s, train() s, achieved GFLOP/s in steps")
     for sweep, (n, f, s, t) in by_sweep.items():
         print(f"   {sweep:34s} {n:3d} {f / 1e12:7.2f} {s:8.0f} {t:8.0f} {f / max(s, 1e-9) / 1e9:7.1f}")
+    print_timeline(rows, args.cores, args.wall, args.ended)
 
 
 if __name__ == "__main__":
