@@ -60,3 +60,14 @@ def test_a_warm_worker_gives_the_same_results_as_fresh_ones(ray_session, project
     for a, b in zip(by_lr(cold), by_lr(warm)):
         assert (a["lr"], a["stopped"]) == (b["lr"], b["stopped"])
         assert a["losses"] == b["losses"]  # exact: every epoch's training and dev loss, and the BLiMP subset
+
+
+def test_the_worker_cache_keeps_up_to_the_trials_at_once():
+    """Ray's cache keeps one idle worker when no trial waits; ours keeps `keep`, and gives them all up when asked."""
+    from babysweep.sweep.worker_cache import keep_up_to
+
+    cache = keep_up_to(2)
+    assert [cache.cache_object("cpu1", w) for w in ("a", "b", "c")] == [True, True, False]
+    assert list(cache.flush_cached_objects()) == []  # kept for the next wave
+    cache.increase_max("cpu1")  # a trial of the next wave asks for a worker
+    assert cache.pop_cached_object("cpu1") == "a" and list(cache.flush_cached_objects(force_all=True)) == ["b"]

@@ -17,31 +17,28 @@ from __future__ import annotations
 import contextlib
 import functools
 
-from ray.tune.execution import tune_controller
-from ray.tune.utils.object_cache import _ObjectCache
 
-
-class KeepUpTo(_ObjectCache):
+def keep_up_to(keep: int, may_keep_one: bool = True):
     """Ray's actor cache, with `keep` objects (not one) kept while no pending trial has asked for any."""
+    from ray.tune.utils.object_cache import _ObjectCache  # here: importing the driver stays free of ray.tune
 
-    def __init__(self, keep: int, may_keep_one: bool = True):
-        super().__init__(may_keep_one=may_keep_one)
-        self._keep = keep
+    class KeepUpTo(_ObjectCache):
+        def _none_wanted(self) -> bool:
+            return not any(v for v in self._max_num_objects.values())
 
-    def _none_wanted(self) -> bool:
-        return not any(v for v in self._max_num_objects.values())
+        def cache_object(self, key, obj) -> bool:
+            if self._may_keep_one and self._none_wanted() and self._num_cached_objects < keep:
+                self._cached_objects[key].append(obj)
+                self._num_cached_objects += 1
+                return True
+            return super().cache_object(key, obj)
 
-    def cache_object(self, key, obj) -> bool:
-        if self._may_keep_one and self._none_wanted() and self._num_cached_objects < self._keep:
-            self._cached_objects[key].append(obj)
-            self._num_cached_objects += 1
-            return True
-        return super().cache_object(key, obj)
+        def flush_cached_objects(self, force_all: bool = False):
+            if not force_all and self._none_wanted() and self._num_cached_objects <= keep:
+                return  # the next wave will want them
+            yield from super().flush_cached_objects(force_all)
 
-    def flush_cached_objects(self, force_all: bool = False):
-        if not force_all and self._none_wanted() and self._num_cached_objects <= self._keep:
-            return  # the next wave will want them
-        yield from super().flush_cached_objects(force_all)
+    return KeepUpTo(may_keep_one=may_keep_one)
 
 
 @contextlib.contextmanager
@@ -50,8 +47,10 @@ def keeping_workers(keep: int):
     if keep <= 1:
         yield
         return
+    from ray.tune.execution import tune_controller
+
     original = tune_controller._ObjectCache
-    tune_controller._ObjectCache = functools.partial(KeepUpTo, keep)
+    tune_controller._ObjectCache = functools.partial(keep_up_to, keep)
     try:
         yield
     finally:
