@@ -136,8 +136,14 @@ def test_status_fits_80_and_160_columns_without_cut_cells_or_repeated_headers(tm
     _wide(tmp_path)
     monkeypatch.setenv("BABYSWEEP_PROJECT", str(tmp_path))
     seen = {}
+    from rich.console import Console
+
+    import babysweep.cli as cli
+
     for width in (80, 160):
         monkeypatch.setenv("COLUMNS", str(width))
+        # A new process's console reads COLUMNS once, when the CLI module is imported: a console made now does.
+        monkeypatch.setattr(cli, "console", Console(soft_wrap=True))
         code, out, err = run(monkeypatch, capsys, "status", "wide")
         assert code == 0, err
         assert "…" not in out and "..." not in out
