@@ -91,21 +91,20 @@ def run_ablation(source: str, seeds: int = DEFAULT_SEEDS, *, name: str | None = 
                  storage=None, tracking_uri: str | None = None, live: bool = True) -> tuple[object, Path | None]:
     """Run (or resume) the ablation sweep of a sweep's best config or of a config file; returns
     (SweepResult, path of ablation.md or None when interrupted)."""
-    from babysweep.sweep.driver import older_chunks, run_sweep
-    from babysweep.sweep.trial import made_before_chunk_bos
+    from babysweep.sweep.driver import run_sweep, trained_like
     from babysweep.tracking.runs import log_report
 
     uri = paths.tracking_uri(tracking_uri)
     as_file = Path(source)
-    older = False
+    folder = None  # the sweep ablated, whose chunks the variants train on
     if as_file.suffix in (".yaml", ".yml") or as_file.is_file():
         base, spec = base_from_file(uri, as_file)
     else:
         base, spec = base_from_sweep(uri, source, storage)
-        older = made_before_chunk_bos(paths.sweep_folder(source, storage))  # ablate on the chunks the sweep trained
+        folder = paths.sweep_folder(source, storage)
     name = name or paths.safe_name(spec.name) + ABLATION
     ablation = ablation_spec(base, spec, name, seeds)
-    with older_chunks(older):
+    with trained_like(folder):
         result = run_sweep(ablation, address=address, storage=storage, tracking_uri=uri, live=live)
     if result.interrupted:
         return result, None

@@ -68,12 +68,11 @@ def arm_spec(baseline: str, student: str, seeds: int, *, storage: str | Path | N
 def run_equal_flops(baseline: str, student: str, seeds: int, *, address: str | None = None,
                     storage: str | Path | None = None, tracking_uri: str | None = None, live: bool = True):
     """Run (or resume) `<baseline>.equal-flops.final`; returns run_sweep's SweepResult."""
-    from babysweep.sweep.driver import older_chunks, run_sweep
-    from babysweep.sweep.trial import made_before_chunk_bos
+    from babysweep.sweep.driver import run_sweep, trained_like
 
     uri = paths.tracking_uri(tracking_uri)
     spec, _ = arm_spec(baseline, student, seeds, storage=storage, tracking_uri=uri)
-    with older_chunks(made_before_chunk_bos(paths.sweep_folder(baseline, storage))):  # trained like its baseline's trials
+    with trained_like(paths.sweep_folder(baseline, storage)):  # on the chunks its baseline's trials trained
         return run_sweep(spec, address=address, storage=storage, tracking_uri=uri, live=live)
 
 

@@ -145,10 +145,9 @@ def run_finalists(sweep: str, seeds: int = DEFAULT_SEEDS, *, address: str | None
                   design: tuple[int, int, int] | None = None):
     """Run (or resume) `<sweep>.final` (or a later look's batch); returns run_sweep's SweepResult. Finalists of a
     sweep made before data.chunk_bos train on its older chunks, as its trials did."""
-    from babysweep.sweep.driver import older_chunks
-    from babysweep.sweep.trial import made_before_chunk_bos
+    from babysweep.sweep.driver import trained_like
 
-    with older_chunks(made_before_chunk_bos(paths.sweep_folder(sweep, storage))):
+    with trained_like(paths.sweep_folder(sweep, storage)):
         return _run_finalists(sweep, seeds, address=address, storage=storage, tracking_uri=tracking_uri, live=live,
                               look=look, first_seed=first_seed, design=design)
 

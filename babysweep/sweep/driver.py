@@ -52,7 +52,7 @@ from babysweep.core.paths import LAYOUT_FILE, MODELS, RUN_MAP_FILE, SPEC_FILE, T
 from babysweep.sweep.ray_cluster import init_ray
 from babysweep.sweep.state import driver_running, resume_summary, saved_results, sweep_status
 from babysweep.sweep.worker_cache import keeping_workers
-from babysweep.sweep.trial import GRID_KEY, POINT_KEY, REPEAT_KEY, TrialContext, trial_config
+from babysweep.sweep.trial import GRID_KEY, POINT_KEY, REPEAT_KEY, TrialContext, made_before_chunk_bos, trial_config
 
 
 def max_epochs(spec: Spec) -> int:
@@ -265,6 +265,12 @@ def older_chunks(on: bool):
         yield
     finally:
         _OLDER_CHUNKS.reset(token)
+
+
+def trained_like(source: Path | None):
+    """older_chunks for the sweeps made from a sweep's results (finalists, ablations, equal-FLOPs arms): the older
+    chunks when the sweep folder `source` was made before data.chunk_bos, as its trials were (None: a new layout)."""
+    return older_chunks(source is not None and made_before_chunk_bos(source))
 
 
 # What a sweep folder keeps when Ray's part starts afresh: the spec, the resolved teachers, the MLflow run map.
