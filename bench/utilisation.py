@@ -16,8 +16,10 @@ In one run, each measurement in a fresh subprocess with one torch thread (as a s
 4. achieved GFLOP/s from babysweep's FLOPs model (babysweep/flops.py: 3 F per trained token; the student's
    warm-cache teachers are not run, so their forward passes are not counted here) and
    utilisation = achieved / the one-thread fp32 peak measured alone in this run.
-Each kind runs with train.fused false and true (--variants), so one run shows the step before and after the
-fused kernels under the same load. Rates per CPU second of the process are printed beside the wall-clock
+Each kind runs with train.fused false, true, and true with train.compile (--variants), so one run shows the step
+before and after the fused kernels and the compiled base model under the same load; "setup and first 10 steps" shows
+what compiling costs a process (Inductor's on-disk cache is the bench project's, empty at the start of a run: the
+first compiled process of a kind compiles from scratch, the others read the cache). Rates per CPU second of the process are printed beside the wall-clock
 ones: on a machine that others share, they say what one core gives, where wall time says what the load left.
 The load average is printed with each line.
 """
@@ -93,8 +95,10 @@ def worker(args) -> None:
     from babysweep.train.trainer import train
 
     cfg = configs(Path(args.project), args.words, args.steps, args.precision)[args.worker]
-    cfg["train"]["fused"] = args.fused == "fused"
+    cfg["train"]["fused"] = args.fused in ("fused", "compiled")
+    cfg["train"]["compile"] = args.fused == "compiled"
     stamps: list[tuple[float, float]] = []
+    started = time.perf_counter()
     out = Path(args.project) / "runs" / f"{args.worker}-{os.getpid()}-{time.monotonic_ns()}"
     final = train(cfg, out, progress=lambda info: stamps.append((time.perf_counter(), time.process_time())))
     tokens = WINDOW * cfg["train"]["batch_size"] * cfg["data"]["seq_len"]
@@ -103,7 +107,7 @@ def worker(args) -> None:
     vocab = int(cfg["data"]["tokenizer"]["vocab_size"])
     with torch.device("meta"):
         model = build_model(RunConfig.of(cfg).model, vocab_size=vocab, seq_len=cfg["data"]["seq_len"])
-    print(json.dumps({"best": max(rates), "median": sorted(rates)[len(rates) // 2], "best_cpu": max(cpu_rates),
+    print(json.dumps({"first_window_s": stamps[0][0] - started, "best": max(rates), "median": sorted(rates)[len(rates) // 2], "best_cpu": max(cpu_rates),
                       "per_token": 3 * forward_flops_per_token(
         model, cfg["data"]["seq_len"]), "loss": final[M.TRAIN_LOSS]}))
 
@@ -152,7 +156,8 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="train.precision of the steps")
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="processes when every core is busy")
     parser.add_argument("--kinds", default=",".join(KINDS))
-    parser.add_argument("--variants", default="unfused,fused", help="train.fused false (unfused) and/or true (fused)")
+    parser.add_argument("--variants", default="unfused,fused,compiled",
+                        help="train.fused false (unfused), true (fused), true with train.compile (compiled)")
     parser.add_argument("--fused", default="fused", help=argparse.SUPPRESS)
     parser.add_argument("--project", default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -183,9 +188,10 @@ def main() -> None:
                 worst = min(results, key=lambda r: r["best"])
                 achieved = worst["best"] * worst["per_token"] / 1e9
                 achieved_cpu = min(r["best_cpu"] for r in results) * worst["per_token"] / 1e9
-                print(f"{kind:8s} {variant:7s} {label:7s} {worst['best']:6.0f} tok/s (median window {worst['median']:6.0f}), "
+                print(f"{kind:8s} {variant:8s} {label:7s} {worst['best']:6.0f} tok/s (median window {worst['median']:6.0f}), "
                       f"{achieved:5.1f} GFLOP/s, {100 * achieved / reference:4.1f}%; per CPU second {achieved_cpu:5.1f} GFLOP/s, "
-                      f"{100 * achieved_cpu / reference_cpu:4.1f}% (train loss {worst['loss']:.4f}; "
+                      f"{100 * achieved_cpu / reference_cpu:4.1f}% (train loss {worst['loss']:.4f}; setup and first 10 steps "
+                      f"{worst['first_window_s']:.1f} s; "
                       f"load average {os.getloadavg()[0]:.1f})", flush=True)
 
 

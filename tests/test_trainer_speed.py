@@ -99,3 +99,34 @@ def test_bf16_precision_runs_on_the_cpu(tmp_path, cache_dir):
     final = train(config, tmp_path / "bf16")
     assert final["eval/loss"] == pytest.approx(final["eval/loss"]) and 0 < final["eval/loss"] < 20
     assert json.loads((tmp_path / "bf16" / "run.json").read_text())["device"] == "cpu"
+
+
+@pytest.mark.parametrize("teachers_on", [False, True])
+def test_compiled_steps_give_the_same_losses(tmp_path, cache_dir, monkeypatch, teachers, teachers_on):
+    """train.compile: the training steps go through the compiled base model (counted here, so the test fails if they
+    do not), without and with teachers, and every loss equals the eager run's to float rounding."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    calls = []
+    real = trainer.compiled_body
+
+    def counted(cfg, model):
+        body = real(cfg, model)
+        if body is None:
+            return None
+        return lambda **kw: calls.append(kw["input_ids"].shape) or body(**kw)
+
+    monkeypatch.setattr(trainer, "compiled_body", counted)
+    runs = {}
+    for compiled in (False, True):
+        distill = {"teachers": teachers, "alpha": 0.5, "temperature": 2.0, "cache": "none"} if teachers_on else {}
+        config = tiny_config(cache_dir, train={"compile": compiled, "epochs": 2, "max_steps": 12}, distill=distill,
+                             eval={"blimp": "none", "dev_batches": 2})
+        steps = []
+        final = train(config, tmp_path / f"{compiled}", progress=lambda info: steps.append(info["loss"]))
+        runs[compiled] = (final, [json.loads(line) for line in (tmp_path / f"{compiled}" / "metrics.jsonl").open()], steps)
+    assert len(calls) == 12 and set(calls) == {(16, 32)}
+    (plain, plain_rows, plain_steps), (fast, fast_rows, fast_steps) = runs[False], runs[True]
+    assert plain_steps == pytest.approx(fast_steps, rel=1e-5)
+    for a, b in zip(plain_rows, fast_rows):
+        for key in ("train/loss", "eval/loss"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5), key

@@ -92,6 +92,11 @@ class TrainingConfig(_Section):
     # causal-LM steps the output head and cross-entropy in row blocks (objectives.head_causal_lm_loss), with teachers
     # on the CPU the head and the distillation loss (objectives.head_distillation_loss; not top-k caches).
     fused: bool = True
+    # torch.compile of the base model for causal-LM training steps of a full batch (an epoch's short last batch, MLM
+    # phases, evaluation and teachers stay eager): the same losses to float rounding, fewer passes over memory. Each
+    # new process compiles once (tens of seconds the first time on a machine, a few seconds from the on-disk cache,
+    # <data.cache_dir>/inductor); docs/speed.md has the measured trade.
+    compile: bool = False
     # BabyLM's intermediate checkpoints: model folders chck_1M ... chck_10M, chck_20M ... chck_100M, chck_200M ...
     # chck_1000M in the run folder, saved when the words trained on (train/words_seen) first reach each count.
     # babylm_checkpoint_unit: words per "M" (1,000,000; smaller only for tests on a tiny corpus).

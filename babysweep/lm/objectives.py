@@ -53,24 +53,30 @@ class _HeadCrossEntropy(torch.autograd.Function):
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         valid = target != -100
         count = valid.sum().clamp_min(1).to(hidden.dtype)
-        safe = target.clamp_min(0).unsqueeze(1)
+        safe = target.clamp_min(0)
+        scale = (valid.to(hidden.dtype) / count).unsqueeze(1)  # d loss / d (a row's CE); 0 on ignored rows
         grad_hidden = torch.empty_like(hidden)
         grad_weight = torch.zeros_like(weight)
         total = hidden.new_zeros(())
         for start in range(0, hidden.size(0), HEAD_CE_ROWS):
             rows = slice(start, start + HEAD_CE_ROWS)
-            h = hidden[rows]
+            h, t, s = hidden[rows], safe[rows], scale[rows]
             block = h @ weight.t()  # [rows, vocab] logits
-            lse = torch.logsumexp(block, dim=1)
-            scale = valid[rows].to(block.dtype) / count
-            total += ((lse - block.gather(1, safe[rows]).squeeze(1)) * valid[rows]).sum()
-            block.sub_(lse.unsqueeze(1)).exp_()  # softmax
-            block.scatter_add_(1, safe[rows], torch.full_like(lse, -1.0).unsqueeze(1))  # minus the one-hot target
-            block.mul_(scale.unsqueeze(1))  # d loss / d logits; ignored rows are zero
-            torch.mm(block, weight, out=grad_hidden[rows])
-            grad_weight.addmm_(block.t(), h)
+            top = block.amax(dim=1, keepdim=True)
+            picked = block.gather(1, t.unsqueeze(1))
+            block.sub_(top).exp_()  # one exp pass; the block is never normalised
+            sums = block.sum(dim=1, keepdim=True)
+            total += ((top + sums.log() - picked) * s).sum()  # CE = log-sum-exp - target logit
+            # d loss / d logits = s * (exp / sums - onehot). Both row factors (s / sums) and the one-hot are applied
+            # to [rows, d] arrays instead of the [rows, vocab] block: d is 64-128 here, vocab ~1,500.
+            factor = s / sums
+            grad_rows = grad_hidden[rows]
+            torch.mm(block, weight, out=grad_rows)
+            grad_rows.mul_(factor).sub_(weight[t] * s)
+            grad_weight.addmm_(block.t(), h * factor)
+            grad_weight.index_add_(0, t, h * s, alpha=-1.0)
         ctx.save_for_backward(grad_hidden, grad_weight)
-        return total / count
+        return total
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import random
 import sys
@@ -46,6 +47,7 @@ from babysweep import __version__
 from babysweep.lm import flops
 
 from babysweep.core import metrics as M, schedule
+from babysweep.core import paths
 from babysweep.core.atomic import write_text_atomic
 from babysweep.train.checkpoint import META, checkpoints, load_checkpoint, load_latest, save_checkpoint
 from babysweep.core.config import RunConfig, TrainingConfig, budget_spent
@@ -236,6 +238,7 @@ class Run:
     cache_plan: Any = None  # teacher_cache.Plan: which way the teachers' outputs come (None without teachers)
     teacher_cache: Any = None  # teacher_cache.TeacherCache, or None to run the teachers on the fly
     teacher_words: float | None = None  # the teachers' own training words, summed (None: a teacher's are unknown)
+    body: Any = None  # train.compile: torch.compile of model.base_model, for full training batches only
 
     def words_seen(self, loop: "LoopState") -> float | None:
         """Words trained on so far, as BabyLM counts them ("total count not unique"): each completed epoch is the
@@ -281,7 +284,31 @@ def setup(config: RunConfig | dict[str, Any], out_dir: Path) -> Run:
         raise UserError(f"eval.suite: the suite's data folder {cfg.eval.suite} does not exist.")
     words = teachers_words(distill.teachers) if teachers else None
     return Run(cfg, Path(out_dir), dev, data, model, count_params(model), phases, teachers, pairs, n_batches,
-               total_steps, optimizer, scheduler, cache_plan, cache, words)
+               total_steps, optimizer, scheduler, cache_plan, cache, words, compiled_body(cfg, model))
+
+
+def compiled_body(cfg: RunConfig, model: torch.nn.Module):
+    """train.compile: the base model compiled for one shape (dynamic=False: the full batch), else None. Inductor's
+    on-disk cache goes to <data.cache_dir>/inductor unless TORCHINDUCTOR_CACHE_DIR is set."""
+    if not cfg.train.compile:
+        return None
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.cache_dir(cfg.data.cache_dir) / "inductor"))
+    return torch.compile(model.base_model, dynamic=False)
+
+
+def hidden_states(run: Run, batch: torch.Tensor) -> torch.Tensor:
+    """The base model's last hidden states; a full batch goes through the compiled body when there is one, any other
+    shape stays eager (one compiled shape, no recompiles)."""
+    full = batch.shape == (run.cfg.train.batch_size, run.cfg.data.seq_len)
+    body = run.body if run.body is not None and full else run.model.base_model
+    return body(input_ids=batch).last_hidden_state
+
+
+def causal_logits(run: Run, batch: torch.Tensor) -> torch.Tensor:
+    """model(batch).logits, through the compiled body when there is one (the head is the model's own)."""
+    if run.body is None:
+        return run.model(input_ids=batch).logits
+    return run.model.get_output_embeddings()(hidden_states(run, batch))
 
 
 def _words_seen(row: dict) -> float | None:
@@ -398,9 +425,8 @@ def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int
         fused_head = cfg.train.fused and dev.autocast_dtype is None and _plain_head(model)
         if not run.teachers:
             if fused_head:
-                hidden = model.base_model(input_ids=batch).last_hidden_state
-                return objectives.head_causal_lm_loss(hidden, model.get_output_embeddings().weight, batch)
-            return objectives.causal_lm_loss(model(input_ids=batch).logits, batch)
+                return objectives.head_causal_lm_loss(hidden_states(run, batch), model.get_output_embeddings().weight, batch)
+            return objectives.causal_lm_loss(causal_logits(run, batch), batch)
         distill = cfg.distill
         if run.teacher_cache is None:
             with torch.inference_mode():  # frozen teachers: no autograd bookkeeping at all
@@ -408,15 +434,15 @@ def batch_loss(run: Run, batch: torch.Tensor, phase: str, epoch: int, index: int
         else:  # the same chunks' stored outputs: batch `index` is rows [index * B, index * B + len(batch)) of the epoch
             stored = run.teacher_cache.read(epoch, index, cfg.train.batch_size, batch.size(0))
             if run.cache_plan.mode == "topk":
-                return objectives.topk_distillation_loss(model(input_ids=batch).logits, batch, *stored, alpha=distill.alpha,
+                return objectives.topk_distillation_loss(causal_logits(run, batch), batch, *stored, alpha=distill.alpha,
                                                          temperature=distill.temperature, kd_reduction=distill.kd_reduction).total
             teacher_logits = stored
         kd = {"alpha": distill.alpha, "temperature": distill.temperature, "ensemble": distill.ensemble,
               "kd_reduction": distill.kd_reduction}
         if fused_head and dev.device.type == "cpu":  # measured on the CPU only; CUDA keeps the logits and _FusedDistill
-            hidden = model.base_model(input_ids=batch).last_hidden_state
-            return objectives.head_distillation_loss(hidden, model.get_output_embeddings().weight, batch, teacher_logits, **kd).total
-        return objectives.distillation_loss(model(input_ids=batch).logits, batch, teacher_logits, **kd).total
+            return objectives.head_distillation_loss(hidden_states(run, batch), model.get_output_embeddings().weight, batch,
+                                                     teacher_logits, **kd).total
+        return objectives.distillation_loss(causal_logits(run, batch), batch, teacher_logits, **kd).total
 
 
 def _plain_head(model) -> bool:
