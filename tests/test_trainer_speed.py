@@ -122,11 +122,18 @@ def test_compiled_steps_give_the_same_losses(tmp_path, cache_dir, monkeypatch, t
         config = tiny_config(cache_dir, train={"compile": compiled, "epochs": 2, "max_steps": 12}, distill=distill,
                              eval={"blimp": "none", "dev_batches": 2})
         steps = []
-        final = train(config, tmp_path / f"{compiled}", progress=lambda info: steps.append(info["loss"]))
-        runs[compiled] = (final, [json.loads(line) for line in (tmp_path / f"{compiled}" / "metrics.jsonl").open()], steps)
+        train(config, tmp_path / f"{compiled}", progress=lambda info: steps.append(info["loss"]))
+        runs[compiled] = ([json.loads(line) for line in (tmp_path / f"{compiled}" / "metrics.jsonl").open()], steps)
     assert len(calls) == 12 and set(calls) == {(16, 32)}
-    (plain, plain_rows, plain_steps), (fast, fast_rows, fast_steps) = runs[False], runs[True]
+    (plain_rows, plain_steps), (fast_rows, fast_steps) = runs[False], runs[True]
     assert plain_steps == pytest.approx(fast_steps, rel=1e-5)
     for a, b in zip(plain_rows, fast_rows):
         for key in ("train/loss", "eval/loss"):
             assert b[key] == pytest.approx(a[key], rel=1e-5), key
+
+
+def test_compile_without_a_cpp_compiler_is_refused_in_one_sentence(tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    config = tiny_config(cache_dir, train={"compile": True, "epochs": 1, "max_steps": 1}, eval={"blimp": "none"})
+    with pytest.raises(trainer.UserError, match=r"^train.compile: .*no-such-compiler-here, which is not installed"):
+        train(config, tmp_path / "run")

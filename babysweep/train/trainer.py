@@ -34,6 +34,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -292,6 +293,10 @@ def compiled_body(cfg: RunConfig, model: torch.nn.Module):
     on-disk cache goes to <data.cache_dir>/inductor unless TORCHINDUCTOR_CACHE_DIR is set."""
     if not cfg.train.compile:
         return None
+    compiler = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")  # what Inductor calls
+    if next(model.parameters()).device.type == "cpu" and shutil.which(compiler) is None:
+        raise UserError(f"train.compile: torch.compile on the CPU builds C++ kernels with {compiler}, which is not "
+                        "installed (install it, set CXX to a C++ compiler, or set train.compile to false).")
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.cache_dir(cfg.data.cache_dir) / "inductor"))
     return torch.compile(model.base_model, dynamic=False)
 
