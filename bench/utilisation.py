@@ -95,8 +95,8 @@ def worker(args) -> None:
     from babysweep.train.trainer import train
 
     cfg = configs(Path(args.project), args.words, args.steps, args.precision)[args.worker]
-    cfg["train"]["fused"] = args.fused in ("fused", "compiled")
-    cfg["train"]["compile"] = args.fused == "compiled"
+    cfg["train"]["fused"] = args.variant in ("fused", "compiled")
+    cfg["train"]["compile"] = args.variant == "compiled"
     stamps: list[tuple[float, float]] = []
     started = time.perf_counter()
     out = Path(args.project) / "runs" / f"{args.worker}-{os.getpid()}-{time.monotonic_ns()}"
@@ -114,7 +114,7 @@ def worker(args) -> None:
 
 def launch(args, kind: str, copies: int) -> list[dict]:
     argv = [sys.executable, __file__, "--worker", kind, "--project", str(args.project), "--words", str(args.words),
-            "--steps", str(args.steps), "--repeats", str(args.repeats), "--precision", args.precision, "--fused", args.fused]
+            "--steps", str(args.steps), "--repeats", str(args.repeats), "--precision", args.precision, "--variant", args.variant]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True) for _ in range(copies)]
     results = []
@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--variants", default="unfused,fused,compiled",
                         help="train.fused false (unfused), true (fused), true with train.compile (compiled)")
-    parser.add_argument("--fused", default="fused", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", default="fused", help=argparse.SUPPRESS)  # one of --variants, in a worker
     parser.add_argument("--project", default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -182,7 +182,7 @@ def main() -> None:
     reference, reference_cpu = alone_peak["fp32"], alone_peak["fp32_cpu"]
     for kind in args.kinds.split(","):
         for variant in args.variants.split(","):
-            args.fused = variant
+            args.variant = variant
             for label, copies in (("alone", 1), (f"{args.cores} busy", args.cores)):
                 results = launch(args, kind, copies)
                 worst = min(results, key=lambda r: r["best"])
