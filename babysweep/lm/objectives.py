@@ -58,10 +58,11 @@ class _HeadCrossEntropy(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden)
         grad_weight = torch.zeros_like(weight)
         total = hidden.new_zeros(())
+        logits = hidden.new_empty(min(HEAD_CE_ROWS, hidden.size(0)), weight.size(0))  # one block's buffer, reused
         for start in range(0, hidden.size(0), HEAD_CE_ROWS):
             rows = slice(start, start + HEAD_CE_ROWS)
             h, t, s = hidden[rows], safe[rows], scale[rows]
-            block = h @ weight.t()  # [rows, vocab] logits
+            block = torch.mm(h, weight.t(), out=logits[: h.size(0)])  # [rows, vocab] logits
             top = block.amax(dim=1, keepdim=True)
             picked = block.gather(1, t.unsqueeze(1))
             block.sub_(top).exp_()  # one exp pass; the block is never normalised
