@@ -105,7 +105,8 @@ def test_bf16_precision_runs_on_the_cpu(tmp_path, cache_dir):
 def test_compiled_steps_give_the_same_losses(tmp_path, cache_dir, monkeypatch, teachers, teachers_on):
     """train.compile: the training steps go through the compiled base model (counted here, so the test fails if they
     do not), without and with teachers, and every loss equals the eager run's to float rounding."""
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # what importing transformers leaves there
     calls = []
     real = trainer.compiled_body
 
@@ -125,6 +126,7 @@ def test_compiled_steps_give_the_same_losses(tmp_path, cache_dir, monkeypatch, t
         train(config, tmp_path / f"{compiled}", progress=lambda info: steps.append(info["loss"]))
         runs[compiled] = ([json.loads(line) for line in (tmp_path / f"{compiled}" / "metrics.jsonl").open()], steps)
     assert len(calls) == 12 and set(calls) == {(16, 32)}
+    assert any((cache_dir / "inductor").rglob("*.py"))  # Inductor's kernels went to data.cache_dir, not /tmp
     (plain_rows, plain_steps), (fast_rows, fast_steps) = runs[False], runs[True]
     assert plain_steps == pytest.approx(fast_steps, rel=1e-5)
     for a, b in zip(plain_rows, fast_rows):
@@ -137,3 +139,25 @@ def test_compile_without_a_cpp_compiler_is_refused_in_one_sentence(tmp_path, cac
     config = tiny_config(cache_dir, train={"compile": True, "epochs": 1, "max_steps": 1}, eval={"blimp": "none"})
     with pytest.raises(trainer.UserError, match=r"^train.compile: .*no-such-compiler-here, which is not installed"):
         train(config, tmp_path / "run")
+
+
+def test_a_rotary_table_gives_the_same_logits_and_gradients_and_saves_nothing():
+    """tabulate_rotary (train.compile's LLaMA): cos and sin looked up, not recomputed; bitwise the same in eager mode."""
+    from babysweep.core.config import RunConfig
+    from babysweep.lm.models import RotaryTable, build_model, tabulate_rotary
+
+    def model(arch):
+        torch.manual_seed(0)
+        return build_model(RunConfig.of({"model": {"arch": arch, "layers": 2, "hidden": 32, "heads": 4}}).model, 300, 24)
+
+    ids = torch.randint(0, 300, (3, 24))
+    plain, tabled = model("llama"), model("llama")
+    assert tabulate_rotary(tabled) and isinstance(tabled.base_model.rotary_emb, RotaryTable)
+    assert not tabulate_rotary(tabled) and not tabulate_rotary(model("gpt2"))  # once; GPT-2 has no rotary module
+    assert tabled.state_dict().keys() == plain.state_dict().keys()
+    for m in (plain, tabled):
+        m(input_ids=ids).logits.square().mean().backward()
+    assert torch.equal(plain(input_ids=ids).logits, tabled(input_ids=ids).logits)
+    assert torch.equal(plain(input_ids=ids[:, :7]).logits, tabled(input_ids=ids[:, :7]).logits)  # shorter sequences
+    for (name, a), b in zip(plain.named_parameters(), tabled.parameters()):
+        assert torch.equal(a.grad, b.grad), name

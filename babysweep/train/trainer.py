@@ -56,7 +56,7 @@ from babysweep.data import blimp_source, prepare
 from babysweep.data.batches import batches_per_epoch, chunks_per_epoch, dev_batches, train_batches
 from babysweep.data.tokenizer import MASK_ID, fingerprint
 from babysweep.core.errors import UserError
-from babysweep.lm.models import build_model, count_params, load_model, save_model
+from babysweep.lm.models import build_model, count_params, load_model, save_model, tabulate_rotary
 
 Reporter = Callable[[dict, Path | None], None]
 Progress = Callable[[dict], None]
@@ -297,8 +297,18 @@ def compiled_body(cfg: RunConfig, model: torch.nn.Module):
     if next(model.parameters()).device.type == "cpu" and shutil.which(compiler) is None:
         raise UserError(f"train.compile: torch.compile on the CPU builds C++ kernels with {compiler}, which is not "
                         "installed (install it, set CXX to a C++ compiler, or set train.compile to false).")
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.cache_dir(cfg.data.cache_dir) / "inductor"))
+    inductor_cache_here(paths.cache_dir(cfg.data.cache_dir) / "inductor")
+    tabulate_rotary(model)
     return torch.compile(model.base_model, dynamic=False)
+
+
+def inductor_cache_here(folder: Path) -> None:
+    """Point Inductor's on-disk cache at `folder` unless the user chose one. Importing transformers already fills
+    TORCHINDUCTOR_CACHE_DIR with torch's default (a folder in /tmp), so that value counts as not chosen."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if current is None or os.path.abspath(current) == os.path.abspath(default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
 
 
 def hidden_states(run: Run, batch: torch.Tensor) -> torch.Tensor:
