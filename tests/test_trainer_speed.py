@@ -141,8 +141,9 @@ def test_compile_without_a_cpp_compiler_is_refused_in_one_sentence(tmp_path, cac
         train(config, tmp_path / "run")
 
 
-def test_a_rotary_table_gives_the_same_logits_and_gradients_and_saves_nothing():
-    """tabulate_rotary (train.compile's LLaMA): cos and sin looked up, not recomputed; bitwise the same in eager mode."""
+def test_a_rotary_table_holds_the_modules_own_cos_and_sin_and_leaves_eager_calls_alone():
+    """tabulate_rotary (train.compile's LLaMA): compiled code looks cos and sin up, bitwise what the module computes;
+    eager calls, of any length (evaluation reads past the training length), still go to the module."""
     from babysweep.core.config import RunConfig
     from babysweep.lm.models import RotaryTable, build_model, tabulate_rotary
 
@@ -150,14 +151,17 @@ def test_a_rotary_table_gives_the_same_logits_and_gradients_and_saves_nothing():
         torch.manual_seed(0)
         return build_model(RunConfig.of({"model": {"arch": arch, "layers": 2, "hidden": 32, "heads": 4}}).model, 300, 24)
 
-    ids = torch.randint(0, 300, (3, 24))
     plain, tabled = model("llama"), model("llama")
     assert tabulate_rotary(tabled) and isinstance(tabled.base_model.rotary_emb, RotaryTable)
     assert not tabulate_rotary(tabled) and not tabulate_rotary(model("gpt2"))  # once; GPT-2 has no rotary module
-    assert tabled.state_dict().keys() == plain.state_dict().keys()
-    for m in (plain, tabled):
-        m(input_ids=ids).logits.square().mean().backward()
+    assert tabled.state_dict().keys() == plain.state_dict().keys()  # saved models are unchanged
+    table, x = tabled.base_model.rotary_emb, torch.zeros(2, 24, 32)
+    positions = torch.stack([torch.arange(24), torch.arange(24).flip(0)])
+    for got, want in zip(table.lookup(x, positions), plain.base_model.rotary_emb(x, positions)):
+        assert torch.equal(got, want)
+    ids = torch.randint(0, 300, (3, 40))  # longer than the table's 24 positions
     assert torch.equal(plain(input_ids=ids).logits, tabled(input_ids=ids).logits)
-    assert torch.equal(plain(input_ids=ids[:, :7]).logits, tabled(input_ids=ids[:, :7]).logits)  # shorter sequences
-    for (name, a), b in zip(plain.named_parameters(), tabled.parameters()):
-        assert torch.equal(a.grad, b.grad), name
+    table.cos.zero_()  # now the two routes differ: compiled code reads the table, eager code the module
+    compiled = torch.compile(table, backend="eager", fullgraph=True)
+    assert not compiled(x, positions)[0].any() and table(x, positions)[0].any()
+    assert compiled(x, torch.arange(30)[None])[0].any()  # longer than the table: the module, compiled too

@@ -141,9 +141,11 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
 
 class RotaryTable(torch.nn.Module):
     """A LLaMA rotary module's cos and sin, computed once by that module for every position the model takes and then
-    looked up. The same numbers as computing them per call (its angles are one product per position). Why: under
-    torch.compile, Inductor folds the cos and sin into each kernel that reads them, so every query and key element
-    recomputes them, in the forward and the backward pass (about 6% of a compiled 2 x 64 LLaMA step)."""
+    looked up in compiled code. The same numbers as computing them per call (its angles are one product per position).
+    Why: under torch.compile, Inductor folds the cos and sin into each kernel that reads them, so every query and key
+    element recomputes them, in the forward and the backward pass (about 6% of a compiled 2 x 64 LLaMA step). Eager
+    calls (evaluation, which may read past the training length, as the BabyLM pipeline does) and longer compiled
+    sequences go to the module itself."""
 
     def __init__(self, rotary: torch.nn.Module, positions: int):
         super().__init__()
@@ -154,6 +156,11 @@ class RotaryTable(torch.nn.Module):
         self.register_buffer("sin", sin[0], persistent=False)
 
     def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if torch.compiler.is_compiling() and position_ids.size(-1) <= self.cos.size(0):
+            return self.lookup(x, position_ids)
+        return self.rotary(x, position_ids)
+
+    def lookup(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.cos[position_ids].to(x.dtype), self.sin[position_ids].to(x.dtype)
 
 
