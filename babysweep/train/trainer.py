@@ -290,7 +290,8 @@ def setup(config: RunConfig | dict[str, Any], out_dir: Path) -> Run:
 
 def compiled_body(cfg: RunConfig, model: torch.nn.Module):
     """train.compile: the base model compiled for one shape (dynamic=False: the full batch), else None. Inductor's
-    on-disk cache goes to <data.cache_dir>/inductor unless TORCHINDUCTOR_CACHE_DIR is set."""
+    on-disk cache goes to <data.cache_dir>/inductor unless TORCHINDUCTOR_CACHE_DIR is set. A LLaMA model's rotary
+    module is swapped in place for a RotaryTable (compiled code reads its table; eager calls are unchanged)."""
     if not cfg.train.compile:
         return None
     compiler = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")  # what Inductor calls
