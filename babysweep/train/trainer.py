@@ -57,6 +57,7 @@ from babysweep.data.batches import batches_per_epoch, chunks_per_epoch, dev_batc
 from babysweep.data.tokenizer import MASK_ID, fingerprint
 from babysweep.core.errors import UserError
 from babysweep.lm.models import build_model, count_params, load_model, save_model, tabulate_rotary
+from babysweep.lm import cpu_attention
 
 Reporter = Callable[[dict, Path | None], None]
 Progress = Callable[[dict], None]
@@ -290,16 +291,21 @@ def setup(config: RunConfig | dict[str, Any], out_dir: Path) -> Run:
 
 def compiled_body(cfg: RunConfig, model: torch.nn.Module):
     """train.compile: the base model compiled for one shape (dynamic=False: the full batch), else None. Inductor's
-    on-disk cache goes to <data.cache_dir>/inductor unless TORCHINDUCTOR_CACHE_DIR is set. A LLaMA model's rotary
-    module is swapped in place for a RotaryTable (compiled code reads its table; eager calls are unchanged)."""
+    on-disk cache goes to <data.cache_dir>/inductor/<cpu_attention version> unless TORCHINDUCTOR_CACHE_DIR is set.
+    A LLaMA model's rotary module is swapped in place for a RotaryTable (compiled code reads its table; eager calls
+    are unchanged), and on the CPU the model's attention goes through lm/cpu_attention.py's kernel in compiled code
+    (eager calls keep SDPA)."""
     if not cfg.train.compile:
         return None
     compiler = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")  # what Inductor calls
     if next(model.parameters()).device.type == "cpu" and shutil.which(compiler) is None:
         raise UserError(f"train.compile: torch.compile on the CPU builds C++ kernels with {compiler}, which is not "
                         "installed (install it, set CXX to a C++ compiler, or set train.compile to false).")
-    inductor_cache_here(paths.cache_dir(cfg.data.cache_dir) / "inductor")
+    cache = paths.cache_dir(cfg.data.cache_dir)
+    inductor_cache_here(cache / "inductor" / cpu_attention.version())
     tabulate_rotary(model)
+    if next(model.parameters()).device.type == "cpu":
+        cpu_attention.use_cpu_attention(model, cache / "kernels")
     return torch.compile(model.base_model, dynamic=False)
 
 
