@@ -120,11 +120,40 @@ inline void rows_times(const float* rows, int Sp, int cols, const float* m, int6
   for (int r = 0; r < R; ++r) for (int c = 0; c < D / W; ++c) acc[r][c] += odd[r][c];
 }
 
+// One step of a 16 x 16 transpose held in 16 vectors: rows a and a + s (bit s of a clear) exchange their
+// off-diagonal s x s blocks: row a keeps its positions p with bit s clear and takes row a + s's p - s elsewhere;
+// row a + s keeps its positions with bit s set and takes row a's p + s elsewhere. Steps s = 8, 4, 2, 1 transpose.
+#define TRANSPOSE_STEP(s, KEEP_LOW, KEEP_HIGH)                                 \
+  for (int a = 0; a < W; ++a)                                                  \
+    if (!(a & s)) {                                                            \
+      const v16 x = rows[a], y = rows[a + s];                                  \
+      rows[a] = __builtin_shufflevector(x, y, UNPACK KEEP_LOW);                \
+      rows[a + s] = __builtin_shufflevector(x, y, UNPACK KEEP_HIGH);           \
+    }
+#define UNPACK(...) __VA_ARGS__
+
+inline void transpose16(v16 (&rows)[W]) {
+  TRANSPOSE_STEP(8, (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+                  (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+  TRANSPOSE_STEP(4, (0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+                  (4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
+  TRANSPOSE_STEP(2, (0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+                  (2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
+  TRANSPOSE_STEP(1, (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+                  (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
+}
+#undef TRANSPOSE_STEP
+#undef UNPACK
+
+// t[d][j] = m[j][d] for j < S (m's rows ms apart), 0 for S <= j < Sp: 16 x 16 blocks through registers.
 inline void transpose_into(float* t, const float* m, int64_t ms, int S, int Sp, int D) {
-  for (int d = 0; d < D; ++d) {
-    for (int j = 0; j < S; ++j) t[d * Sp + j] = m[j * ms + d];
-    for (int j = S; j < Sp; ++j) t[d * Sp + j] = 0.0f;
-  }
+  for (int j0 = 0; j0 < Sp; j0 += W)
+    for (int d0 = 0; d0 < D; d0 += W) {
+      v16 rows[W];
+      for (int j = 0; j < W; ++j) rows[j] = j0 + j < S ? load(m + (j0 + j) * ms + d0) : v16{};
+      transpose16(rows);
+      for (int d = 0; d < W; ++d) store(t + (d0 + d) * Sp + j0, rows[d]);
+    }
 }
 
 // The tile's rows hold scores for columns < cols. Each row r keeps columns j <= i0 + r and becomes
