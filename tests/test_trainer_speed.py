@@ -18,9 +18,10 @@ from conftest import tiny_config
 
 def test_head_loss_equals_logits_then_cross_entropy():
     torch.manual_seed(0)
-    hidden = torch.randn(3, 70, 16, dtype=torch.float64, requires_grad=True)  # 210 rows: two blocks and a remainder
+    hidden = torch.randn(8, 70, 16, dtype=torch.float64, requires_grad=True)  # 560 rows: two blocks and a remainder
     weight = torch.randn(50, 16, dtype=torch.float64, requires_grad=True)
-    ids = torch.randint(0, 50, (3, 70))
+    ids = torch.randint(0, 50, (8, 70))
+    assert 2 * objectives.HEAD_CE_ROWS < ids.numel() < 3 * objectives.HEAD_CE_ROWS
     plain = torch.nn.functional.cross_entropy((hidden @ weight.t())[:, :-1].reshape(-1, 50), ids[:, 1:].reshape(-1))
     grads = torch.autograd.grad(plain, (hidden, weight))
     fused = objectives.head_causal_lm_loss(hidden, weight, ids)

@@ -40,8 +40,10 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Te
     return F.cross_entropy(_flat(logits), _targets(input_ids, mask), ignore_index=-100)
 
 
-# Rows per chunk of the fused head + cross-entropy: a [rows, vocab] float32 block that stays in a core's cache.
-HEAD_CE_ROWS = 128
+# Rows per chunk of the fused head + cross-entropy: a [rows, vocab] float32 block near a core's cache (1.6 MB at
+# vocab 1,542). 256 measured 1.01x-1.05x faster than 128 for the compiled baseline step (fewer Python-level
+# calls per step), 512 between the two; the teacher's step is the same with 128 and 256.
+HEAD_CE_ROWS = 256
 _LOG2E, _LN2 = 1 / math.log(2), math.log(2)
 
 
