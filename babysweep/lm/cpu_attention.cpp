@@ -216,8 +216,8 @@ void forward_head(const float* q, Strides qs, const float* k, Strides ks, const 
 
 template <int D>
 void backward_head(const float* q, Strides qs, const float* k, Strides ks, const float* v, Strides vs, const float* o,
-                   Strides os, const float* lse, const float* go, Strides gs, float* dq, float* dk, float* dv, int64_t ds, int S,
-                   float scale, std::vector<float>& work) {
+                   Strides os, const float* lse, const float* go, Strides gs, float* dq, float* dk, float* dv,
+                   int64_t ds, int S, float scale, std::vector<float>& work) {
   // dq, dk, dv: [S, D] rows ds apart
   const int Sp = (S + W - 1) / W * W;
   work.resize(size_t(2 * D) * Sp + 2 * R * Sp + S);
@@ -289,8 +289,8 @@ void forward_all(const float* q, Strides qs, const float* k, Strides ks, const f
 
 template <int D>
 void backward_all(const float* q, Strides qs, const float* k, Strides ks, const float* v, Strides vs, const float* o,
-                  Strides os, const float* lse, const float* go, Strides gs, float* dq, float* dk, float* dv, Strides ds,
-                  int B, int H, int S, float scale) {
+                  Strides os, const float* lse, const float* go, Strides gs, float* dq, float* dk, float* dv,
+                  Strides ds, int B, int H, int S, float scale) {
   std::vector<float> work;
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h) {

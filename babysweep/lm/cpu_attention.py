@@ -28,6 +28,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 NAME = "babysweep_cpu"  # the attention implementation's name in transformers' registry
 HEAD_SIZES = (16, 32, 64)
@@ -39,6 +40,11 @@ def version() -> str:
     """A digest of this module and the kernel's source. Inductor's on-disk cache does not key its compiled graphs by
     a custom op's output layouts, so the trainer keeps one cache folder per version of them."""
     return hashlib.sha256(Path(__file__).read_bytes() + SOURCE.read_bytes()).hexdigest()[:12]
+
+
+def cpp_compiler() -> str:
+    """The C++ compiler torch.compile's CPU backend calls (and this kernel is built with): $CXX, else the platform's."""
+    return os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
 
 
 def _cpu_signature() -> str:
@@ -58,7 +64,7 @@ def build(folder: Path) -> ctypes.CDLL:
     global _library
     if _library is not None:
         return _library
-    compiler = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
+    compiler = cpp_compiler()
     flags = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC"]
     key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, *flags, _cpu_signature()]).encode()).hexdigest()[:16]
     library = folder / f"cpu_attention-{key}.so"
@@ -169,7 +175,6 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
     if applies(module, query, key, attention_mask, dropout, is_causal, kwargs):
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
         return causal_attention(query, key, value, float(scale))[0], None
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                   is_causal=is_causal, **kwargs)
 

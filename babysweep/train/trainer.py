@@ -297,14 +297,15 @@ def compiled_body(cfg: RunConfig, model: torch.nn.Module):
     (eager calls keep SDPA)."""
     if not cfg.train.compile:
         return None
-    compiler = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")  # what Inductor calls
-    if next(model.parameters()).device.type == "cpu" and shutil.which(compiler) is None:
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    compiler = cpu_attention.cpp_compiler()
+    if on_cpu and shutil.which(compiler) is None:
         raise UserError(f"train.compile: torch.compile on the CPU builds C++ kernels with {compiler}, which is not "
                         "installed (install it, set CXX to a C++ compiler, or set train.compile to false).")
     cache = paths.cache_dir(cfg.data.cache_dir)
     inductor_cache_here(cache / "inductor" / cpu_attention.version())
     tabulate_rotary(model)
-    if next(model.parameters()).device.type == "cpu":
+    if on_cpu:
         cpu_attention.use_cpu_attention(model, cache / "kernels")
     return torch.compile(model.base_model, dynamic=False)
 
