@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from babysweep.lm import cpu_kernels
 
 NAME = "babysweep_cpu"  # the attention implementation's name in transformers' registry
 HEAD_SIZES = (16, 32, 64)
@@ -42,46 +38,12 @@ def version() -> str:
     return hashlib.sha256(Path(__file__).read_bytes() + SOURCE.read_bytes()).hexdigest()[:12]
 
 
-def cpp_compiler() -> str:
-    """The C++ compiler torch.compile's CPU backend calls (and this kernel is built with): $CXX, else the platform's."""
-    return os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
-
-
-def _cpu_signature() -> str:
-    """What -march=native depends on: the instruction sets of this CPU (a shared cache may serve other machines)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    except OSError:
-        pass
-    return f"{platform.machine()} {platform.processor()}"
-
-
 def build(folder: Path) -> ctypes.CDLL:
-    """The compiled kernel, built into `folder` once per source, compiler and CPU (concurrent builders: the last
-    rename wins, every one of them complete)."""
+    """The compiled kernel (lm/cpu_kernels.py builds it into `folder` once per source, compiler and CPU)."""
     global _library
     if _library is not None:
         return _library
-    compiler = cpp_compiler()
-    flags = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC"]
-    key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, *flags, _cpu_signature()]).encode()).hexdigest()[:16]
-    library = folder / f"cpu_attention-{key}.so"
-    if not library.exists():
-        if shutil.which(compiler) is None:
-            raise OSError(f"{compiler} is not installed")
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-        os.close(fd)
-        try:
-            done = subprocess.run([compiler, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True)
-            if done.returncode:
-                raise OSError(f"{compiler} failed: {done.stderr.strip()[-500:]}")
-            os.replace(tmp, library)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    lib = ctypes.CDLL(str(library))
+    lib = cpu_kernels.build(SOURCE, folder)
     pointer, i64p, i32, f32 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, ctypes.c_float
     lib.causal_attention_forward.argtypes = [pointer, i64p] * 4 + [pointer, i32, i32, i32, i32, f32]
     lib.causal_attention_backward.argtypes = [pointer, i64p] * 4 + [pointer, pointer, i64p] + [pointer] * 3 + [i64p] + [i32] * 4 + [f32]

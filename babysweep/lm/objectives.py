@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from babysweep.lm import cpu_head
+
 N_SPECIAL = 4  # <pad>, <s>, </s>, <mask>: never chosen for masking, never a random replacement
 
 
@@ -65,10 +67,18 @@ class _HeadCrossEntropy(torch.autograd.Function):
         # The blocks hold logits in base 2 (times log2 e, folded into the matrix once) so that exp2 can replace exp:
         # the same softmax, but aten's float exp calls MKL's vector exp, 2.4x slower on this project's AMD CPUs.
         weight2 = weight * _LOG2E
+        kernel = cpu_head.applies(logits)  # lm/cpu_head.py: one pass per row instead of the operations below
+        row_loss = hidden.new_empty(hidden.size(0)) if kernel else None
         for start in range(0, hidden.size(0), HEAD_CE_ROWS):
             rows = slice(start, start + HEAD_CE_ROWS)
             h, t, s = hidden[rows], safe[rows], scale[rows]
             block = torch.mm(h, weight2.t(), out=logits[: h.size(0)])  # [rows, vocab] logits, base 2
+            grad_rows = grad_hidden[rows]
+            if kernel:  # the block becomes d loss / d logits, with each row's weight s in it
+                cpu_head.softmax_gradient(block, t, s.squeeze(1), row_loss[rows])
+                torch.mm(block, weight, out=grad_rows)
+                grad_weight.addmm_(block.t(), h)
+                continue
             top = block.amax(dim=1, keepdim=True)
             picked = block.gather(1, t.unsqueeze(1))
             block.sub_(top).exp2_()  # one exp pass; the block is never normalised
@@ -79,10 +89,11 @@ class _HeadCrossEntropy(torch.autograd.Function):
             # 64-128 here, vocab ~1,500).
             block.scatter_add_(1, t.unsqueeze(1), -sums)
             factor = s / sums
-            grad_rows = grad_hidden[rows]
             torch.mm(block, weight, out=grad_rows)
             grad_rows.mul_(factor)
             grad_weight.addmm_(block.t(), h * factor)
+        if kernel:
+            total = (row_loss * scale.squeeze(1)).sum()
         ctx.save_for_backward(grad_hidden, grad_weight)
         return total * _LN2
 

@@ -57,7 +57,7 @@ from babysweep.data.batches import batches_per_epoch, chunks_per_epoch, dev_batc
 from babysweep.data.tokenizer import MASK_ID, fingerprint
 from babysweep.core.errors import UserError
 from babysweep.lm.models import build_model, count_params, load_model, save_model, tabulate_rotary
-from babysweep.lm import cpu_attention
+from babysweep.lm import cpu_attention, cpu_head, cpu_kernels
 
 Reporter = Callable[[dict, Path | None], None]
 Progress = Callable[[dict], None]
@@ -285,6 +285,8 @@ def setup(config: RunConfig | dict[str, Any], out_dir: Path) -> Run:
     if cfg.eval.suite is not None and cfg.eval.suite_on == "all" and not Path(cfg.eval.suite).expanduser().is_dir():
         raise UserError(f"eval.suite: the suite's data folder {cfg.eval.suite} does not exist.")
     words = teachers_words(distill.teachers) if teachers else None
+    if training.fused and dev.device.type == "cpu":  # the fused head's pass over each row in C++ (lm/cpu_head.py)
+        cpu_head.use_cpu_head(paths.cache_dir(cfg.data.cache_dir) / "kernels")
     return Run(cfg, Path(out_dir), dev, data, model, count_params(model), phases, teachers, pairs, n_batches,
                total_steps, optimizer, scheduler, cache_plan, cache, words, compiled_body(cfg, model))
 
@@ -298,7 +300,7 @@ def compiled_body(cfg: RunConfig, model: torch.nn.Module):
     if not cfg.train.compile:
         return None
     on_cpu = next(model.parameters()).device.type == "cpu"
-    compiler = cpu_attention.cpp_compiler()
+    compiler = cpu_kernels.cpp_compiler()
     if on_cpu and shutil.which(compiler) is None:
         raise UserError(f"train.compile: torch.compile on the CPU builds C++ kernels with {compiler}, which is not "
                         "installed (install it, set CXX to a C++ compiler, or set train.compile to false).")

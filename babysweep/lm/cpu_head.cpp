@@ -1,0 +1,94 @@
+// The row-wise part of the fused head's cross-entropy (objectives._HeadCrossEntropy) on one CPU core, float32:
+// one call per block of rows, each row read and written once (babysweep/lm/cpu_head.py builds and calls it).
+// Why: done with torch's operations it is six passes over a [256, vocab] block (max, subtract, exp2, sum, gather,
+// scatter) plus two scalings, each a separate call; a row of the vocabulary is a few kilobytes and stays in L1 here.
+//
+// A block row x holds base-2 logits. Per row: m = max x, e = 2^(x - m), sum = sum e, the row's cross-entropy in bits
+// m + log2(sum) - x[target], and x becomes s * (e / sum - onehot(target)): d loss / d logits for a row of weight s.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t i16 __attribute__((vector_size(64)));
+
+constexpr int W = 16;  // floats per vector
+
+inline v16 load(const float* p) { v16 v; std::memcpy(&v, p, sizeof v); return v; }
+inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+inline v16 splat(float x) { return v16{} + x; }
+
+// 2^x for x <= 0 (arguments are shifted by their row maximum first): x = n + f with |f| <= 1/2, 2^f = exp(f ln2) by
+// its Taylor series to the 7th power (relative error below 1e-8 on that interval), times 2^n built in the exponent
+// bits. Below -126 (and for -inf) the result is 0.
+inline v16 exp2_nonpositive(v16 x) {
+  const v16 lo = splat(-126.0f);
+  i16 tiny = x < lo;
+  x = x < lo ? lo : x;
+  v16 n = __builtin_convertvector(__builtin_convertvector(x - 0.5f, i16), v16);  // nearest integer: n <= 0 here
+  v16 r = (x - n) * 0.693147180559945309f;
+  v16 p = splat(1.0f / 5040);
+  p = p * r + 1.0f / 720; p = p * r + 1.0f / 120; p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;   p = p * r + 0.5f;       p = p * r + 1.0f;  p = p * r + 1.0f;
+  i16 bits = (__builtin_convertvector(n, i16) + 127) << 23;
+  v16 scale; std::memcpy(&scale, &bits, sizeof scale);
+  v16 out = p * scale;
+  return tiny ? splat(0.0f) : out;
+}
+
+// Horizontal sum and maximum in four halving steps.
+inline float hsum(v16 v) {
+  v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3);
+  v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1);
+  v += __builtin_shufflevector(v, v, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0);
+  return v[0];
+}
+inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
+inline float hmax(v16 v) {
+  v = vmax(v, __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+  v = vmax(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3));
+  v = vmax(v, __builtin_shufflevector(v, v, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1));
+  v = vmax(v, __builtin_shufflevector(v, v, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0));
+  return v[0];
+}
+
+}  // namespace
+
+// block: rows x vocab base-2 logits, rows `stride` floats apart, replaced by the gradient; target: one class per row;
+// weight: each row's weight s (0 for rows the loss ignores); row_loss: each row's cross-entropy in bits (before s).
+// Returns 1 if a target is outside [0, vocab), with nothing written past that row, else 0.
+extern "C" int head_softmax_gradient(float* block, int64_t rows, int64_t vocab, int64_t stride, const int64_t* target,
+                                     const float* weight, float* row_loss) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t t = target[r];
+    if (t < 0 || t >= vocab) return 1;
+    float* x = block + r * stride;
+    int64_t j = 0;
+    v16 top = splat(-INFINITY);
+    for (; j + W <= vocab; j += W) top = vmax(top, load(x + j));
+    float m = hmax(top);
+    for (; j < vocab; ++j) m = std::max(m, x[j]);
+    const float picked = x[t];
+    v16 sums = splat(0.0f);
+    for (j = 0; j + W <= vocab; j += W) {
+      v16 e = exp2_nonpositive(load(x + j) - m);
+      store(x + j, e);
+      sums += e;
+    }
+    float sum = hsum(sums);
+    for (; j < vocab; ++j) {
+      x[j] = std::exp2(x[j] - m);
+      sum += x[j];
+    }
+    row_loss[r] = m + std::log2(sum) - picked;
+    const float factor = weight[r] / sum;
+    for (j = 0; j + W <= vocab; j += W) store(x + j, load(x + j) * factor);
+    for (; j < vocab; ++j) x[j] *= factor;
+    x[t] -= weight[r];
+  }
+  return 0;
+}

@@ -1,0 +1,81 @@
+"""lm/cpu_head.py: the fused head's row pass in C++, against float64 cross-entropy value by value, and where it is
+(and is not) used."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from babysweep.lm import cpu_head, objectives
+from babysweep.train import trainer
+from conftest import tiny_config
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="the kernel is built with a C++ compiler")
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    return cpu_head.build(tmp_path_factory.mktemp("kernels"))
+
+
+def head_loss_and_grads(hidden, weight, ids):
+    hidden, weight = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+    loss = objectives.head_causal_lm_loss(hidden, weight, ids)
+    return (loss.detach(), *torch.autograd.grad(loss, (hidden, weight)))
+
+
+@pytest.mark.parametrize("vocab,logit_scale", [(300, 1.0), (1542, 1.0), (50, 60.0)])
+def test_the_kernel_gives_cross_entropy_and_its_gradients(kernel, monkeypatch, vocab, logit_scale):
+    """Two full blocks and a remainder, ignored targets, a vocabulary that is no multiple of the vector width, and
+    logits wide enough that most of a row's exponentials underflow: loss and both gradients against float64
+    cross-entropy within float32 rounding, and no further from it than torch's operations in float32 (times 2)."""
+    torch.manual_seed(vocab)
+    hidden = torch.randn(8, 70, 16) * logit_scale
+    weight = torch.randn(vocab, 16) * 0.5
+    ids = torch.randint(0, vocab, (8, 70))
+    ids[1, 5:9] = -100  # the loss ignores these targets (as padding would)
+    assert 2 * objectives.HEAD_CE_ROWS < ids.numel() < 3 * objectives.HEAD_CE_ROWS
+    calls = []
+    real = cpu_head.softmax_gradient
+    monkeypatch.setattr(cpu_head, "softmax_gradient", lambda *a: calls.append(1) or real(*a))
+    mine = head_loss_and_grads(hidden, weight, ids)
+    assert len(calls) == 3  # the kernel did every block
+    with monkeypatch.context() as m:
+        m.setattr(cpu_head, "_library", None)
+        torchs = head_loss_and_grads(hidden, weight, ids)
+    assert len(calls) == 3
+    exact = head_loss_and_grads(hidden.double(), weight.double(), ids)  # float64: torch's operations
+    plain = F.cross_entropy((hidden.double() @ weight.double().t())[:, :-1].reshape(-1, vocab), ids[:, 1:].reshape(-1))
+    assert float(exact[0]) == pytest.approx(float(plain), rel=1e-12)
+    for name, got, torch32, want in zip(("loss", "hidden", "weight"), mine, torchs, exact):
+        scale = want.abs().max()
+        error = float((got.double() - want).abs().max() / scale)
+        assert error < 1e-5 and error <= 2 * max(float((torch32.double() - want).abs().max() / scale), 1e-7), name
+
+
+def test_a_target_outside_the_vocabulary_is_an_error(kernel):
+    hidden, weight = torch.randn(2, 10, 8), torch.randn(40, 8)
+    with pytest.raises(IndexError, match="outside the vocabulary's 40 classes"):
+        objectives.head_causal_lm_loss(hidden, weight, torch.full((2, 10), 40))
+
+
+def test_fused_cpu_training_builds_it_and_a_missing_compiler_leaves_torchs_operations(kernel, monkeypatch, tmp_path,
+                                                                                       cache_dir):
+    config = tiny_config(cache_dir, train={"fused": True, "max_steps": 2}, eval={"blimp": "none"})
+    monkeypatch.setattr(cpu_head, "_library", None)
+    trainer.setup(config, tmp_path / "fused")
+    assert cpu_head._library is not None
+    monkeypatch.setattr(cpu_head, "_library", None)
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.setup(tiny_config(cache_dir, train={"fused": True}, data={"cache_dir": str(tmp_path / "fresh")}),
+                      tmp_path / "no-compiler")
+    assert cpu_head._library is None
+    assert [str(w.message) for w in caught if "head kernel" in str(w.message)] == [
+        "train.fused: the CPU head kernel was not built (no-such-compiler-here is not installed); the head keeps "
+        "torch's operations."]
