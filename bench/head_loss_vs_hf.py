@@ -4,24 +4,33 @@ which BabyLlama's student CE is), loss and every parameter's gradient, case by c
 
     python bench/head_loss_vs_hf.py            # a few seconds; --dtype float32 for the training dtype
 
+In float32 the head's row pass is lm/cpu_head.cpp's kernel, as in training (built first; --no-kernel: torch's
+operations); float64 blocks always take torch's operations.
+
 Hugging Face computes its loss on float32 logits (it upcasts them), so even in float64 the two agree to float32
 rounding, not to float64's."""
 
 import argparse
 import itertools
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from babysweep.lm import cpu_head  # noqa: E402
 from babysweep.lm.objectives import head_causal_lm_loss  # noqa: E402
 
 torch.set_num_threads(1)
 parser = argparse.ArgumentParser()
 parser.add_argument("--dtype", default="float64", choices=("float64", "float32"))
-dtype = getattr(torch, parser.parse_args().dtype)
+parser.add_argument("--no-kernel", action="store_true", help="float32 with torch's operations, not lm/cpu_head.cpp")
+args = parser.parse_args()
+dtype = getattr(torch, args.dtype)
+if dtype == torch.float32 and not args.no_kernel:
+    cpu_head.build(Path(tempfile.mkdtemp(prefix="bench-head-")))
 cases, worst_loss, worst_grad = 0, 0.0, 0.0
 for arch, d, vocab, batch, seq, seed in itertools.product(("llama", "gpt2"), (32, 64, 128), (300, 1542), (3, 16), (17, 64), (0, 1)):
     torch.manual_seed(seed)
@@ -43,5 +52,6 @@ for arch, d, vocab, batch, seq, seed in itertools.product(("llama", "gpt2"), (32
         if a is not None:
             worst_grad = max(worst_grad, ((a - b).abs().max() / a.abs().max().clamp_min(1e-30)).item())
     cases += 1
-print(f"{cases} cases (LLaMA and GPT-2, d 32/64/128, vocab 300/1542, batch 3/16, seq 17/64, 2 seeds; {dtype}): "
+print(f"{cases} cases (LLaMA and GPT-2, d 32/64/128, vocab 300/1542, batch 3/16, seq 17/64, 2 seeds; {dtype}, "
+      f"row pass: {'lm/cpu_head.cpp' if cpu_head._library is not None else 'torch operations'}): "
       f"largest relative loss difference {worst_loss:.2e}, largest gradient difference {worst_grad:.2e} of the gradient's max")
