@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import warnings
 
@@ -19,7 +20,18 @@ pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="the kernel 
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
-    return cpu_head.build(tmp_path_factory.mktemp("kernels"))
+    before = cpu_head._library
+    yield cpu_head.build(tmp_path_factory.mktemp("kernels"))
+    cpu_head._library = before  # other modules' tests see the path they would have seen without this one
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The kernel serves one-thread processes (a sweep trial's); pytest's may have more."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def head_loss_and_grads(hidden, weight, ids):
@@ -59,8 +71,44 @@ def test_the_kernel_gives_cross_entropy_and_its_gradients(kernel, monkeypatch, v
 
 def test_a_target_outside_the_vocabulary_is_an_error(kernel):
     hidden, weight = torch.randn(2, 10, 8), torch.randn(40, 8)
-    with pytest.raises(IndexError, match="outside the vocabulary's 40 classes"):
+    with pytest.raises(RuntimeError, match="outside the vocabulary's 40 classes"):
         objectives.head_causal_lm_loss(hidden, weight, torch.full((2, 10), 40))
+
+
+def test_rows_apart_wider_than_the_vocabulary_and_non_finite_logits(kernel):
+    """A block whose rows lie 7 floats further apart than its 37 columns: the gradient rows equal a contiguous
+    block's, the columns in between are untouched. A row holding inf or nan gets a nan loss, as torch's path gives."""
+    torch.manual_seed(0)
+    logits = torch.randn(5, 37) * 4
+    logits[3, 11] = float("inf")
+    logits[4, 2] = float("nan")
+    target, weight = torch.tensor([0, 36, 5, 7, 9]), torch.full((5,), 0.25)
+    wide = torch.full((5, 44), -7.0)
+    wide[:, :37] = logits
+    block, dense = wide[:, :37], logits.clone()
+    losses = [torch.empty(5), torch.empty(5)]
+    cpu_head.softmax_gradient(block, target, weight, losses[0])
+    cpu_head.softmax_gradient(dense, target, weight, losses[1])
+    assert torch.equal(block[:3], dense[:3]) and torch.equal(losses[0][:3], losses[1][:3])
+    assert torch.equal(wide[:, 37:], torch.full((5, 7), -7.0))
+    ln2 = math.log(2)  # the block holds base-2 logits x: natural ones are x ln 2, and the loss is in bits
+    want = F.cross_entropy(logits[:3].double() * ln2, target[:3], reduction="none") / ln2
+    assert torch.allclose(losses[0][:3].double(), want, rtol=1e-6)
+    assert losses[0][3:].isnan().all()
+
+
+def test_only_what_it_computes_goes_to_the_kernel(kernel, monkeypatch):
+    """More than one torch thread, float64 or a wrongly typed argument: torch's operations, or an error, never a read
+    the kernel was not written for."""
+    block = torch.randn(4, 20)
+    assert cpu_head.applies(block) and not cpu_head.applies(block.double()) and not cpu_head.applies(block.t())
+    assert not cpu_head.applies(torch.randn(1, 20).expand(4, 20))  # rows that overlap
+    with pytest.raises(ValueError, match="not what the kernel reads"):
+        cpu_head.softmax_gradient(block, torch.zeros(4, dtype=torch.int32), torch.ones(4), torch.empty(4))
+    with pytest.raises(ValueError, match="not what the kernel reads"):
+        cpu_head.softmax_gradient(block, torch.zeros(4, dtype=torch.int64), torch.ones(3), torch.empty(4))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert not cpu_head.applies(block)
 
 
 def test_fused_cpu_training_builds_it_and_a_missing_compiler_leaves_torchs_operations(kernel, monkeypatch, tmp_path,

@@ -23,6 +23,7 @@ typedef int32_t i16 __attribute__((vector_size(64)));
 constexpr int W = 16;  // floats per vector
 constexpr int R = 4;   // query rows per tile
 
+// load, store, splat, hsum, vmax and hmax are kept in step with cpu_head.cpp's (each file is built on its own).
 inline v16 load(const float* p) { v16 v; std::memcpy(&v, p, sizeof v); return v; }
 inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
 inline v16 splat(float x) { return v16{} + x; }

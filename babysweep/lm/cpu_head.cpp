@@ -1,7 +1,7 @@
 // The row-wise part of the fused head's cross-entropy (objectives._HeadCrossEntropy) on one CPU core, float32:
-// one call per block of rows, each row read and written once (babysweep/lm/cpu_head.py builds and calls it).
-// Why: done with torch's operations it is six passes over a [256, vocab] block (max, subtract, exp2, sum, gather,
-// scatter) plus two scalings, each a separate call; a row of the vocabulary is a few kilobytes and stays in L1 here.
+// one call per block of rows (babysweep/lm/cpu_head.py builds and calls it). Why: with torch's operations it is four
+// passes over a [256, vocab] block (max, subtract, exp2, sum), a gather, a scatter and two scalings, each a separate
+// call; here a row of the vocabulary (a few kilobytes) is brought into L1 once and swept three times there.
 //
 // A block row x holds base-2 logits. Per row: m = max x, e = 2^(x - m), sum = sum e, the row's cross-entropy in bits
 // m + log2(sum) - x[target], and x becomes s * (e / sum - onehot(target)): d loss / d logits for a row of weight s.
@@ -20,6 +20,8 @@ constexpr int W = 16;  // floats per vector
 inline v16 load(const float* p) { v16 v; std::memcpy(&v, p, sizeof v); return v; }
 inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
 inline v16 splat(float x) { return v16{} + x; }
+
+// The vector helpers below are kept in step with cpu_attention.cpp's (each file is built on its own).
 
 // 2^x for x <= 0 (arguments are shifted by their row maximum first): x = n + f with |f| <= 1/2, 2^f = exp(f ln2) by
 // its Taylor series to the 7th power (relative error below 1e-8 on that interval), times 2^n built in the exponent

@@ -285,7 +285,7 @@ def setup(config: RunConfig | dict[str, Any], out_dir: Path) -> Run:
     if cfg.eval.suite is not None and cfg.eval.suite_on == "all" and not Path(cfg.eval.suite).expanduser().is_dir():
         raise UserError(f"eval.suite: the suite's data folder {cfg.eval.suite} does not exist.")
     words = teachers_words(distill.teachers) if teachers else None
-    if training.fused and dev.device.type == "cpu":  # the fused head's pass over each row in C++ (lm/cpu_head.py)
+    if training.fused and dev.device.type == "cpu" and dev.autocast_dtype is None:  # the fused head's row pass in C++
         cpu_head.use_cpu_head(paths.cache_dir(cfg.data.cache_dir) / "kernels")
     return Run(cfg, Path(out_dir), dev, data, model, count_params(model), phases, teachers, pairs, n_batches,
                total_steps, optimizer, scheduler, cache_plan, cache, words, compiled_body(cfg, model))
