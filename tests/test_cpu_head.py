@@ -127,3 +127,37 @@ def test_fused_cpu_training_builds_it_and_a_missing_compiler_leaves_torchs_opera
     assert [str(w.message) for w in caught if "head kernel" in str(w.message)] == [
         "train.fused: the CPU head kernel was not built (no-such-compiler-here is not installed); the head keeps "
         "torch's operations."]
+
+
+@pytest.mark.parametrize("alpha,temperature,reduction,half", [(0.5, 2.0, "token", True), (0.3, 1.0, "babyllama", False),
+                                                               (0.0, 1.7, "token", False)])
+def test_the_distillation_kernel_gives_the_distillation_loss(kernel, monkeypatch, alpha, temperature, reduction, half):
+    """head_distillation_loss (ensemble "logits", two teachers, float16 like the cache's or float32): total, CE, KL
+    and both gradients with the kernel against the same loss in float64, within float32 rounding and no further off
+    than torch's operations in float32 (times 2); two full blocks, a remainder, ignored targets."""
+    torch.manual_seed(7)
+    hidden, weight = torch.randn(8, 70, 16) * 2, torch.randn(300, 16) * 0.5
+    ids = torch.randint(0, 300, (8, 70))
+    ids[2, 10:14] = -100
+    teachers = [torch.randn(8, 70, 300) * 4 for _ in range(2)]
+    teachers = [t.half() for t in teachers] if half else teachers
+    calls = []
+    real = cpu_head.distill_gradient
+    monkeypatch.setattr(cpu_head, "distill_gradient", lambda *a: calls.append(1) or real(*a))
+
+    def run(h, w, t):
+        h, w = h.clone().requires_grad_(), w.clone().requires_grad_()
+        out = objectives.head_distillation_loss(h, w, ids, t, alpha, temperature, "logits", reduction)
+        return [out.total.detach(), out.ce.detach(), out.kd.detach(), *torch.autograd.grad(out.total, (h, w))]
+
+    mine = run(hidden, weight, teachers)
+    assert len(calls) == 3
+    with monkeypatch.context() as m:
+        m.setattr(cpu_head, "_library", None)
+        torchs = run(hidden, weight, teachers)
+    exact = run(hidden.double(), weight.double(), [t.double() for t in teachers])
+    assert len(calls) == 3
+    for name, got, torch32, want in zip(("total", "ce", "kd", "hidden", "weight"), mine, torchs, exact):
+        scale = want.abs().max()
+        error = float((got.double() - want).abs().max() / scale)
+        assert error < 1e-5 and error <= 2 * max(float((torch32.double() - want).abs().max() / scale), 1e-7), name

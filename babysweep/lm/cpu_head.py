@@ -1,11 +1,13 @@
-"""The row-wise part of the fused head's cross-entropy (objectives._HeadCrossEntropy) in C++, a row at a time in L1.
+"""The row-wise part of the fused head's losses in C++, a row at a time in L1: cross-entropy
+(objectives._HeadCrossEntropy) and distillation with ensemble "logits" (objectives._HeadDistill).
 
     use_cpu_head(folder)    # builds cpu_head.cpp into `folder` once; False (and torch's operations) if it cannot
 
-With torch's operations, each [256, vocab] block of logits takes four passes over its 1.6 MB (row maximum, subtract,
-exp2, sum), a gather, a scatter and two scalings of [rows, d] arrays, eight calls in all. cpu_head.cpp brings each
-row into L1 once and makes its three sweeps there: the same softmax and gradient to float rounding
-(tests/test_cpu_head.py checks it against float64 cross-entropy value by value). It serves float32 blocks on the CPU
+With torch's operations, each [256, vocab] block of logits takes four passes over its 1.6 MB for the cross-entropy
+(row maximum, subtract, exp2, sum), a gather, a scatter and two scalings of [rows, d] arrays, eight calls in all; the
+distillation loss takes about twenty passes (three softmaxes, their log-sum-exps, the KL and the gradient's terms).
+cpu_head.cpp brings each row into L1 once and makes three sweeps there: the same losses and gradients to float
+rounding (tests/test_cpu_head.py checks them against float64 value by value). It serves float32 blocks on the CPU
 with one torch thread (where it was measured; torch's operations use every thread); anything else keeps torch's
 operations.
 """
@@ -32,6 +34,8 @@ def build(folder: Path) -> ctypes.CDLL:
         pointer, i64 = ctypes.c_void_p, ctypes.c_int64
         lib.head_softmax_gradient.argtypes = [pointer, i64, i64, i64, pointer, pointer, pointer]
         lib.head_softmax_gradient.restype = ctypes.c_int
+        lib.head_distill_gradient.argtypes = [pointer, pointer] + [i64] * 4 + [pointer] * 3 + [ctypes.c_float] + [pointer] * 2
+        lib.head_distill_gradient.restype = ctypes.c_int
         _library = lib
     return _library
 
@@ -65,4 +69,23 @@ def softmax_gradient(block: torch.Tensor, target: torch.Tensor, weight: torch.Te
     target, weight = target.contiguous(), weight.contiguous()
     if _library.head_softmax_gradient(block.data_ptr(), rows, block.size(1), block.stride(0),
                                       target.data_ptr(), weight.data_ptr(), row_loss.data_ptr()):
+        raise RuntimeError(f"a target is outside the vocabulary's {block.size(1)} classes")  # what gather raises
+
+
+def distill_gradient(block: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, a: torch.Tensor,
+                     b: torch.Tensor, inv_t: float, ce_rows: torch.Tensor, kl_rows: torch.Tensor) -> None:
+    """The distilled head's rows (ensemble "logits"), in place. block: the student's natural logits z [rows, vocab];
+    teacher: the teachers' mean logits divided by T, same shape (overwritten). With p = softmax(z), q = softmax(z / T)
+    and r = softmax(teacher): ce_rows = -log p[target], kl_rows = KL(r || q), and block becomes
+    b * (q - r) + a * (p - onehot(target)). target int64, a, b, ce_rows and kl_rows float32, all [rows]."""
+    rows = block.size(0)
+    if not (applies(block) and applies(teacher) and teacher.shape == block.shape and target.dtype == torch.int64
+            and a.dtype == b.dtype == ce_rows.dtype == kl_rows.dtype == torch.float32
+            and target.numel() == a.numel() == b.numel() == ce_rows.numel() == kl_rows.numel() == rows
+            and ce_rows.is_contiguous() and kl_rows.is_contiguous()):
+        raise ValueError("cpu_head.distill_gradient: the blocks, targets, weights or row losses are not what the kernel reads")
+    target, a, b = target.contiguous(), a.contiguous(), b.contiguous()
+    if _library.head_distill_gradient(block.data_ptr(), teacher.data_ptr(), rows, block.size(1), block.stride(0),
+                                      teacher.stride(0), target.data_ptr(), a.data_ptr(), b.data_ptr(), inv_t,
+                                      ce_rows.data_ptr(), kl_rows.data_ptr()):
         raise RuntimeError(f"a target is outside the vocabulary's {block.size(1)} classes")  # what gather raises

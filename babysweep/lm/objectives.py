@@ -342,12 +342,19 @@ class _HeadDistill(torch.autograd.Function):
         ce_rows = torch.empty(n, dtype=dtype, device=device)
         kl_rows = torch.empty(n, dtype=dtype, device=device)
 
+        kernel = ensemble == "logits" and cpu_head.applies(logits)  # lm/cpu_head.py: the rows' passes in one kernel
         for start in range(0, n, rows):
             sl = slice(start, min(start + rows, n))
             c = sl.stop - start
             s, p1, pt, ts, tp = (b[:c] for b in (logits, p_1, p_t, t_scaled, t_p))
             h, tgt, a, b = hidden[sl], safe_target[sl], a_rows[sl], b_rows[sl]
             torch.mm(h, weight.t(), out=s)
+            if kernel:  # s becomes the gradient rows below
+                _mean_logits_into(ts, teachers, sl, inv_t)
+                cpu_head.distill_gradient(s, ts, tgt.squeeze(1), a.squeeze(1), b.squeeze(1), inv_t, ce_rows[sl], kl_rows[sl])
+                torch.mm(s, weight, out=grad_hidden[sl])
+                grad_weight.addmm_(s.t(), h)
+                continue
             torch.softmax(s, 1, out=p1)
             lse_1 = _lse_from_softmax(s, p1)
             ce_rows[sl] = (lse_1 - s.gather(1, tgt)).squeeze(1)
