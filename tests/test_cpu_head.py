@@ -129,17 +129,19 @@ def test_fused_cpu_training_builds_it_and_a_missing_compiler_leaves_torchs_opera
         "torch's operations."]
 
 
-@pytest.mark.parametrize("alpha,temperature,reduction,half", [(0.5, 2.0, "token", True), (0.3, 1.0, "babyllama", False),
-                                                               (0.0, 1.7, "token", False)])
-def test_the_distillation_kernel_gives_the_distillation_loss(kernel, monkeypatch, alpha, temperature, reduction, half):
+@pytest.mark.parametrize("alpha,temperature,reduction,half,spread", [
+    (0.5, 2.0, "token", True, 1.0), (0.3, 1.0, "babyllama", False, 1.0), (0.0, 1.7, "token", False, 1.0),
+    (0.5, 0.5, "token", True, 6.0)])  # logits spread past exp's underflow, sharpened further by T < 1
+def test_the_distillation_kernel_gives_the_distillation_loss(kernel, monkeypatch, alpha, temperature, reduction, half,
+                                                             spread):
     """head_distillation_loss (ensemble "logits", two teachers, float16 like the cache's or float32): total, CE, KL
     and both gradients with the kernel against the same loss in float64, within float32 rounding and no further off
     than torch's operations in float32 (times 2); two full blocks, a remainder, ignored targets."""
     torch.manual_seed(7)
-    hidden, weight = torch.randn(8, 70, 16) * 2, torch.randn(300, 16) * 0.5
+    hidden, weight = torch.randn(8, 70, 16) * 2 * spread, torch.randn(300, 16) * 0.5
     ids = torch.randint(0, 300, (8, 70))
     ids[2, 10:14] = -100
-    teachers = [torch.randn(8, 70, 300) * 4 for _ in range(2)]
+    teachers = [torch.randn(8, 70, 300) * 4 * spread for _ in range(2)]
     teachers = [t.half() for t in teachers] if half else teachers
     calls = []
     real = cpu_head.distill_gradient
@@ -161,3 +163,25 @@ def test_the_distillation_kernel_gives_the_distillation_loss(kernel, monkeypatch
         scale = want.abs().max()
         error = float((got.double() - want).abs().max() / scale)
         assert error < 1e-5 and error <= 2 * max(float((torch32.double() - want).abs().max() / scale), 1e-7), name
+
+
+def test_the_distillation_kernel_reads_each_block_by_its_own_row_spacing(kernel):
+    """Student and teacher blocks whose rows lie differently far apart give the same rows as contiguous ones; an
+    out-of-range target and arguments the kernel was not written for are errors."""
+    torch.manual_seed(3)
+    z, u = torch.randn(6, 37) * 3, torch.randn(6, 37) * 3
+    target, a, b = torch.tensor([0, 36, 5, 7, 9, 1]), torch.full((6,), 0.1), torch.full((6,), 0.2)
+    wide_z, wide_u = torch.zeros(6, 40), torch.zeros(6, 51)
+    wide_z[:, :37], wide_u[:, :37] = z, u
+    out = [(torch.empty(6), torch.empty(6)) for _ in range(2)]
+    dense = z.clone()
+    cpu_head.distill_gradient(wide_z[:, :37], wide_u[:, :37], target, a, b, 0.5, *out[0])
+    cpu_head.distill_gradient(dense, u.clone(), target, a, b, 0.5, *out[1])
+    assert torch.equal(wide_z[:, :37], dense) and torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+    assert torch.equal(wide_z[:, 37:], torch.zeros(6, 3))
+    with pytest.raises(RuntimeError, match="outside the vocabulary's 37 classes"):
+        cpu_head.distill_gradient(z.clone(), u.clone(), torch.full((6,), 37), a, b, 0.5, *out[0])
+    for bad in ({"inv_t": -1.0}, {"a": a.double()}, {"u": u[:5].clone()}):
+        args = {"z": z.clone(), "u": u.clone(), "target": target, "a": a, "b": b, "inv_t": 0.5, **bad}
+        with pytest.raises(ValueError, match="not what the kernel reads"):
+            cpu_head.distill_gradient(args["z"], args["u"], args["target"], args["a"], args["b"], args["inv_t"], *out[0])

@@ -15,6 +15,7 @@ operations.
 from __future__ import annotations
 
 import ctypes
+import math
 import warnings
 from pathlib import Path
 
@@ -77,9 +78,11 @@ def distill_gradient(block: torch.Tensor, teacher: torch.Tensor, target: torch.T
     """The distilled head's rows (ensemble "logits"), in place. block: the student's natural logits z [rows, vocab];
     teacher: the teachers' mean logits divided by T, same shape (overwritten). With p = softmax(z), q = softmax(z / T)
     and r = softmax(teacher): ce_rows = -log p[target], kl_rows = KL(r || q), and block becomes
-    b * (q - r) + a * (p - onehot(target)). target int64, a, b, ce_rows and kl_rows float32, all [rows]."""
+    b * (q - r) + a * (p - onehot(target)). target int64, a, b, ce_rows and kl_rows float32, all [rows]; inv_t > 0
+    (every exponential's argument is then at most 0)."""
     rows = block.size(0)
-    if not (applies(block) and applies(teacher) and teacher.shape == block.shape and target.dtype == torch.int64
+    if not (applies(block) and applies(teacher) and teacher.shape == block.shape and 0 < inv_t < math.inf
+            and target.dtype == torch.int64
             and a.dtype == b.dtype == ce_rows.dtype == kl_rows.dtype == torch.float32
             and target.numel() == a.numel() == b.numel() == ce_rows.numel() == kl_rows.numel() == rows
             and ce_rows.is_contiguous() and kl_rows.is_contiguous()):

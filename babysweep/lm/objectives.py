@@ -337,16 +337,18 @@ class _HeadDistill(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden)
         grad_weight = torch.zeros_like(weight)
         buf = lambda: torch.empty(rows, vocab, dtype=dtype, device=device)
-        logits, p_1, p_t, t_scaled, t_p = buf(), buf(), buf(), buf(), buf()
+        logits, t_scaled = buf(), buf()
+        # lm/cpu_head.py: the rows' passes in one kernel, which needs no softmax buffers
+        kernel = ensemble == "logits" and temperature > 0 and cpu_head.applies(logits)
+        p_1, p_t, t_p = (None, None, None) if kernel else (buf(), buf(), buf())
         spare = buf() if ensemble == "probs" and k > 1 else None
         ce_rows = torch.empty(n, dtype=dtype, device=device)
         kl_rows = torch.empty(n, dtype=dtype, device=device)
 
-        kernel = ensemble == "logits" and cpu_head.applies(logits)  # lm/cpu_head.py: the rows' passes in one kernel
         for start in range(0, n, rows):
             sl = slice(start, min(start + rows, n))
             c = sl.stop - start
-            s, p1, pt, ts, tp = (b[:c] for b in (logits, p_1, p_t, t_scaled, t_p))
+            s, p1, pt, ts, tp = (None if b is None else b[:c] for b in (logits, p_1, p_t, t_scaled, t_p))
             h, tgt, a, b = hidden[sl], safe_target[sl], a_rows[sl], b_rows[sl]
             torch.mm(h, weight.t(), out=s)
             if kernel:  # s becomes the gradient rows below
