@@ -3,8 +3,7 @@
 // calls per layer; here one (batch, head) is a few kilobytes that stay in L1, and every product is a register tile.
 //
 // A tensor of shape [B, H, S, D] is passed as a pointer and its batch, head and row strides (in elements); the D
-// values of a row are contiguous. D is 16, 32 or 64. The vectors are GCC/Clang vector extensions of 16 floats,
-// which the compiler maps onto the machine's registers (one AVX-512 register, two AVX2 ones, four NEON ones).
+// values of a row are contiguous. D is 16, 32 or 64. The vectors are cpu_vector.h's, 16 floats.
 //
 // Forward: per row i, scores s_j = scale q_i . k_j for j <= i, P = softmax(s), o_i = sum_j P_j v_j, and the row's
 // log-sum-exp L_i is kept. Backward (as flash attention's): P again from L, dV += P^T dO, dP = dO V^T,
@@ -15,54 +14,11 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu_vector.h"
+
 namespace {
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef int32_t i16 __attribute__((vector_size(64)));
-
-constexpr int W = 16;  // floats per vector
 constexpr int R = 4;   // query rows per tile
-
-// load, store, splat, hsum, vmax and hmax are kept in step with cpu_head.cpp's (each file is built on its own).
-inline v16 load(const float* p) { v16 v; std::memcpy(&v, p, sizeof v); return v; }
-inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
-inline v16 splat(float x) { return v16{} + x; }
-
-// exp(x) for x <= 0 (arguments are shifted by their row maximum first): x = n ln2 + r with |r| <= ln2 / 2,
-// exp(r) by its Taylor series to r^7 (relative error below 1e-8 on that interval), times 2^n built in the
-// exponent bits. Below -87 (and for -inf) the result is 0.
-inline v16 exp_nonpositive(v16 x) {
-  const v16 lo = splat(-87.0f);
-  i16 tiny = x < lo;
-  x = x < lo ? lo : x;
-  v16 n = x * 1.44269504088896341f;
-  n = __builtin_convertvector(__builtin_convertvector(n - 0.5f, i16), v16);  // nearest integer: n <= 0 here
-  v16 r = x - n * 0.693145751953125f - n * 1.42860682030941723212e-6f;       // ln2 in two parts
-  v16 p = splat(1.0f / 5040);
-  p = p * r + 1.0f / 720; p = p * r + 1.0f / 120; p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;   p = p * r + 0.5f;       p = p * r + 1.0f;  p = p * r + 1.0f;
-  i16 bits = (__builtin_convertvector(n, i16) + 127) << 23;
-  v16 scale; std::memcpy(&scale, &bits, sizeof scale);
-  v16 out = p * scale;
-  return tiny ? splat(0.0f) : out;
-}
-
-// Horizontal sum and maximum in four halving steps (a serial loop would be 15 dependent operations).
-inline float hsum(v16 v) {
-  v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
-  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3);
-  v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1);
-  v += __builtin_shufflevector(v, v, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0);
-  return v[0];
-}
-inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
-inline float hmax(v16 v) {
-  v = vmax(v, __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
-  v = vmax(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3));
-  v = vmax(v, __builtin_shufflevector(v, v, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1));
-  v = vmax(v, __builtin_shufflevector(v, v, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0));
-  return v[0];
-}
 
 struct Strides { int64_t b, h, s; };
 

@@ -33,9 +33,9 @@ _library: ctypes.CDLL | None = None
 
 
 def version() -> str:
-    """A digest of this module and the kernel's source. Inductor's on-disk cache does not key its compiled graphs by
-    a custom op's output layouts, so the trainer keeps one cache folder per version of them."""
-    return hashlib.sha256(Path(__file__).read_bytes() + SOURCE.read_bytes()).hexdigest()[:12]
+    """A digest of this module and the kernel's source with its header. Inductor's on-disk cache does not key its
+    compiled graphs by a custom op's output layouts, so the trainer keeps one cache folder per version of them."""
+    return hashlib.sha256(Path(__file__).read_bytes() + cpu_kernels.sources_text(SOURCE).encode()).hexdigest()[:12]
 
 
 def build(folder: Path) -> ctypes.CDLL:

@@ -40,11 +40,16 @@ def _cpu_signature() -> str:
     return f"{platform.machine()} {platform.processor()}"
 
 
+def sources_text(source: Path) -> str:
+    """The source and the headers beside it that the kernels include (cpu_vector.h): what a build depends on."""
+    return "\n".join(path.read_text() for path in [source, *sorted(source.parent.glob("*.h"))])
+
+
 def build(source: Path, folder: Path) -> ctypes.CDLL:
     """`source` compiled into `folder` once per source, compiler and CPU, and loaded (concurrent builders: the last
     rename wins, every one of them complete)."""
     compiler = cpp_compiler()
-    key = hashlib.sha256("\n".join([source.read_text(), compiler, *FLAGS, _cpu_signature()]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\n".join([sources_text(source), compiler, *FLAGS, _cpu_signature()]).encode()).hexdigest()[:16]
     library = folder / f"{source.stem}-{key}.so"
     if not library.exists():
         if shutil.which(compiler) is None:
