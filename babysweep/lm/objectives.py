@@ -67,7 +67,7 @@ class _HeadCrossEntropy(torch.autograd.Function):
         # The blocks hold logits in base 2 (times log2 e, folded into the matrix once) so that exp2 can replace exp:
         # the same softmax, but aten's float exp calls MKL's vector exp, 2.4x slower on this project's AMD CPUs.
         weight2 = weight * _LOG2E
-        kernel = cpu_head.applies(logits)  # lm/cpu_head.py: one pass per row instead of the operations below
+        kernel = cpu_head.applies(logits)  # lm/cpu_head.py: each row swept in L1 instead of the operations below
         row_loss = hidden.new_empty(hidden.size(0)) if kernel else None
         for start in range(0, hidden.size(0), HEAD_CE_ROWS):
             rows = slice(start, start + HEAD_CE_ROWS)
