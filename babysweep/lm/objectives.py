@@ -338,8 +338,8 @@ class _HeadDistill(torch.autograd.Function):
         grad_weight = torch.zeros_like(weight)
         buf = lambda: torch.empty(rows, vocab, dtype=dtype, device=device)
         logits, t_scaled = buf(), buf()
-        # lm/cpu_head.py: the rows' passes in one kernel, which needs no softmax buffers
-        kernel = ensemble == "logits" and temperature > 0 and cpu_head.applies(logits)
+        # lm/cpu_head.py: the rows' passes in one kernel, which needs no softmax buffers (T > 0: RunConfig's rule)
+        kernel = ensemble == "logits" and cpu_head.applies(logits)
         p_1, p_t, t_p = (None, None, None) if kernel else (buf(), buf(), buf())
         spare = buf() if ensemble == "probs" and k > 1 else None
         ce_rows = torch.empty(n, dtype=dtype, device=device)
