@@ -1,7 +1,7 @@
 """Utilisation of the training step: achieved GFLOP/s of the default models against this core's matmul peak.
 
-    python bench/utilisation.py                  # about 12 min on a 2-core CPU (3 rounds)
-    python bench/utilisation.py --kinds baseline,teacher --variants fused,compiled --rounds 3
+    python bench/utilisation.py                  # every kind and variant, 3 rounds: longer still
+    python bench/utilisation.py --kinds baseline,teacher,student --variants fused,compiled   # 8 min on a 2-core CPU
 
 In one run, each measurement in a fresh subprocess with one torch thread (as a sweep trial with cpu: 1):
 1. peak: the best of a few repeats of an fp32 (and a bf16) square matmul with torch, in GFLOP/s;
